@@ -1,0 +1,76 @@
+"""The `minhu` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from alembic import command
+
+from minhu.settings import get_settings
+from minhu.wiring import open_engine
+from tickets.catalogue import Catalogue
+from tickets.db import alembic_config, session_factory, unit_of_work
+from tickets.errors import DomainError
+from tickets.org import load_org, parse_org
+
+app = typer.Typer(help="民呼 Minhu: community service tickets.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+org_app = typer.Typer(help="Org chart: streets, communities, grids, responders.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(org_app, name="org")
+
+
+def fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the migrations (creates the database on first run)."""
+    command.upgrade(alembic_config(get_settings().db_url), revision)
+    typer.echo("数据库已是最新版本 (database is up to date).")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration revision."""
+    command.current(alembic_config(get_settings().db_url))
+
+
+@org_app.command("load")
+def org_load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+    """Import or update an org chart from YAML (idempotent)."""
+
+    async def run() -> None:
+        spec = parse_org(path)
+        async with open_engine(get_settings()) as engine:
+            async with unit_of_work(session_factory(engine)) as session:
+                report = await load_org(session, spec, Catalogue.load())
+        if not report.changed:
+            typer.echo("没有变化 (nothing changed).")
+        for kind, n in sorted(report.created.items()):
+            typer.echo(f"created {n} {kind}")
+        for kind, n in sorted(report.updated.items()):
+            typer.echo(f"updated {n} {kind}")
+
+    try:
+        asyncio.run(run())
+    except (DomainError, ValueError) as error:
+        fail(str(error))
+
+
+def main() -> None:
+    try:
+        app()
+    except DomainError as error:
+        typer.secho(error.message, fg=typer.colors.RED, err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Configuration from the environment (or a .env file). Every setting has a safe local default."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", alias="MINHU_DATA_DIR")
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    auto_close_days: int = Field(default=7, alias="MINHU_AUTO_CLOSE_DAYS", ge=1)
+
+    @property
+    def db_url(self) -> str:
+        """DATABASE_URL, or the embedded SQLite file under the data folder. Plain postgres:// URLs get the
+        asyncpg driver."""
+        url = self.database_url.strip()
+        if not url:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            return f"sqlite+aiosqlite:///{self.data_dir / 'minhu.db'}"
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix):]
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,33 @@
+"""Builds the ticket service from settings: the composition root every process uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minhu.settings import Settings
+from tickets.db import create_engine, ensure_migrated, session_factory
+from tickets.service import Policy, TicketService
+
+
+@asynccontextmanager
+async def open_engine(settings: Settings, *, require_migrated: bool = True) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.db_url)
+    try:
+        if require_migrated:
+            await ensure_migrated(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def open_service(settings: Settings) -> AsyncIterator[TicketService]:
+    """The ticket service on a migrated database; refuses an unmigrated one (DatabaseNotMigrated)."""
+    async with open_engine(settings) as engine:
+        yield TicketService(
+            session_factory(engine), policy=Policy(auto_close_after=timedelta(days=settings.auto_close_days))
+        )

@@ -1,0 +1,149 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, both built by the Alembic migrations.
+
+PostgreSQL is at 127.0.0.1:5432 (override with MINHU_TEST_PG). Locally a missing server skips those
+tests; with CI=true a missing server fails the run, because CI must prove both databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tickets.catalogue import Catalogue
+from tickets.clock import ManualClock
+from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
+from tickets.models import Base, Resident, Responder
+from tickets.org import load_org, parse_org
+from tickets.service import TicketService
+
+PG_SERVER = os.environ.get("MINHU_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+FIXTURES = Path(__file__).parent / "fixtures"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# Monday 23 November 2026, 09:00 in Wuhan: a normal working day.
+MONDAY_9AM = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
+
+
+def _pg_reachable() -> str | None:
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_SERVER, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated to head, dropped afterwards."""
+    problem = _pg_reachable()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_SERVER}: {problem}", pytrace=False)
+        pytest.skip(f"PostgreSQL unreachable ({problem}); CI runs these")
+    name = f"minhu_t_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_SERVER)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = PG_SERVER.rsplit("/", 1)[0]
+    url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    command.upgrade(alembic_config(url), "head")
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "minhu.db"
+    command.upgrade(alembic_config(f"sqlite+aiosqlite:///{path}"), "head")
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "minhu.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(db_url)
+    if engine.dialect.name == "postgresql":
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(MONDAY_9AM)
+
+
+@pytest.fixture
+def catalogue() -> Catalogue:
+    return Catalogue.load()
+
+
+@pytest.fixture
+async def service(engine: AsyncEngine, clock: ManualClock, catalogue: Catalogue) -> TicketService:
+    return TicketService(session_factory(engine), clock=clock, catalogue=catalogue)
+
+
+class Org:
+    """The test org's responder ids by code, and helpers to make residents."""
+
+    def __init__(self, service: TicketService, responders: dict[str, int]) -> None:
+        self.service = service
+        self.responders = responders
+
+    def __getitem__(self, code: str) -> int:
+        return self.responders[code]
+
+    async def resident(self, name: str = "r1", community: str | None = "anju", compound: str | None = None) -> int:
+        resident = await self.service.resident_for(f"test:{name}")
+        if community:
+            await self.service.remember_resident(resident.id, community=community, compound=compound)
+        return resident.id
+
+
+@pytest.fixture
+async def org(service: TicketService, catalogue: Catalogue) -> Org:
+    async with unit_of_work(service.sessions) as session:
+        await load_org(session, parse_org(FIXTURES / "org.yml"), catalogue)
+        responders = {r.code: r.id for r in await session.scalars(select(Responder))}
+    return Org(service, responders)
+
+
+async def count(service: TicketService, model: type[Base]) -> int:
+    from sqlalchemy import func
+
+    async with service.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+__all__ = ["MONDAY_9AM", "Org", "Resident", "count"]

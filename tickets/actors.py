@@ -1,0 +1,26 @@
+"""Who is asking. Every operation names its actor so the ticket history says who did what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: Literal["resident", "responder", "system"]
+    id: int | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.id is None else f"{self.kind}:{self.id}"
+
+    @classmethod
+    def resident(cls, resident_id: int) -> Actor:
+        return cls("resident", resident_id)
+
+    @classmethod
+    def responder(cls, responder_id: int) -> Actor:
+        return cls("responder", responder_id)
+
+
+SYSTEM = Actor("system")

@@ -1,0 +1,328 @@
+"""Persistence: SQLAlchemy 2 typed models. Times are stored in UTC and always come back timezone-aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from tickets.catalogue import DispatchMode, Role
+
+# BigInteger ids on PostgreSQL, but SQLite only auto-increments a plain INTEGER primary key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Status(StrEnum):
+    CREATED = "created"  # 已受理, waiting for a responder
+    DISPATCHED = "dispatched"  # 已派单 / offered (抢单)
+    ACCEPTED = "accepted"  # 已接单, being worked
+    RESOLVED = "resolved"  # 已办结, waiting for the resident's rating
+    CLOSED = "closed"  # 已结案
+    CANCELLED = "cancelled"  # 已撤销 by the resident
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+    @property
+    def is_open(self) -> bool:
+        return self in (Status.CREATED, Status.DISPATCHED, Status.ACCEPTED)
+
+
+STATUS_LABELS = {
+    Status.CREATED: "已受理",
+    Status.DISPATCHED: "已派单",
+    Status.ACCEPTED: "处理中",
+    Status.RESOLVED: "已办结待评价",
+    Status.CLOSED: "已结案",
+    Status.CANCELLED: "已撤销",
+}
+
+
+class Urgency(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class Rating(StrEnum):
+    SATISFIED = "satisfied"  # 满意
+    BASIC = "basic"  # 基本满意
+    UNSATISFIED = "unsatisfied"  # 不满意
+
+    @property
+    def label(self) -> str:
+        return {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}[self.value]
+
+
+class Level(IntEnum):
+    """Escalation level: who is answerable now (小事不出网格,大事不出社区)."""
+
+    GRID = 0
+    COMMUNITY = 1
+    STREET = 2
+
+    @property
+    def label(self) -> str:
+        return ("网格", "社区", "街道")[self]
+
+
+class Street(Base):
+    __tablename__ = "streets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Community(Base):
+    __tablename__ = "communities"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"))
+    street: Mapped[Street] = relationship(lazy="raise")
+
+
+class Grid(Base):
+    __tablename__ = "grids"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    households: Mapped[int | None]
+
+
+class Compound(Base):
+    """小区 (with its 楼栋) — the unit residents name when they say where they live."""
+
+    __tablename__ = "compounds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
+    buildings: Mapped[int | None]  # number of 楼栋
+
+
+class Responder(Base):
+    """Anyone who answers tickets: volunteers, grid workers, staff, specialists."""
+
+    __tablename__ = "responders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(50))
+    role: Mapped[Role] = mapped_column(String(32))
+    street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"))
+    # None for street-level staff (街道), who answer for every community of the street.
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every category of the role
+    capacity: Mapped[int] = mapped_column(default=5)
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_assigned_at: Mapped[datetime | None]  # round-robin among equally loaded responders
+
+    grids: Mapped[list[Grid]] = relationship(secondary="responder_grids", lazy="selectin")
+    contacts: Mapped[list[ResponderContact]] = relationship(
+        back_populates="responder", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+    def serves(self, category: str) -> bool:
+        return not self.categories or category in self.categories
+
+
+class ResponderGrid(Base):
+    __tablename__ = "responder_grids"
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id", ondelete="CASCADE"), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ResponderContact(Base):
+    """How to reach a responder on one channel, e.g. ("telegram", chat id)."""
+
+    __tablename__ = "responder_contacts"
+    __table_args__ = (UniqueConstraint("channel", "handle", name="uq_responder_contacts_channel_handle"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    handle: Mapped[str] = mapped_column(String(128))
+    responder: Mapped[Responder] = relationship(back_populates="contacts")
+
+
+class Resident(Base):
+    __tablename__ = "residents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(128), unique=True)  # "telegram:123", "web:abc"
+    display_name: Mapped[str | None] = mapped_column(String(50))
+    phone: Mapped[str | None] = mapped_column(String(32))  # shown masked except to assignee and staff
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    address: Mapped[str | None] = mapped_column(String(200))
+    consent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # The staff queue: open tickets of one community by deadline.
+        Index("ix_tickets_queue", "community_id", "status", "resolve_by"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        Index("ix_tickets_resident_created", "resident_id", "created_at"),
+        Index("ix_tickets_status_respond_by", "status", "respond_by"),
+        Index("ix_tickets_created_at", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
+    category: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None]
+    street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"))
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    address: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    urgency: Mapped[Urgency] = mapped_column(String(16), default=Urgency.NORMAL)
+    channel: Mapped[str] = mapped_column(String(32))
+    status: Mapped[Status] = mapped_column(String(16))
+    dispatch_mode: Mapped[DispatchMode] = mapped_column(String(16))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("responders.id"))
+    level: Mapped[int] = mapped_column(default=Level.GRID)
+    created_at: Mapped[datetime]
+    respond_by: Mapped[datetime]
+    resolve_by: Mapped[datetime]
+    paused_at: Mapped[datetime | None]  # waiting on the resident: deadlines stop
+    first_dispatched_at: Mapped[datetime | None]
+    first_accepted_at: Mapped[datetime | None]
+    responded_in_time: Mapped[bool | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    reopen_count: Mapped[int] = mapped_column(default=0)
+    contacted: Mapped[bool | None]
+    solved: Mapped[bool | None]
+    rating: Mapped[Rating | None] = mapped_column(String(16))
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    version: Mapped[int] = mapped_column(default=1)
+
+    # Optimistic locking: every UPDATE checks the version it read, so two concurrent changes
+    # (e.g. two 接单 at once) cannot both win.
+    __mapper_args__ = {"version_id_col": version}
+
+
+class TicketEvent(Base):
+    """Append-only history: who did what, when, and the state change it made."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (UniqueConstraint("ticket_id", "seq", name="uq_ticket_events_ticket_seq"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    seq: Mapped[int]
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # "resident:3", "responder:7", "system"
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[Status | None] = mapped_column(String(16))
+    to_status: Mapped[Status] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Offer(Base):
+    """A 抢单 offer of a ticket to one responder; the first to accept wins."""
+
+    __tablename__ = "offers"
+    __table_args__ = (UniqueConstraint("ticket_id", "responder_id", "round", name="uq_offers_ticket_responder"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)
+    round: Mapped[int]  # the ticket version that made the offer: a re-dispatch starts a new round
+    offered_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open, won, lost, declined, withdrawn
+
+
+class PointsEntry(Base):
+    """爱心积分 ledger: balances are sums, never a counter that can drift."""
+
+    __tablename__ = "points_ledger"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    points: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class Notification(Base):
+    """Outbox: written in the same transaction as the change it announces; delivered later."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))  # offered, accepted, taken, resolved, rate, escalated, ...
+    recipient_type: Mapped[str] = mapped_column(String(16))  # resident | responder
+    recipient_id: Mapped[int]
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class TicketCounter(Base):
+    """Per-day sequence behind MH-YYYYMMDD-NNNN numbers."""
+
+    __tablename__ = "ticket_counters"
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,47 @@
+"""爱心积分 (volunteer points): a ledger of entries; a balance is always their sum."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.models import PointsEntry, Rating, Ticket
+
+BASE_POINTS = 10
+SATISFIED_BONUS = 5
+
+
+def points_for(rating: Rating | None) -> int:
+    """A closed ticket earns the base points; a 满意 rating earns a bonus; 不满意 earns nothing."""
+    if rating is Rating.UNSATISFIED:
+        return 0
+    return BASE_POINTS + (SATISFIED_BONUS if rating is Rating.SATISFIED else 0)
+
+
+def award(session: AsyncSession, ticket: Ticket, now: datetime, reason: str) -> int:
+    points = points_for(Rating(ticket.rating) if ticket.rating else None)
+    if ticket.assignee_id is not None and points:
+        session.add(
+            PointsEntry(responder_id=ticket.assignee_id, ticket_id=ticket.id, points=points, reason=reason, at=now)
+        )
+    return points
+
+
+async def balance(session: AsyncSession, responder_id: int) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PointsEntry.points), 0)).where(PointsEntry.responder_id == responder_id)
+    )
+    return int(total or 0)
+
+
+async def history(session: AsyncSession, responder_id: int, limit: int = 20) -> Sequence[PointsEntry]:
+    query = (
+        select(PointsEntry)
+        .where(PointsEntry.responder_id == responder_id)
+        .order_by(PointsEntry.at.desc(), PointsEntry.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

@@ -1,0 +1,59 @@
+"""Personal data (个人信息保护法): show the minimum. Phones, ID numbers and names are masked wherever the
+full value is not needed, and never logged raw."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from tickets.errors import ValidationError
+
+# Mainland mobiles, landlines with area code, and 18-digit resident ID numbers (last digit may be X).
+_ID_RE = re.compile(r"(?<![0-9])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9])")
+_MOBILE_RE = re.compile(r"(?<![0-9])(1[3-9]\d)\d{4}(\d{4})(?![0-9])")
+_LANDLINE_RE = re.compile(r"(?<![0-9])(0\d{2,3})-?\d{3,4}(\d{4})(?![0-9])")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
+
+
+def normalize_phone(raw: str) -> str:
+    """A phone as stored: E.164 (+8613812345678). Raises ValidationError with a friendly message."""
+    text = re.sub(r"[\s\-()()]", "", raw or "")
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        raise ValidationError("这个电话号码好像不对,请输入 11 位手机号或带区号的座机号。") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError("这个电话号码好像不对,请输入 11 位手机号或带区号的座机号。")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(phone: str | None) -> str:
+    """+8613812345678 → 138****5678."""
+    if not phone:
+        return ""
+    digits = re.sub(r"\D", "", phone)
+    if digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+def mask_name(name: str | None) -> str:
+    """王小明 → 王**: enough for a resident to know who is coming, no more."""
+    if not name:
+        return "工作人员"
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def scrub(text: str) -> str:
+    """Mask every phone and ID number inside free text (for logs and for viewers who may not see them)."""
+    text = _ID_RE.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
+    text = _MOBILE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    return _LANDLINE_RE.sub(lambda m: f"{m.group(1)}-****{m.group(2)}", text)
+
+
+def clean_text(text: str) -> str:
+    """Drop control and zero-width characters; keep emoji and line breaks."""
+    return _CONTROL_RE.sub("", text).strip()

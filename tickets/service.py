@@ -1,0 +1,755 @@
+"""The ticket loop as one service: 群众点单 → 社区派单 → 党员接单 → 办结 → 评价.
+
+Each public method is one unit of work (one session, one transaction): it checks who is asking, validates
+its input, changes the ticket through the state machine, appends the event and writes the outbox rows for
+the notifications, all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from tickets import outbox, points, routing
+from tickets.actors import SYSTEM, Actor
+from tickets.calendar import WorkCalendar
+from tickets.catalogue import Catalogue, Category, DispatchMode, Role
+from tickets.clock import Clock, SystemClock
+from tickets.db import unit_of_work
+from tickets.errors import (
+    AlreadyTaken,
+    ConcurrentChange,
+    EmptyText,
+    IllegalTransition,
+    NotAllowed,
+    ReasonRequired,
+    ResponderNotFound,
+    TextTooLong,
+    TicketNotFound,
+    ValidationError,
+)
+from tickets.models import (
+    Community,
+    Compound,
+    Grid,
+    Level,
+    Offer,
+    Rating,
+    Resident,
+    Responder,
+    Status,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    Urgency,
+)
+from tickets.privacy import clean_text, normalize_phone
+from tickets.transitions import apply, check, record_creation
+
+MAX_TEXT = 4000
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_text: int = MAX_TEXT
+    auto_close_after: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A resident's request (群众点单) as the edges hand it over."""
+
+    resident_id: int
+    category: str
+    text: str
+    community: str | None = None  # code or name; defaults to the resident's home community
+    compound: str | None = None  # 小区 name, locates the grid
+    grid: str | None = None  # grid code, when known
+    address: str | None = None  # free text: building and room
+    phone: str | None = None
+    urgency: Urgency = Urgency.NORMAL
+    intent: str | None = None
+    confidence: float | None = None
+
+
+def _reason(reason: str | None) -> str:
+    text = clean_text(reason or "")
+    if not text:
+        raise ReasonRequired()
+    return text[:MAX_REASON]
+
+
+class TicketService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock | None = None,
+        catalogue: Catalogue | None = None,
+        calendar: WorkCalendar | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock or SystemClock()
+        self.catalogue = catalogue or Catalogue.load()
+        self.calendar = calendar or WorkCalendar.for_catalogue(self.catalogue)
+        self.policy = policy or Policy()
+
+    @asynccontextmanager
+    async def _work(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work; a lost optimistic-lock race becomes a domain error."""
+        try:
+            async with unit_of_work(self.sessions) as session:
+                yield session
+        except StaleDataError:
+            raise ConcurrentChange() from None
+
+    # ------------------------------------------------------------------ residents
+
+    async def resident_for(self, channel_id: str, display_name: str | None = None) -> Resident:
+        """The resident behind a channel identity (telegram:123, web:abc), created on first contact."""
+        channel_id = clean_text(channel_id)
+        if not channel_id or ":" not in channel_id or len(channel_id) > 128:
+            raise ValidationError("无法识别的用户身份。")
+        async with self._work() as session:
+            resident = await session.scalar(select(Resident).where(Resident.channel_id == channel_id))
+            if resident is None:
+                resident = Resident(
+                    channel_id=channel_id,
+                    display_name=clean_text(display_name or "")[:50] or None,
+                    created_at=self.clock.now(),
+                )
+                session.add(resident)
+                await session.flush()
+            return resident
+
+    async def remember_resident(
+        self,
+        resident_id: int,
+        *,
+        phone: str | None = None,
+        community: str | None = None,
+        compound: str | None = None,
+        address: str | None = None,
+        consent: bool = False,
+    ) -> Resident:
+        """Keep what the resident told us so they need not say it twice."""
+        async with self._work() as session:
+            resident = await self._resident(session, resident_id)
+            if phone:
+                resident.phone = normalize_phone(phone)
+            if community:
+                place = await self._locate(session, community, compound, None)
+                resident.community_id, resident.grid_id = place[0].id, place[1].id if place[1] else None
+            if address:
+                resident.address = clean_text(address)[:200]
+            if consent and resident.consent_at is None:
+                resident.consent_at = self.clock.now()
+            return resident
+
+    async def _resident(self, session: AsyncSession, resident_id: int) -> Resident:
+        resident = await session.get(Resident, resident_id)
+        if resident is None:
+            raise NotAllowed("请先和民呼助手打个招呼,我们才能为您登记。")
+        return resident
+
+    async def _locate(
+        self, session: AsyncSession, community: str | None, compound: str | None, grid: str | None
+    ) -> tuple[Community, Grid | None]:
+        """Community (by code or name) and, when the compound or grid says so, the grid."""
+        found_compound = None
+        if compound:
+            found_compound = await session.scalar(
+                select(Compound).where(or_(Compound.name == compound, Compound.code == compound))
+            )
+        grid_row = None
+        if grid:
+            grid_row = await session.scalar(select(Grid).where(or_(Grid.code == grid, Grid.name == grid)))
+        elif found_compound:
+            grid_row = await session.get(Grid, found_compound.grid_id)
+        if community:
+            name = clean_text(community)
+            found = await session.scalar(
+                select(Community).where(
+                    or_(Community.code == name, Community.name == name, Community.name == f"{name}社区")
+                )
+            )
+            if found is None:
+                raise ValidationError(f"没有找到“{name[:20]}”这个社区,请从列表中选择您所在的社区。")
+        elif grid_row is not None:
+            found = await session.get_one(Community, grid_row.community_id)
+        else:
+            raise ValidationError("请告诉我们您住在哪个社区,方便安排就近的工作人员。")
+        if grid_row is not None and grid_row.community_id != found.id:
+            grid_row = None  # a compound of another community: trust the community the resident chose
+        return found, grid_row
+
+    # ------------------------------------------------------------------ 群众点单
+
+    def _validate_text(self, text: str | None) -> str:
+        cleaned = clean_text(text or "")
+        if not cleaned:
+            raise EmptyText()
+        if len(cleaned) > self.policy.max_text:
+            raise TextTooLong(limit=self.policy.max_text)
+        return cleaned
+
+    async def create_ticket(self, request: NewTicket) -> Ticket:
+        """Register the request and dispatch it at once. The returned ticket says honestly whether a
+        responder was found (status dispatched) or it waits for staff (status created)."""
+        text = self._validate_text(request.text)
+        category = self.catalogue.get(request.category)
+        phone = normalize_phone(request.phone) if request.phone else None
+        if request.confidence is not None and not 0.0 <= request.confidence <= 1.0:
+            raise ValidationError("confidence must be between 0 and 1")
+        urgency = Urgency(request.urgency)
+        now = self.clock.now()
+        async with self._work() as session:
+            resident = await self._resident(session, request.resident_id)
+            if request.community or request.compound or request.grid:
+                community, grid = await self._locate(session, request.community, request.compound, request.grid)
+            elif resident.community_id is not None:
+                community = await session.get_one(Community, resident.community_id)
+                grid = await session.get(Grid, resident.grid_id) if resident.grid_id else None
+            else:
+                community, grid = await self._locate(session, None, None, None)
+            urgent = urgency is Urgency.URGENT
+            ticket = Ticket(
+                number=await self._next_number(session, now),
+                resident_id=resident.id,
+                category=category.code,
+                text=text,
+                intent=request.intent,
+                confidence=request.confidence,
+                street_id=community.street_id,
+                community_id=community.id,
+                grid_id=grid.id if grid else None,
+                address=clean_text(" ".join(filter(None, [request.compound, request.address])))[:200] or None,
+                contact_phone=phone or resident.phone,
+                urgency=urgency,
+                channel=resident.channel_id.split(":", 1)[0],
+                status=Status.CREATED,
+                dispatch_mode=category.dispatch,
+                level=Level.GRID,
+                created_at=now,
+                respond_by=self.calendar.deadline(now, category.respond_within, urgent=urgent),
+                resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
+            )
+            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
+            await self._dispatch(session, ticket, category, now)
+            return ticket
+
+    async def _next_number(self, session: AsyncSession, now: datetime) -> str:
+        """MH-YYYYMMDD-NNNN, counted per local day; an upsert keeps concurrent creators apart."""
+        day = now.astimezone(self.calendar.tz).strftime("%Y%m%d")
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(TicketCounter)
+            .values(day=day, last=1)
+            .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + 1})
+            .returning(TicketCounter.last)
+        )
+        last = (await session.execute(statement)).scalar_one()
+        return f"MH-{day}-{last:04d}"
+
+    # ------------------------------------------------------------------ 社区派单
+
+    async def _dispatch(
+        self,
+        session: AsyncSession,
+        ticket: Ticket,
+        category: Category,
+        now: datetime,
+        *,
+        exclude: Collection[int] = (),
+        avoid: Collection[int] = (),
+    ) -> None:
+        """Send a created ticket to the best responders of its level; tell staff when nobody can take it."""
+        grab = ticket.dispatch_mode == DispatchMode.GRAB and ticket.level == Level.GRID
+        wanted = category.offer_to if grab else 1
+        found = await routing.candidates(session, ticket, category, exclude=exclude, avoid=avoid, limit=wanted)
+        if not found:
+            for staff in await routing.staff_of(session, ticket, ticket.level):
+                outbox.notify(session, "needs_dispatch", "responder", staff.id, ticket, now, level=ticket.level)
+            return
+        for responder in found:
+            responder.last_assigned_at = now
+        if grab:
+            ticket.assignee_id = None
+            await apply(
+                session, ticket, "dispatch", Status.DISPATCHED, actor=SYSTEM, now=now,
+                mode="grab", offered=[r.id for r in found],
+            )
+            for responder in found:
+                session.add(
+                    Offer(ticket_id=ticket.id, responder_id=responder.id, round=ticket.version, offered_at=now)
+                )
+                outbox.notify(session, "offered", "responder", responder.id, ticket, now)
+        else:
+            ticket.assignee_id = found[0].id
+            await apply(
+                session, ticket, "dispatch", Status.DISPATCHED, actor=SYSTEM, now=now,
+                mode="direct", assignee=found[0].id,
+            )
+            outbox.notify(session, "assigned", "responder", found[0].id, ticket, now)
+        if ticket.first_dispatched_at is None:
+            ticket.first_dispatched_at = now
+
+    def _restart_clock(self, ticket: Ticket, category: Category, now: datetime, *, resolve: bool) -> None:
+        """New responders get the full time to respond (and to resolve); deadlines never move backwards."""
+        urgent = ticket.urgency == Urgency.URGENT
+        ticket.respond_by = max(ticket.respond_by, self.calendar.deadline(now, category.respond_within, urgent=urgent))
+        if resolve:
+            ticket.resolve_by = max(
+                ticket.resolve_by, self.calendar.deadline(now, category.resolve_within, urgent=urgent)
+            )
+
+    async def _withdraw_offers(
+        self, session: AsyncSession, ticket: Ticket, now: datetime, *, winner: int | None = None
+    ) -> None:
+        for offer in await routing.open_offers(session, ticket):
+            if offer.responder_id == winner:
+                offer.state = "won"
+                continue
+            offer.state = "lost" if winner else "withdrawn"
+            outbox.notify(session, "taken" if winner else "withdrawn", "responder", offer.responder_id, ticket, now)
+
+    async def _refusers(self, session: AsyncSession, ticket: Ticket) -> set[int]:
+        """Responders who declined or returned this ticket: not asked again."""
+        rows = await session.scalars(
+            select(TicketEvent.actor).where(
+                TicketEvent.ticket_id == ticket.id, TicketEvent.action.in_(("decline", "return"))
+            )
+        )
+        return {int(actor.split(":")[1]) for actor in rows if actor.startswith("responder:")}
+
+    async def _ticket(self, session: AsyncSession, number: str, *, lock: bool = False) -> Ticket:
+        query = select(Ticket).where(Ticket.number == clean_text(number).upper())
+        if lock:
+            query = query.with_for_update()
+        ticket = await session.scalar(query)
+        if ticket is None:
+            raise TicketNotFound(number=clean_text(number)[:32])
+        return ticket
+
+    async def _responder(self, session: AsyncSession, responder_id: int) -> Responder:
+        responder = await session.get(Responder, responder_id)
+        if responder is None or not responder.active:
+            raise ResponderNotFound()
+        return responder
+
+    @staticmethod
+    def _in_scope(responder: Responder, ticket: Ticket) -> bool:
+        if responder.community_id is None:
+            return responder.street_id == ticket.street_id
+        return responder.community_id == ticket.community_id
+
+    async def _staff(self, session: AsyncSession, staff_id: int, ticket: Ticket) -> Responder:
+        staff = await self._responder(session, staff_id)
+        if not Role(staff.role).is_staff or not self._in_scope(staff, ticket):
+            raise NotAllowed("只有本社区(或街道)的工作人员可以派单和改派。")
+        return staff
+
+    async def dispatch(self, number: str, staff_id: int, responder_id: int, reason: str | None = None) -> Ticket:
+        """Staff send a waiting ticket to a responder by hand (人工派单)."""
+        return await self._assign_by_hand(number, staff_id, responder_id, reason, action="dispatch")
+
+    async def reassign(self, number: str, staff_id: int, responder_id: int, reason: str) -> Ticket:
+        """Staff move a dispatched or accepted ticket to another responder (改派)."""
+        return await self._assign_by_hand(number, staff_id, responder_id, _reason(reason), action="reassign")
+
+    async def _assign_by_hand(
+        self, number: str, staff_id: int, responder_id: int, reason: str | None, *, action: str
+    ) -> Ticket:
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            staff = await self._staff(session, staff_id, ticket)
+            target = await self._responder(session, responder_id)
+            if not self._in_scope(target, ticket):
+                raise NotAllowed("只能派给本社区(或街道)的工作人员和志愿者。")
+            check(ticket, action)
+            previous = ticket.assignee_id
+            await self._withdraw_offers(session, ticket, now)
+            ticket.assignee_id = target.id
+            ticket.dispatch_mode = DispatchMode.DIRECT
+            target.last_assigned_at = now
+            self._restart_clock(ticket, self.catalogue.get(ticket.category), now, resolve=False)
+            await apply(
+                session, ticket, action, Status.DISPATCHED, actor=Actor.responder(staff.id), now=now,
+                assignee=target.id, reason=reason,
+            )
+            if ticket.first_dispatched_at is None:
+                ticket.first_dispatched_at = now
+            if previous and previous != target.id:
+                outbox.notify(session, "withdrawn", "responder", previous, ticket, now)
+            outbox.notify(session, "assigned", "responder", target.id, ticket, now)
+            return ticket
+
+    # ------------------------------------------------------------------ 党员接单
+
+    async def accept(self, number: str, responder_id: int) -> Ticket:
+        """接单. Race-safe: when many accept at once, exactly one wins; the rest get AlreadyTaken."""
+        now = self.clock.now()
+        try:
+            async with unit_of_work(self.sessions) as session:
+                ticket = await self._ticket(session, number)
+                responder = await self._responder(session, responder_id)
+                if not self._in_scope(responder, ticket):
+                    raise NotAllowed("这张工单不属于您所在的社区。")
+                if ticket.status == Status.ACCEPTED and ticket.assignee_id != responder.id:
+                    raise AlreadyTaken(number=ticket.number)
+                check(ticket, "accept")
+                if ticket.assignee_id is not None and ticket.assignee_id != responder.id:
+                    raise NotAllowed("这张工单已派给其他同志。")
+                if ticket.assignee_id is None:
+                    offered = await session.scalar(
+                        select(Offer.id).where(
+                            Offer.ticket_id == ticket.id,
+                            Offer.responder_id == responder.id,
+                            Offer.state == "open",
+                        )
+                    )
+                    if offered is None:
+                        raise NotAllowed("这张工单没有派给您。")
+                ticket.assignee_id = responder.id
+                if ticket.first_accepted_at is None:
+                    ticket.first_accepted_at = now
+                    ticket.responded_in_time = now <= ticket.respond_by
+                await apply(session, ticket, "accept", Status.ACCEPTED, actor=Actor.responder(responder.id), now=now)
+                await self._withdraw_offers(session, ticket, now, winner=responder.id)
+                outbox.notify(
+                    session, "accepted", "resident", ticket.resident_id, ticket, now,
+                    responder_name=responder.name,
+                )
+                return ticket
+        except StaleDataError:
+            raise AlreadyTaken(number=clean_text(number)[:32]) from None
+
+    async def decline(self, number: str, responder_id: int, reason: str) -> Ticket:
+        """不接: the ticket goes to the next responder; the decliner is not asked again."""
+        reason = _reason(reason)
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            responder = await self._responder(session, responder_id)
+            check(ticket, "decline")
+            offer = await session.scalar(
+                select(Offer).where(
+                    Offer.ticket_id == ticket.id, Offer.responder_id == responder.id, Offer.state == "open"
+                )
+            )
+            if ticket.assignee_id != responder.id and offer is None:
+                raise NotAllowed("这张工单没有派给您。")
+            actor = Actor.responder(responder.id)
+            if offer is not None:
+                offer.state = "declined"
+                await session.flush()
+                if await routing.open_offers(session, ticket):
+                    await apply(session, ticket, "decline", Status.DISPATCHED, actor=actor, now=now, reason=reason)
+                    return ticket
+            ticket.assignee_id = None
+            await apply(session, ticket, "decline", Status.CREATED, actor=actor, now=now, reason=reason)
+            await self._redispatch(session, ticket, now)
+            return ticket
+
+    async def return_ticket(self, number: str, responder_id: int, reason: str) -> Ticket:
+        """退回: an accepted ticket goes back for someone else; the resident is told why."""
+        reason = _reason(reason)
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            responder = await self._own(session, ticket, responder_id)
+            check(ticket, "return")
+            ticket.assignee_id = None
+            ticket.paused_at = None
+            await apply(
+                session, ticket, "return", Status.CREATED, actor=Actor.responder(responder.id), now=now, reason=reason
+            )
+            outbox.notify(session, "returned", "resident", ticket.resident_id, ticket, now, reason=reason)
+            await self._redispatch(session, ticket, now)
+            return ticket
+
+    async def _redispatch(self, session: AsyncSession, ticket: Ticket, now: datetime, *, resolve: bool = False,
+                          avoid: Collection[int] = ()) -> None:
+        category = self.catalogue.get(ticket.category)
+        self._restart_clock(ticket, category, now, resolve=resolve)
+        await self._dispatch(session, ticket, category, now, exclude=await self._refusers(session, ticket), avoid=avoid)
+
+    async def _own(self, session: AsyncSession, ticket: Ticket, responder_id: int) -> Responder:
+        responder = await self._responder(session, responder_id)
+        if ticket.assignee_id != responder.id:
+            raise NotAllowed("只有接单人可以处理这张工单。")
+        return responder
+
+    # ------------------------------------------------------------------ working it
+
+    async def pause(self, number: str, responder_id: int, reason: str) -> Ticket:
+        """Waiting on the resident (e.g. 约不到时间): the deadlines stop until resumed."""
+        reason = _reason(reason)
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            responder = await self._own(session, ticket, responder_id)
+            if ticket.paused_at is not None:
+                raise IllegalTransition("计时已经暂停了。")
+            ticket.paused_at = now
+            await apply(session, ticket, "pause", Status.ACCEPTED, actor=Actor.responder(responder.id), now=now,
+                        reason=reason)
+            return ticket
+
+    async def resume(self, number: str, actor: Actor) -> Ticket:
+        """Deadlines move on by the time spent waiting (never backwards)."""
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            if actor.kind == "responder":
+                await self._own(session, ticket, actor.id or 0)
+            elif actor.kind == "resident" and actor.id != ticket.resident_id:
+                raise TicketNotFound(number=number)
+            if ticket.paused_at is None:
+                raise IllegalTransition("计时没有暂停。")
+            waited = max(timedelta(0), now - ticket.paused_at)
+            ticket.respond_by += waited
+            ticket.resolve_by += waited
+            ticket.paused_at = None
+            await apply(session, ticket, "resume", Status.ACCEPTED, actor=actor, now=now,
+                        waited_seconds=int(waited.total_seconds()))
+            return ticket
+
+    async def add_note(self, number: str, responder_id: int, note: str) -> Ticket:
+        text = self._validate_text(note)
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            responder = await self._responder(session, responder_id)
+            if ticket.assignee_id != responder.id and not (Role(responder.role).is_staff
+                                                           and self._in_scope(responder, ticket)):
+                raise NotAllowed("只有接单人和本社区工作人员可以添加备注。")
+            await apply(session, ticket, "note", Status(ticket.status), actor=Actor.responder(responder.id), now=now,
+                        note=text)
+            return ticket
+
+    async def resolve(self, number: str, responder_id: int, note: str) -> Ticket:
+        """办结: the responder reports it done; the resident is asked the three follow-up questions."""
+        text = self._validate_text(note)
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            responder = await self._own(session, ticket, responder_id)
+            check(ticket, "resolve")
+            ticket.resolved_at = now
+            ticket.resolution_note = text
+            ticket.paused_at = None
+            await apply(session, ticket, "resolve", Status.RESOLVED, actor=Actor.responder(responder.id), now=now,
+                        note=text)
+            outbox.notify(session, "rate", "resident", ticket.resident_id, ticket, now, responder_name=responder.name)
+            return ticket
+
+    # ------------------------------------------------------------------ 回访 / 评价
+
+    async def rate(
+        self,
+        number: str,
+        resident_id: int,
+        *,
+        contacted: bool,
+        solved: bool,
+        rating: Rating | str,
+        comment: str | None = None,
+    ) -> Ticket:
+        """The resident's answer to 回访. 不满意 or not solved reopens and re-dispatches (二次派单)."""
+        try:
+            rating = Rating(rating)
+        except ValueError:
+            raise ValidationError("请选择:满意、基本满意或不满意。") from None
+        comment_text = clean_text(comment or "")[:1000] or None
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            if ticket.resident_id != resident_id:
+                raise TicketNotFound(number=number)
+            check(ticket, "rate")
+            ticket.contacted, ticket.solved, ticket.rating = contacted, solved, rating
+            ticket.rating_comment, ticket.rated_at = comment_text, now
+            actor = Actor.resident(resident_id)
+            if rating is Rating.UNSATISFIED or not solved:
+                previous = ticket.assignee_id
+                await apply(session, ticket, "rate", Status.RESOLVED, actor=actor, now=now, rating=rating.value,
+                            contacted=contacted, solved=solved)
+                await self._reopen(session, ticket, now, actor, avoid=[previous] if previous else [])
+            else:
+                ticket.closed_at = now
+                await apply(session, ticket, "rate", Status.CLOSED, actor=actor, now=now, rating=rating.value,
+                            contacted=contacted, solved=solved)
+                earned = points.award(session, ticket, now, f"rated_{rating.value}")
+                if ticket.assignee_id is not None:
+                    outbox.notify(session, "rated", "responder", ticket.assignee_id, ticket, now,
+                                  rating=rating.value, points=earned)
+            return ticket
+
+    async def _reopen(
+        self, session: AsyncSession, ticket: Ticket, now: datetime, actor: Actor, *, avoid: Collection[int]
+    ) -> None:
+        ticket.reopen_count += 1
+        ticket.assignee_id = None
+        ticket.resolved_at = None
+        ticket.closed_at = None
+        await apply(session, ticket, "reopen", Status.CREATED, actor=actor, now=now)
+        await self._redispatch(session, ticket, now, resolve=True, avoid=avoid)
+
+    async def cancel(self, number: str, resident_id: int, reason: str | None = None) -> Ticket:
+        """The resident withdraws the request; only before anybody has accepted it."""
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            if ticket.resident_id != resident_id:
+                raise TicketNotFound(number=number)
+            if ticket.status == Status.ACCEPTED:
+                raise IllegalTransition("工作人员已经接单在处理了,不能撤销。如不再需要,请直接告诉接单人。")
+            check(ticket, "cancel")
+            await self._withdraw_offers(session, ticket, now)
+            if ticket.assignee_id is not None:
+                outbox.notify(session, "withdrawn", "responder", ticket.assignee_id, ticket, now)
+            await apply(session, ticket, "cancel", Status.CANCELLED, actor=Actor.resident(resident_id), now=now,
+                        reason=clean_text(reason or "")[:MAX_REASON] or None)
+            return ticket
+
+    async def auto_close(self, limit: int = 200) -> list[str]:
+        """Close tickets the resident did not rate within the policy's days (自动结案)."""
+        now = self.clock.now()
+        async with self._work() as session:
+            due = (
+                await session.scalars(
+                    select(Ticket)
+                    .where(Ticket.status == Status.RESOLVED, Ticket.resolved_at < now - self.policy.auto_close_after)
+                    .order_by(Ticket.resolved_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for ticket in due:
+                ticket.closed_at = now
+                await apply(session, ticket, "auto_close", Status.CLOSED, actor=SYSTEM, now=now)
+                points.award(session, ticket, now, "auto_closed")
+            return [t.number for t in due]
+
+    # ------------------------------------------------------------------ escalation (grid → community → street)
+
+    async def escalate_overdue(self, batch: int = 100) -> list[str]:
+        """One sweep: every open ticket past its respond-by or resolve-by goes up one level and is
+        re-dispatched there. Rows are claimed with SKIP LOCKED, so several sweepers can run at once;
+        all state is in the database, so a restarted sweeper simply carries on."""
+        escalated: list[str] = []
+        while True:
+            now = self.clock.now()
+            async with self._work() as session:
+                overdue = (
+                    await session.scalars(
+                        select(Ticket)
+                        .where(
+                            Ticket.level < Level.STREET,
+                            Ticket.paused_at.is_(None),
+                            or_(
+                                and_(Ticket.status.in_((Status.CREATED, Status.DISPATCHED)), Ticket.respond_by < now),
+                                and_(Ticket.status == Status.ACCEPTED, Ticket.resolve_by < now),
+                            ),
+                        )
+                        .order_by(Ticket.id)
+                        .limit(batch)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                for ticket in overdue:
+                    await self._escalate(session, ticket, now)
+                escalated.extend(t.number for t in overdue)
+            if len(overdue) < batch:
+                return escalated
+
+    async def _escalate(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+        late_on = "respond_by" if ticket.status != Status.ACCEPTED else "resolve_by"
+        previous = ticket.assignee_id
+        await self._withdraw_offers(session, ticket, now)
+        ticket.level += 1
+        ticket.assignee_id = None
+        await apply(session, ticket, "escalate", Status.CREATED, actor=SYSTEM, now=now, reason=f"{late_on} passed",
+                    level=ticket.level, previous_assignee=previous)
+        if previous is not None:
+            outbox.notify(session, "withdrawn", "responder", previous, ticket, now, reason="overdue")
+        for staff in await routing.staff_of(session, ticket, ticket.level):
+            outbox.notify(session, "escalated", "responder", staff.id, ticket, now, level=ticket.level,
+                          reason=late_on)
+        await self._redispatch(session, ticket, now, resolve=True)
+
+    # ------------------------------------------------------------------ reading
+
+    async def ticket(self, number: str, viewer: Actor) -> Ticket:
+        """One ticket, if the viewer may see it: a resident only their own (others' look not found)."""
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            await self._check_viewer(session, ticket, viewer)
+            return ticket
+
+    async def _check_viewer(self, session: AsyncSession, ticket: Ticket, viewer: Actor) -> None:
+        if viewer.kind == "resident" and ticket.resident_id != viewer.id:
+            raise TicketNotFound(number=ticket.number)
+        if viewer.kind == "responder":
+            responder = await self._responder(session, viewer.id or 0)
+            if not self._in_scope(responder, ticket):
+                raise TicketNotFound(number=ticket.number)
+
+    async def history(self, number: str, viewer: Actor) -> Sequence[TicketEvent]:
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            await self._check_viewer(session, ticket, viewer)
+            return (
+                await session.scalars(
+                    select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.seq)
+                )
+            ).all()
+
+    async def tickets_of_resident(self, resident_id: int, limit: int = 10) -> Sequence[Ticket]:
+        async with self._work() as session:
+            return (
+                await session.scalars(
+                    select(Ticket)
+                    .where(Ticket.resident_id == resident_id)
+                    .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+
+    async def tickets_of_responder(self, responder_id: int, *, open_only: bool = True) -> Sequence[Ticket]:
+        async with self._work() as session:
+            query = select(Ticket).where(Ticket.assignee_id == responder_id)
+            if open_only:
+                query = query.where(Ticket.status.in_((Status.DISPATCHED, Status.ACCEPTED)))
+            return (await session.scalars(query.order_by(Ticket.resolve_by))).all()
+
+    async def queue(self, staff_id: int, limit: int = 50) -> Sequence[Ticket]:
+        """The staff queue: their community's (or street's) open tickets, most urgent deadline first."""
+        async with self._work() as session:
+            staff = await self._responder(session, staff_id)
+            if not Role(staff.role).is_staff:
+                raise NotAllowed("只有社区工作人员可以查看工单队列。")
+            query = select(Ticket).where(Ticket.status.in_((Status.CREATED, Status.DISPATCHED, Status.ACCEPTED)))
+            if staff.community_id is None:
+                query = query.where(Ticket.street_id == staff.street_id)
+            else:
+                query = query.where(Ticket.community_id == staff.community_id)
+            return (await session.scalars(query.order_by(Ticket.resolve_by, Ticket.id).limit(limit))).all()
+
+    async def points_of(self, responder_id: int) -> tuple[int, Sequence[Any]]:
+        async with self._work() as session:
+            await self._responder(session, responder_id)
+            return await points.balance(session, responder_id), await points.history(session, responder_id)
