@@ -17,7 +17,9 @@ from tickets.db import alembic_config, session_factory, unit_of_work
 from tickets.errors import DomainError
 from tickets.org import load_org, parse_org
 
-app = typer.Typer(help="民呼 Minhu: community service tickets.", no_args_is_help=True)
+app = typer.Typer(
+    help="民呼 Minhu: community service tickets.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 org_app = typer.Typer(help="Org chart: streets, communities, grids, responders.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -48,9 +50,8 @@ def org_load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, r
 
     async def run() -> None:
         spec = parse_org(path)
-        async with open_engine(get_settings()) as engine:
-            async with unit_of_work(session_factory(engine)) as session:
-                report = await load_org(session, spec, Catalogue.load())
+        async with open_engine(get_settings()) as engine, unit_of_work(session_factory(engine)) as session:
+            report = await load_org(session, spec, Catalogue.load())
         if not report.changed:
             typer.echo("没有变化 (nothing changed).")
         for kind, n in sorted(report.created.items()):
@@ -62,6 +63,31 @@ def org_load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, r
         asyncio.run(run())
     except (DomainError, ValueError) as error:
         fail(str(error))
+
+
+@app.command("run")
+def run_command(sweep_every: float = typer.Option(60.0, help="Seconds between deadline sweeps.")) -> None:
+    """Run Minhu on the configured database (SQLite by default)."""
+    from minhu.runner import run
+
+    try:
+        asyncio.run(run(get_settings(), sweep_every=sweep_every))
+    except KeyboardInterrupt:
+        typer.echo("已停止 (stopped).")
+
+
+@app.command("sweep")
+def sweep_command() -> None:
+    """One deadline sweep: escalate overdue tickets and auto-close unrated ones."""
+    from minhu.runner import sweep_once
+    from minhu.wiring import open_service
+
+    async def once() -> None:
+        async with open_service(get_settings()) as service:
+            escalated, closed = await sweep_once(service)
+        typer.echo(f"escalated {len(escalated)}, auto-closed {len(closed)}")
+
+    asyncio.run(once())
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
             return f"sqlite+aiosqlite:///{self.data_dir / 'minhu.db'}"
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix):]
+                return "postgresql+asyncpg://" + url[len(prefix) :]
         return url
 
 

@@ -21,6 +21,7 @@ from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tickets.actors import SYSTEM
 from tickets.catalogue import Catalogue
 from tickets.clock import ManualClock
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
@@ -53,7 +54,9 @@ def pg_database() -> Iterator[str]:
     problem = _pg_reachable()
     if problem:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_SERVER}: {problem}", pytrace=False)
+            pytest.fail(
+                f"PostgreSQL is required in CI but unreachable at {PG_SERVER}: {problem}", pytrace=False
+            )
         pytest.skip(f"PostgreSQL unreachable ({problem}); CI runs these")
     name = f"minhu_t_{uuid.uuid4().hex[:10]}"
 
@@ -121,10 +124,15 @@ class Org:
         self.service = service
         self.responders = responders
 
+    # The system itself may read any ticket (history, escalation checks).
+    service_actor = SYSTEM
+
     def __getitem__(self, code: str) -> int:
         return self.responders[code]
 
-    async def resident(self, name: str = "r1", community: str | None = "anju", compound: str | None = None) -> int:
+    async def resident(
+        self, name: str = "r1", community: str | None = "anju", compound: str | None = None
+    ) -> int:
         resident = await self.service.resident_for(f"test:{name}")
         if community:
             await self.service.remember_resident(resident.id, community=community, compound=compound)
@@ -146,4 +154,20 @@ async def count(service: TicketService, model: type[Base]) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-__all__ = ["MONDAY_9AM", "Org", "Resident", "count"]
+async def notifications(service: TicketService, number: str | None = None) -> list[tuple[str, str, int]]:
+    """(kind, recipient_type, recipient_id) of the outbox rows, oldest first, optionally for one ticket."""
+    from tickets.models import Notification, Ticket
+
+    async with service.sessions() as session:
+        query = select(Notification).order_by(Notification.id)
+        if number:
+            query = query.join(Ticket, Ticket.id == Notification.ticket_id).where(Ticket.number == number)
+        return [(n.kind, n.recipient_type, n.recipient_id) for n in await session.scalars(query)]
+
+
+async def actions(service: TicketService, number: str) -> list[tuple[str, str | None, str]]:
+    """(action, from, to) of a ticket's events in order."""
+    return [(e.action, e.from_status, e.to_status) for e in await service.history(number, SYSTEM)]
+
+
+__all__ = ["MONDAY_9AM", "Org", "Resident", "actions", "count", "notifications"]

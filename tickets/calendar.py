@@ -35,9 +35,7 @@ class WorkCalendar:
         if urgent:
             unit = timedelta(hours=1) if within.unit == "h" else timedelta(days=1)
             return start + within.amount * unit
-        working = (
-            timedelta(hours=within.amount) if within.unit == "h" else within.amount * self.office_day
-        )
+        working = timedelta(hours=within.amount) if within.unit == "h" else within.amount * self.office_day
         return self.add_working_time(start, working)
 
     def add_working_time(self, start: datetime, amount: timedelta) -> datetime:

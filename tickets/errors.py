@@ -1,4 +1,4 @@
-"""Domain errors. Each has a stable code for the edges and a plain Chinese message a resident or worker can read."""
+"""Domain errors: a stable code for the edges and a plain Chinese message a resident or worker can read."""
 
 from __future__ import annotations
 
@@ -78,8 +78,7 @@ class ConcurrentChange(DomainError):
 class CalendarNotCovered(DomainError):
     code = "calendar_not_covered"
     default_message = (
-        "节假日日历尚未收录 {year} 年的安排(调休),无法计算工作日时限。"
-        "请升级 chinesecalendar 包后重启。"
+        "节假日日历尚未收录 {year} 年的安排(调休),无法计算工作日时限。请升级 chinesecalendar 包后重启。"
     )
 
 

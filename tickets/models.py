@@ -180,7 +180,9 @@ class Responder(Base):
 
 class ResponderGrid(Base):
     __tablename__ = "responder_grids"
-    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id", ondelete="CASCADE"), primary_key=True)
+    responder_id: Mapped[int] = mapped_column(
+        ForeignKey("responders.id", ondelete="CASCADE"), primary_key=True
+    )
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True)
 
 
@@ -281,7 +283,9 @@ class Offer(Base):
     """A 抢单 offer of a ticket to one responder; the first to accept wins."""
 
     __tablename__ = "offers"
-    __table_args__ = (UniqueConstraint("ticket_id", "responder_id", "round", name="uq_offers_ticket_responder"),)
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "responder_id", "round", name="uq_offers_ticket_responder"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)

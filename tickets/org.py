@@ -91,8 +91,10 @@ def parse_org(path: Path) -> OrgSpec:
     return OrgSpec.model_validate(raw)
 
 
-async def _upsert(session: AsyncSession, model: type[M], code: str, values: dict[str, Any], report: LoadReport) -> M:
-    row = await session.scalar(select(model).where(model.code == code))  # type: ignore[attr-defined]
+async def _upsert(
+    session: AsyncSession, model: type[M], code: str, values: dict[str, Any], report: LoadReport
+) -> M:
+    row: M | None = (await session.scalars(select(model).filter_by(code=code))).one_or_none()
     if row is None:
         row = model(code=code, **values)
         session.add(row)
@@ -116,17 +118,27 @@ async def load_org(session: AsyncSession, spec: OrgSpec, catalogue: Catalogue) -
         communities: dict[str, Community] = {}
         grids: dict[str, Grid] = {}
         for c in street_spec.communities:
-            community = await _upsert(session, Community, c.code, {"name": c.name, "street_id": street.id}, report)
+            community = await _upsert(
+                session, Community, c.code, {"name": c.name, "street_id": street.id}, report
+            )
             communities[c.code] = community
             for g in c.grids:
                 grid = await _upsert(
-                    session, Grid, g.code,
-                    {"name": g.name, "community_id": community.id, "households": g.households}, report,
+                    session,
+                    Grid,
+                    g.code,
+                    {"name": g.name, "community_id": community.id, "households": g.households},
+                    report,
                 )
                 grids[g.code] = grid
                 for p in g.compounds:
-                    await _upsert(session, Compound, p.code, {"name": p.name, "grid_id": grid.id,
-                                                               "buildings": p.buildings}, report)
+                    await _upsert(
+                        session,
+                        Compound,
+                        p.code,
+                        {"name": p.name, "grid_id": grid.id, "buildings": p.buildings},
+                        report,
+                    )
         for r in street_spec.responders:
             await _load_responder(session, r, street, communities, grids, catalogue, report)
     await session.flush()
@@ -156,11 +168,19 @@ async def _load_responder(
             raise ValueError(f"responder {spec.code}: grid {code!r} is not in community {spec.community!r}")
         their_grids.append(grid)
     responder = await _upsert(
-        session, Responder, spec.code,
+        session,
+        Responder,
+        spec.code,
         {
-            "name": spec.name, "role": spec.role, "street_id": street.id,
-            "community_id": community.id if community else None, "categories": sorted(spec.categories),
-            "capacity": spec.capacity, "on_duty": spec.on_duty, "phone": spec.phone, "active": True,
+            "name": spec.name,
+            "role": spec.role,
+            "street_id": street.id,
+            "community_id": community.id if community else None,
+            "categories": sorted(spec.categories),
+            "capacity": spec.capacity,
+            "on_duty": spec.on_duty,
+            "phone": spec.phone,
+            "active": True,
         },
         report,
     )

@@ -25,7 +25,9 @@ def award(session: AsyncSession, ticket: Ticket, now: datetime, reason: str) -> 
     points = points_for(Rating(ticket.rating) if ticket.rating else None)
     if ticket.assignee_id is not None and points:
         session.add(
-            PointsEntry(responder_id=ticket.assignee_id, ticket_id=ticket.id, points=points, reason=reason, at=now)
+            PointsEntry(
+                responder_id=ticket.assignee_id, ticket_id=ticket.id, points=points, reason=reason, at=now
+            )
         )
     return points
 

@@ -216,7 +216,9 @@ class TicketService:
         async with self._work() as session:
             resident = await self._resident(session, request.resident_id)
             if request.community or request.compound or request.grid:
-                community, grid = await self._locate(session, request.community, request.compound, request.grid)
+                community, grid = await self._locate(
+                    session, request.community, request.compound, request.grid
+                )
             elif resident.community_id is not None:
                 community = await session.get_one(Community, resident.community_id)
                 grid = await session.get(Grid, resident.grid_id) if resident.grid_id else None
@@ -277,29 +279,47 @@ class TicketService:
         """Send a created ticket to the best responders of its level; tell staff when nobody can take it."""
         grab = ticket.dispatch_mode == DispatchMode.GRAB and ticket.level == Level.GRID
         wanted = category.offer_to if grab else 1
-        found = await routing.candidates(session, ticket, category, exclude=exclude, avoid=avoid, limit=wanted)
+        found = await routing.candidates(
+            session, ticket, category, exclude=exclude, avoid=avoid, limit=wanted
+        )
         if not found:
             for staff in await routing.staff_of(session, ticket, ticket.level):
-                outbox.notify(session, "needs_dispatch", "responder", staff.id, ticket, now, level=ticket.level)
+                outbox.notify(
+                    session, "needs_dispatch", "responder", staff.id, ticket, now, level=ticket.level
+                )
             return
         for responder in found:
             responder.last_assigned_at = now
         if grab:
             ticket.assignee_id = None
             await apply(
-                session, ticket, "dispatch", Status.DISPATCHED, actor=SYSTEM, now=now,
-                mode="grab", offered=[r.id for r in found],
+                session,
+                ticket,
+                "dispatch",
+                Status.DISPATCHED,
+                actor=SYSTEM,
+                now=now,
+                mode="grab",
+                offered=[r.id for r in found],
             )
             for responder in found:
                 session.add(
-                    Offer(ticket_id=ticket.id, responder_id=responder.id, round=ticket.version, offered_at=now)
+                    Offer(
+                        ticket_id=ticket.id, responder_id=responder.id, round=ticket.version, offered_at=now
+                    )
                 )
                 outbox.notify(session, "offered", "responder", responder.id, ticket, now)
         else:
             ticket.assignee_id = found[0].id
             await apply(
-                session, ticket, "dispatch", Status.DISPATCHED, actor=SYSTEM, now=now,
-                mode="direct", assignee=found[0].id,
+                session,
+                ticket,
+                "dispatch",
+                Status.DISPATCHED,
+                actor=SYSTEM,
+                now=now,
+                mode="direct",
+                assignee=found[0].id,
             )
             outbox.notify(session, "assigned", "responder", found[0].id, ticket, now)
         if ticket.first_dispatched_at is None:
@@ -308,7 +328,9 @@ class TicketService:
     def _restart_clock(self, ticket: Ticket, category: Category, now: datetime, *, resolve: bool) -> None:
         """New responders get the full time to respond (and to resolve); deadlines never move backwards."""
         urgent = ticket.urgency == Urgency.URGENT
-        ticket.respond_by = max(ticket.respond_by, self.calendar.deadline(now, category.respond_within, urgent=urgent))
+        ticket.respond_by = max(
+            ticket.respond_by, self.calendar.deadline(now, category.respond_within, urgent=urgent)
+        )
         if resolve:
             ticket.resolve_by = max(
                 ticket.resolve_by, self.calendar.deadline(now, category.resolve_within, urgent=urgent)
@@ -322,7 +344,9 @@ class TicketService:
                 offer.state = "won"
                 continue
             offer.state = "lost" if winner else "withdrawn"
-            outbox.notify(session, "taken" if winner else "withdrawn", "responder", offer.responder_id, ticket, now)
+            outbox.notify(
+                session, "taken" if winner else "withdrawn", "responder", offer.responder_id, ticket, now
+            )
 
     async def _refusers(self, session: AsyncSession, ticket: Ticket) -> set[int]:
         """Responders who declined or returned this ticket: not asked again."""
@@ -360,7 +384,9 @@ class TicketService:
             raise NotAllowed("只有本社区(或街道)的工作人员可以派单和改派。")
         return staff
 
-    async def dispatch(self, number: str, staff_id: int, responder_id: int, reason: str | None = None) -> Ticket:
+    async def dispatch(
+        self, number: str, staff_id: int, responder_id: int, reason: str | None = None
+    ) -> Ticket:
         """Staff send a waiting ticket to a responder by hand (人工派单)."""
         return await self._assign_by_hand(number, staff_id, responder_id, reason, action="dispatch")
 
@@ -386,8 +412,14 @@ class TicketService:
             target.last_assigned_at = now
             self._restart_clock(ticket, self.catalogue.get(ticket.category), now, resolve=False)
             await apply(
-                session, ticket, action, Status.DISPATCHED, actor=Actor.responder(staff.id), now=now,
-                assignee=target.id, reason=reason,
+                session,
+                ticket,
+                action,
+                Status.DISPATCHED,
+                actor=Actor.responder(staff.id),
+                now=now,
+                assignee=target.id,
+                reason=reason,
             )
             if ticket.first_dispatched_at is None:
                 ticket.first_dispatched_at = now
@@ -413,23 +445,33 @@ class TicketService:
                 if ticket.assignee_id is not None and ticket.assignee_id != responder.id:
                     raise NotAllowed("这张工单已派给其他同志。")
                 if ticket.assignee_id is None:
-                    offered = await session.scalar(
-                        select(Offer.id).where(
-                            Offer.ticket_id == ticket.id,
-                            Offer.responder_id == responder.id,
-                            Offer.state == "open",
+                    offer_states = set(
+                        await session.scalars(
+                            select(Offer.state).where(
+                                Offer.ticket_id == ticket.id, Offer.responder_id == responder.id
+                            )
                         )
                     )
-                    if offered is None:
+                    if "open" not in offer_states:
+                        # Read between a winner's commit and ours: the offer already says lost.
+                        if "lost" in offer_states:
+                            raise AlreadyTaken(number=ticket.number)
                         raise NotAllowed("这张工单没有派给您。")
                 ticket.assignee_id = responder.id
                 if ticket.first_accepted_at is None:
                     ticket.first_accepted_at = now
                     ticket.responded_in_time = now <= ticket.respond_by
-                await apply(session, ticket, "accept", Status.ACCEPTED, actor=Actor.responder(responder.id), now=now)
+                await apply(
+                    session, ticket, "accept", Status.ACCEPTED, actor=Actor.responder(responder.id), now=now
+                )
                 await self._withdraw_offers(session, ticket, now, winner=responder.id)
                 outbox.notify(
-                    session, "accepted", "resident", ticket.resident_id, ticket, now,
+                    session,
+                    "accepted",
+                    "resident",
+                    ticket.resident_id,
+                    ticket,
+                    now,
                     responder_name=responder.name,
                 )
                 return ticket
@@ -456,7 +498,9 @@ class TicketService:
                 offer.state = "declined"
                 await session.flush()
                 if await routing.open_offers(session, ticket):
-                    await apply(session, ticket, "decline", Status.DISPATCHED, actor=actor, now=now, reason=reason)
+                    await apply(
+                        session, ticket, "decline", Status.DISPATCHED, actor=actor, now=now, reason=reason
+                    )
                     return ticket
             ticket.assignee_id = None
             await apply(session, ticket, "decline", Status.CREATED, actor=actor, now=now, reason=reason)
@@ -474,17 +518,32 @@ class TicketService:
             ticket.assignee_id = None
             ticket.paused_at = None
             await apply(
-                session, ticket, "return", Status.CREATED, actor=Actor.responder(responder.id), now=now, reason=reason
+                session,
+                ticket,
+                "return",
+                Status.CREATED,
+                actor=Actor.responder(responder.id),
+                now=now,
+                reason=reason,
             )
             outbox.notify(session, "returned", "resident", ticket.resident_id, ticket, now, reason=reason)
             await self._redispatch(session, ticket, now)
             return ticket
 
-    async def _redispatch(self, session: AsyncSession, ticket: Ticket, now: datetime, *, resolve: bool = False,
-                          avoid: Collection[int] = ()) -> None:
+    async def _redispatch(
+        self,
+        session: AsyncSession,
+        ticket: Ticket,
+        now: datetime,
+        *,
+        resolve: bool = False,
+        avoid: Collection[int] = (),
+    ) -> None:
         category = self.catalogue.get(ticket.category)
         self._restart_clock(ticket, category, now, resolve=resolve)
-        await self._dispatch(session, ticket, category, now, exclude=await self._refusers(session, ticket), avoid=avoid)
+        await self._dispatch(
+            session, ticket, category, now, exclude=await self._refusers(session, ticket), avoid=avoid
+        )
 
     async def _own(self, session: AsyncSession, ticket: Ticket, responder_id: int) -> Responder:
         responder = await self._responder(session, responder_id)
@@ -504,8 +563,15 @@ class TicketService:
             if ticket.paused_at is not None:
                 raise IllegalTransition("计时已经暂停了。")
             ticket.paused_at = now
-            await apply(session, ticket, "pause", Status.ACCEPTED, actor=Actor.responder(responder.id), now=now,
-                        reason=reason)
+            await apply(
+                session,
+                ticket,
+                "pause",
+                Status.ACCEPTED,
+                actor=Actor.responder(responder.id),
+                now=now,
+                reason=reason,
+            )
             return ticket
 
     async def resume(self, number: str, actor: Actor) -> Ticket:
@@ -523,8 +589,15 @@ class TicketService:
             ticket.respond_by += waited
             ticket.resolve_by += waited
             ticket.paused_at = None
-            await apply(session, ticket, "resume", Status.ACCEPTED, actor=actor, now=now,
-                        waited_seconds=int(waited.total_seconds()))
+            await apply(
+                session,
+                ticket,
+                "resume",
+                Status.ACCEPTED,
+                actor=actor,
+                now=now,
+                waited_seconds=int(waited.total_seconds()),
+            )
             return ticket
 
     async def add_note(self, number: str, responder_id: int, note: str) -> Ticket:
@@ -533,11 +606,19 @@ class TicketService:
         async with self._work() as session:
             ticket = await self._ticket(session, number)
             responder = await self._responder(session, responder_id)
-            if ticket.assignee_id != responder.id and not (Role(responder.role).is_staff
-                                                           and self._in_scope(responder, ticket)):
+            if ticket.assignee_id != responder.id and not (
+                Role(responder.role).is_staff and self._in_scope(responder, ticket)
+            ):
                 raise NotAllowed("只有接单人和本社区工作人员可以添加备注。")
-            await apply(session, ticket, "note", Status(ticket.status), actor=Actor.responder(responder.id), now=now,
-                        note=text)
+            await apply(
+                session,
+                ticket,
+                "note",
+                Status(ticket.status),
+                actor=Actor.responder(responder.id),
+                now=now,
+                note=text,
+            )
             return ticket
 
     async def resolve(self, number: str, responder_id: int, note: str) -> Ticket:
@@ -551,9 +632,18 @@ class TicketService:
             ticket.resolved_at = now
             ticket.resolution_note = text
             ticket.paused_at = None
-            await apply(session, ticket, "resolve", Status.RESOLVED, actor=Actor.responder(responder.id), now=now,
-                        note=text)
-            outbox.notify(session, "rate", "resident", ticket.resident_id, ticket, now, responder_name=responder.name)
+            await apply(
+                session,
+                ticket,
+                "resolve",
+                Status.RESOLVED,
+                actor=Actor.responder(responder.id),
+                now=now,
+                note=text,
+            )
+            outbox.notify(
+                session, "rate", "resident", ticket.resident_id, ticket, now, responder_name=responder.name
+            )
             return ticket
 
     # ------------------------------------------------------------------ 回访 / 评价
@@ -585,17 +675,43 @@ class TicketService:
             actor = Actor.resident(resident_id)
             if rating is Rating.UNSATISFIED or not solved:
                 previous = ticket.assignee_id
-                await apply(session, ticket, "rate", Status.RESOLVED, actor=actor, now=now, rating=rating.value,
-                            contacted=contacted, solved=solved)
+                await apply(
+                    session,
+                    ticket,
+                    "rate",
+                    Status.RESOLVED,
+                    actor=actor,
+                    now=now,
+                    rating=rating.value,
+                    contacted=contacted,
+                    solved=solved,
+                )
                 await self._reopen(session, ticket, now, actor, avoid=[previous] if previous else [])
             else:
                 ticket.closed_at = now
-                await apply(session, ticket, "rate", Status.CLOSED, actor=actor, now=now, rating=rating.value,
-                            contacted=contacted, solved=solved)
+                await apply(
+                    session,
+                    ticket,
+                    "rate",
+                    Status.CLOSED,
+                    actor=actor,
+                    now=now,
+                    rating=rating.value,
+                    contacted=contacted,
+                    solved=solved,
+                )
                 earned = points.award(session, ticket, now, f"rated_{rating.value}")
                 if ticket.assignee_id is not None:
-                    outbox.notify(session, "rated", "responder", ticket.assignee_id, ticket, now,
-                                  rating=rating.value, points=earned)
+                    outbox.notify(
+                        session,
+                        "rated",
+                        "responder",
+                        ticket.assignee_id,
+                        ticket,
+                        now,
+                        rating=rating.value,
+                        points=earned,
+                    )
             return ticket
 
     async def _reopen(
@@ -621,8 +737,15 @@ class TicketService:
             await self._withdraw_offers(session, ticket, now)
             if ticket.assignee_id is not None:
                 outbox.notify(session, "withdrawn", "responder", ticket.assignee_id, ticket, now)
-            await apply(session, ticket, "cancel", Status.CANCELLED, actor=Actor.resident(resident_id), now=now,
-                        reason=clean_text(reason or "")[:MAX_REASON] or None)
+            await apply(
+                session,
+                ticket,
+                "cancel",
+                Status.CANCELLED,
+                actor=Actor.resident(resident_id),
+                now=now,
+                reason=clean_text(reason or "")[:MAX_REASON] or None,
+            )
             return ticket
 
     async def auto_close(self, limit: int = 200) -> list[str]:
@@ -632,7 +755,10 @@ class TicketService:
             due = (
                 await session.scalars(
                     select(Ticket)
-                    .where(Ticket.status == Status.RESOLVED, Ticket.resolved_at < now - self.policy.auto_close_after)
+                    .where(
+                        Ticket.status == Status.RESOLVED,
+                        Ticket.resolved_at < now - self.policy.auto_close_after,
+                    )
                     .order_by(Ticket.resolved_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -644,7 +770,7 @@ class TicketService:
                 points.award(session, ticket, now, "auto_closed")
             return [t.number for t in due]
 
-    # ------------------------------------------------------------------ escalation (grid → community → street)
+    # ---------------------------------------------------------- escalation (grid → community → street)
 
     async def escalate_overdue(self, batch: int = 100) -> list[str]:
         """One sweep: every open ticket past its respond-by or resolve-by goes up one level and is
@@ -661,7 +787,10 @@ class TicketService:
                             Ticket.level < Level.STREET,
                             Ticket.paused_at.is_(None),
                             or_(
-                                and_(Ticket.status.in_((Status.CREATED, Status.DISPATCHED)), Ticket.respond_by < now),
+                                and_(
+                                    Ticket.status.in_((Status.CREATED, Status.DISPATCHED)),
+                                    Ticket.respond_by < now,
+                                ),
                                 and_(Ticket.status == Status.ACCEPTED, Ticket.resolve_by < now),
                             ),
                         )
@@ -682,13 +811,23 @@ class TicketService:
         await self._withdraw_offers(session, ticket, now)
         ticket.level += 1
         ticket.assignee_id = None
-        await apply(session, ticket, "escalate", Status.CREATED, actor=SYSTEM, now=now, reason=f"{late_on} passed",
-                    level=ticket.level, previous_assignee=previous)
+        await apply(
+            session,
+            ticket,
+            "escalate",
+            Status.CREATED,
+            actor=SYSTEM,
+            now=now,
+            reason=f"{late_on} passed",
+            level=ticket.level,
+            previous_assignee=previous,
+        )
         if previous is not None:
             outbox.notify(session, "withdrawn", "responder", previous, ticket, now, reason="overdue")
         for staff in await routing.staff_of(session, ticket, ticket.level):
-            outbox.notify(session, "escalated", "responder", staff.id, ticket, now, level=ticket.level,
-                          reason=late_on)
+            outbox.notify(
+                session, "escalated", "responder", staff.id, ticket, now, level=ticket.level, reason=late_on
+            )
         await self._redispatch(session, ticket, now, resolve=True)
 
     # ------------------------------------------------------------------ reading
@@ -742,7 +881,9 @@ class TicketService:
             staff = await self._responder(session, staff_id)
             if not Role(staff.role).is_staff:
                 raise NotAllowed("只有社区工作人员可以查看工单队列。")
-            query = select(Ticket).where(Ticket.status.in_((Status.CREATED, Status.DISPATCHED, Status.ACCEPTED)))
+            query = select(Ticket).where(
+                Ticket.status.in_((Status.CREATED, Status.DISPATCHED, Status.ACCEPTED))
+            )
             if staff.community_id is None:
                 query = query.where(Ticket.street_id == staff.street_id)
             else:

@@ -1,0 +1,49 @@
+"""`minhu run`: the long-running side of the product. Today: the deadline sweeper (escalation and
+auto-close) on a migrated database with the demo org loaded on first start."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import structlog
+from sqlalchemy import func, select
+
+from minhu.settings import Settings
+from minhu.wiring import open_service
+from tickets.db import unit_of_work
+from tickets.models import Street
+from tickets.org import load_org, parse_org
+from tickets.service import TicketService
+
+log = structlog.get_logger()
+DEMO_ORG = Path(__file__).resolve().parent.parent / "tickets" / "data" / "demo_org.yml"
+
+
+async def load_demo_org_if_empty(service: TicketService) -> bool:
+    """First start on an empty database: load the demo org so the product can be tried at once."""
+    async with unit_of_work(service.sessions) as session:
+        if await session.scalar(select(func.count()).select_from(Street)):
+            return False
+        await load_org(session, parse_org(DEMO_ORG), service.catalogue)
+    return True
+
+
+async def sweep_once(service: TicketService) -> tuple[list[str], list[str]]:
+    return await service.escalate_overdue(), await service.auto_close()
+
+
+async def sweep_forever(service: TicketService, every: float) -> None:
+    while True:
+        escalated, closed = await sweep_once(service)
+        if escalated or closed:
+            log.info("sweep", escalated=len(escalated), auto_closed=len(closed))
+        await asyncio.sleep(every)
+
+
+async def run(settings: Settings, *, sweep_every: float = 60.0) -> None:
+    async with open_service(settings) as service:
+        if await load_demo_org_if_empty(service):
+            log.info("demo org loaded", file=str(DEMO_ORG))
+        log.info("minhu running", database=settings.db_url.split("@")[-1])
+        await sweep_forever(service, sweep_every)

@@ -1,0 +1,54 @@
+"""Deadlines run on office hours (08:30–17:30 Wuhan time) of Chinese working days, 调休 included."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tickets.calendar import WorkCalendar
+from tickets.catalogue import Catalogue, Duration
+from tickets.errors import CalendarNotCovered
+
+WUHAN = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def calendar() -> WorkCalendar:
+    return WorkCalendar.for_catalogue(Catalogue.load())
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=WUHAN)
+
+
+@pytest.mark.parametrize(
+    ("start", "within", "due"),
+    [
+        (at(2026, 11, 23, 9, 0), "4h", at(2026, 11, 23, 13, 0)),  # inside one Monday
+        (at(2026, 11, 20, 16, 30), "4h", at(2026, 11, 23, 11, 30)),  # Friday 1 h + Monday 3 h
+        (at(2026, 11, 22, 22, 0), "2h", at(2026, 11, 23, 10, 30)),  # asked on Sunday night
+        (at(2026, 11, 23, 7, 0), "1h", at(2026, 11, 23, 9, 30)),  # before the office opens
+        (at(2026, 11, 23, 9, 0), "3d", at(2026, 11, 26, 9, 0)),  # three office days of 9 h
+        (at(2026, 9, 30, 17, 0), "4h", at(2026, 10, 8, 12, 0)),  # 国庆 holidays skipped
+        (at(2026, 10, 9, 17, 0), "2h", at(2026, 10, 10, 10, 0)),  # Saturday 10 Oct is a 调休 workday
+    ],
+)
+def test_working_deadlines(calendar: WorkCalendar, start: datetime, within: str, due: datetime) -> None:
+    assert calendar.deadline(start, Duration.parse(within)) == due
+
+
+def test_urgent_runs_on_the_plain_clock(calendar: WorkCalendar) -> None:
+    friday_night = at(2026, 11, 20, 22, 0)
+    assert calendar.deadline(friday_night, Duration.parse("2h"), urgent=True) == at(2026, 11, 21, 0, 0)
+    assert calendar.deadline(friday_night, Duration.parse("1d"), urgent=True) == at(2026, 11, 21, 22, 0)
+
+
+def test_a_year_the_holiday_data_does_not_cover_is_a_clear_error(calendar: WorkCalendar) -> None:
+    with pytest.raises(CalendarNotCovered, match="2027"):
+        calendar.deadline(at(2026, 12, 31, 17, 0), Duration.parse("4h"))
+
+
+@pytest.mark.parametrize("bad", ["", "0h", "-3d", "3w", "h", "2.5h"])
+def test_bad_durations_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="bad duration"):
+        Duration.parse(bad)
