@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import truncate
 from tickets.actors import SYSTEM
 from tickets.catalogue import Catalogue, Role
 from tickets.clock import ManualClock
@@ -46,6 +47,7 @@ async def test_exactly_one_of_many_concurrent_accepts_wins(pg_database: str, clo
     eldercare = dataclasses.replace(base.get("eldercare"), offer_to=VOLUNTEERS)  # offer to everyone
     catalogue = dataclasses.replace(base, categories={**base.categories, "eldercare": eldercare})
     engine = create_engine(pg_database, pool_size=VOLUNTEERS + 2)
+    await truncate(engine)
     try:
         service = TicketService(session_factory(engine), clock=clock, catalogue=catalogue)
         async with unit_of_work(service.sessions) as session:
@@ -53,7 +55,7 @@ async def test_exactly_one_of_many_concurrent_accepts_wins(pg_database: str, clo
         resident = (await service.resident_for("test:race")).id
         await service.remember_resident(resident, community="c")
         async with service.sessions() as session:
-            ids = list(await session.scalars(select(Responder.id).order_by(Responder.id)))
+            ids = list(await session.scalars(select(Responder.id)))
 
         async def accept(number: str, responder_id: int) -> int | None:
             try:
