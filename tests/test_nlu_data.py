@@ -1,0 +1,390 @@
+"""Checks of the Rasa NLU training data in nlu/ and the held-out test set in tests/nlu/.
+
+Runs without Rasa: parses the YAML, counts intents, validates entity annotations, regexes, lookups and synonyms, and
+looks for near-duplicate examples with rapidfuzz. If jieba is installed, also checks that every annotated entity starts
+and ends on a jieba token boundary once nlu/jieba/userdict.txt is loaded (Rasa warns about misaligned entities).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+from rapidfuzz import fuzz, process
+
+ROOT = Path(__file__).resolve().parents[1]
+NLU_DIR = ROOT / "nlu"
+INTENT_DIR = NLU_DIR / "intents"
+ENTITY_DIR = NLU_DIR / "entities"
+USERDICT = NLU_DIR / "jieba" / "userdict.txt"
+TEST_FILE = ROOT / "tests" / "nlu" / "test_messages.yml"
+
+SERVICE_INTENTS = {
+    "eldercare",
+    "property",
+    "certificate",
+    "legal_aid",
+    "neighbor_dispute",
+    "environment",
+    "facility_repair",
+    "social_assistance",
+}
+CONVERSATIONAL_INTENTS = {
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "check_status",
+    "feedback",
+    "human_handoff",
+    "bot_challenge",
+    "out_of_scope",
+}
+ALL_INTENTS = SERVICE_INTENTS | CONVERSATIONAL_INTENTS
+ENTITIES = {"community", "compound", "building", "room", "phone", "person", "time", "urgency"}
+# entity values that are numbers/codes are covered by regexes, not by the jieba dictionary
+REGEX_ENTITIES = {"building", "room", "phone"}
+
+MIN_TRAIN = {**{i: 60 for i in SERVICE_INTENTS}, **{i: 20 for i in CONVERSATIONAL_INTENTS}}
+MIN_TEST = {**{i: 12 for i in SERVICE_INTENTS}, **{i: 6 for i in CONVERSATIONAL_INTENTS}}
+MIN_TEST_TOTAL = 180
+TRAIN_DUP_RATIO = 90.0
+TEST_DUP_RATIO = 85.0
+
+# [text](label) or [text](label:value) or [text]{"entity": "label", ...}
+ANNOTATION = re.compile(
+    r"\[(?P<text>[^\[\]]+)\](?:\((?P<label>[^():]+)(?::(?P<value>[^()]+))?\)|(?P<json>\{[^{}]*\}))"
+)
+
+
+@dataclass(frozen=True)
+class Entity:
+    text: str
+    label: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Example:
+    intent: str
+    raw: str
+    text: str
+    entities: tuple[Entity, ...]
+    source: str
+
+
+def parse_example(raw: str, intent: str, source: str) -> Example:
+    out: list[str] = []
+    entities: list[Entity] = []
+    pos = 0
+    length = 0
+    for m in ANNOTATION.finditer(raw):
+        before = raw[pos : m.start()]
+        out.append(before)
+        length += len(before)
+        label = m.group("label")
+        if label is None:
+            label = yaml.safe_load(m.group("json"))["entity"]
+        text = m.group("text")
+        entities.append(Entity(text, label.strip(), length, length + len(text)))
+        out.append(text)
+        length += len(text)
+        pos = m.end()
+    out.append(raw[pos:])
+    return Example(intent, raw, "".join(out), tuple(entities), source)
+
+
+def examples_block(block: str) -> list[str]:
+    items = []
+    for line in block.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        assert stripped.startswith("- "), f"example line must start with '- ': {line!r}"
+        items.append(stripped[2:].strip())
+    return items
+
+
+def load_yaml(path: Path) -> dict:
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    assert isinstance(data, dict), f"{path} is not a mapping"
+    return data
+
+
+def load_examples(paths: list[Path]) -> list[Example]:
+    result = []
+    for path in paths:
+        for item in load_yaml(path).get("nlu", []):
+            if "intent" in item:
+                for raw in examples_block(item["examples"]):
+                    result.append(parse_example(raw, item["intent"], path.name))
+    return result
+
+
+@cache
+def train_examples() -> tuple[Example, ...]:
+    return tuple(load_examples(sorted(INTENT_DIR.glob("*.yml"))))
+
+
+@cache
+def held_out_examples() -> tuple[Example, ...]:
+    return tuple(load_examples([TEST_FILE]))
+
+
+@cache
+def entity_items() -> tuple[dict, ...]:
+    items: list[dict] = []
+    for path in sorted(ENTITY_DIR.glob("*.yml")):
+        items.extend(load_yaml(path).get("nlu", []))
+    return tuple(items)
+
+
+def norm(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def near_duplicates(a: list[str], b: list[str] | None, cutoff: float) -> list[tuple[str, str, float]]:
+    """Pairs (x, y, score) with fuzz.ratio >= cutoff; within `a` if b is None, else between a and b."""
+    hits = []
+    for i, x in enumerate(a):
+        choices = a[i + 1 :] if b is None else b
+        for y, score, _ in process.extract(x, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None):
+            hits.append((x, y, score))
+    return hits
+
+
+# ---------------------------------------------------------------- files and format
+
+
+def all_data_files() -> list[Path]:
+    return [*sorted(INTENT_DIR.glob("*.yml")), *sorted(ENTITY_DIR.glob("*.yml")), TEST_FILE]
+
+
+@pytest.mark.parametrize("path", all_data_files(), ids=lambda p: p.name)
+def test_yaml_parses_with_version_31(path: Path) -> None:
+    data = load_yaml(path)
+    assert str(data.get("version")) == "3.1"
+    assert isinstance(data.get("nlu"), list) and data["nlu"]
+    assert set(data) <= {"version", "nlu"}
+    for item in data["nlu"]:
+        kinds = {"intent", "regex", "lookup", "synonym"} & set(item)
+        assert len(kinds) == 1, (
+            f"{path.name}: item must have exactly one of intent/regex/lookup/synonym: {item}"
+        )
+        assert isinstance(item.get("examples"), str), f"{path.name}: examples must be a block string"
+        assert examples_block(item["examples"])
+
+
+@pytest.mark.parametrize("path", sorted(INTENT_DIR.glob("*.yml")), ids=lambda p: p.name)
+def test_one_intent_per_file_with_scope_comment(path: Path) -> None:
+    data = load_yaml(path)
+    intents = [item["intent"] for item in data["nlu"]]
+    assert intents == [path.stem]
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("#") and "NOT here" in path.read_text(encoding="utf-8"), "scope comment missing"
+
+
+def test_all_intents_present_and_nothing_else() -> None:
+    names = {ex.intent for ex in train_examples()}
+    assert names == ALL_INTENTS
+    assert {ex.intent for ex in held_out_examples()} == ALL_INTENTS
+
+
+def test_training_counts_per_intent() -> None:
+    counts = Counter(ex.intent for ex in train_examples())
+    low = {i: counts[i] for i, n in MIN_TRAIN.items() if counts[i] < n}
+    assert not low, f"too few training examples: {low}"
+
+
+def test_test_counts_per_intent() -> None:
+    counts = Counter(ex.intent for ex in held_out_examples())
+    assert sum(counts.values()) >= MIN_TEST_TOTAL
+    low = {i: counts[i] for i, n in MIN_TEST.items() if counts[i] < n}
+    assert not low, f"too few test messages: {low}"
+
+
+# ---------------------------------------------------------------- entities
+
+
+@pytest.mark.parametrize("which", ["training", "test"])
+def test_entity_labels_and_markup(which: str) -> None:
+    examples = train_examples() if which == "training" else held_out_examples()
+    for ex in examples:
+        for ent in ex.entities:
+            assert ent.label in ENTITIES, f"unknown entity label {ent.label!r} in {ex.raw!r}"
+            assert ent.text == ent.text.strip() and ent.text, f"entity with spaces at the edge in {ex.raw!r}"
+            assert ex.text[ent.start : ent.end] == ent.text
+        # leftover markup means a broken annotation
+        assert not re.search(r"\]\(|\[[^\]]*$", ex.text), f"broken annotation in {ex.raw!r}"
+
+
+def test_every_entity_label_is_annotated() -> None:
+    counts = Counter(ent.label for ex in train_examples() for ent in ex.entities)
+    missing = ENTITIES - set(counts)
+    assert not missing, f"entities never annotated in training: {missing}"
+    assert all(counts[e] >= 5 for e in ENTITIES), counts
+
+
+def test_regexes_compile_and_match_annotations() -> None:
+    regexes: dict[str, list[re.Pattern[str]]] = {}
+    for item in entity_items():
+        if "regex" in item:
+            assert item["regex"] in ENTITIES
+            regexes[item["regex"]] = [re.compile(p) for p in examples_block(item["examples"])]
+    assert {"phone", "room"} <= set(regexes)
+    for ex in (*train_examples(), *held_out_examples()):
+        for ent in ex.entities:
+            if ent.label == "phone":
+                assert any(p.fullmatch(ent.text) for p in regexes["phone"]), ent.text
+    assert regexes["phone"][0].search("电话13971234567")
+    assert not regexes["phone"][0].fullmatch("12345678901")
+
+
+def test_lookups_and_synonyms() -> None:
+    lookups = {
+        item["lookup"]: examples_block(item["examples"]) for item in entity_items() if "lookup" in item
+    }
+    assert set(lookups) >= {"community", "compound"}
+    assert set(lookups) <= ENTITIES
+    assert set(lookups["community"]) == {"安居社区", "锦江社区", "丹水池社区"}
+    assert len(lookups["compound"]) == 9
+    seen: set[str] = set()
+    for item in entity_items():
+        if "synonym" in item:
+            for value in examples_block(item["examples"]):
+                assert value not in seen, f"synonym text {value!r} listed twice"
+                assert value != item["synonym"]
+                seen.add(value)
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def test_no_exact_duplicates_or_conflicts() -> None:
+    by_text: dict[str, set[str]] = {}
+    for ex in train_examples():
+        by_text.setdefault(norm(ex.text), set()).add(ex.intent)
+    dup = Counter(norm(ex.text) for ex in train_examples())
+    assert not [t for t, n in dup.items() if n > 1], "exact duplicates in training"
+    assert not [t for t, i in by_text.items() if len(i) > 1], "same text under two intents"
+    test_dup = Counter(norm(ex.text) for ex in held_out_examples())
+    assert not [t for t, n in test_dup.items() if n > 1], "exact duplicates in test set"
+
+
+def test_no_near_duplicates_in_training() -> None:
+    texts = [norm(ex.text) for ex in train_examples()]
+    hits = near_duplicates(texts, None, TRAIN_DUP_RATIO)
+    assert not hits, "near-duplicate training examples:\n" + "\n".join(
+        f"{s:.0f}  {a} | {b}" for a, b, s in hits
+    )
+
+
+def test_no_near_duplicates_in_test_set() -> None:
+    texts = [norm(ex.text) for ex in held_out_examples()]
+    hits = near_duplicates(texts, None, TRAIN_DUP_RATIO)
+    assert not hits, "near-duplicate test messages:\n" + "\n".join(f"{s:.0f}  {a} | {b}" for a, b, s in hits)
+
+
+def test_test_set_is_held_out() -> None:
+    train = [norm(ex.text) for ex in train_examples()]
+    test = [norm(ex.text) for ex in held_out_examples()]
+    hits = near_duplicates(test, train, TEST_DUP_RATIO)
+    assert not hits, "test messages too close to training:\n" + "\n".join(
+        f"{s:.0f}  {a} | {b}" for a, b, s in hits
+    )
+
+
+# ---------------------------------------------------------------- realism mix
+
+
+def test_realism_mix() -> None:
+    service = [ex for ex in train_examples() if ex.intent in SERVICE_INTENTS]
+    texts = [ex.text for ex in service]
+    short = sum(len(norm(t)) <= 4 for t in texts)
+    long = sum(len(norm(t)) >= 30 for t in texts)
+    latin = sum(bool(re.search(r"[A-Za-z]{2,}", t)) for t in texts)
+    traditional = sum(bool(re.search(r"[們壞媽開證遺產請樓區沒齡幫裡這個麼]", t)) for t in texts)
+    wuhan = sum(bool(re.search(r"冇|么样|么事|爹爹|婆婆|伢|蛮|搞么", t)) for t in texts)
+    annotated = sum(bool(ex.entities) for ex in service)
+    assert short >= 30 and long >= 60 and latin >= 5 and traditional >= 8 and wuhan >= 80
+    assert annotated >= 0.2 * len(service)
+    for intent in SERVICE_INTENTS:
+        assert any(ex.entities for ex in service if ex.intent == intent)
+
+
+# ---------------------------------------------------------------- jieba dictionary
+
+
+def userdict_words() -> dict[str, tuple[int, str]]:
+    words: dict[str, tuple[int, str]] = {}
+    for n, line in enumerate(USERDICT.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(" ")
+        assert len(parts) == 3, f"userdict line {n} must be 'word freq tag': {line!r}"
+        word, freq, tag = parts
+        assert word and freq.isdigit() and re.fullmatch(r"[a-z]+", tag), f"bad userdict line {n}: {line!r}"
+        assert word not in words, f"userdict word {word!r} listed twice"
+        words[word] = (int(freq), tag)
+    return words
+
+
+def test_userdict_covers_entity_values_and_domain_words() -> None:
+    words = userdict_words()
+    required: set[str] = set()
+    for item in entity_items():
+        if "lookup" in item:
+            required.update(examples_block(item["examples"]))
+        if "synonym" in item:
+            required.add(item["synonym"])
+            required.update(examples_block(item["examples"]))
+    for ex in (*train_examples(), *held_out_examples()):
+        required.update(ent.text for ent in ex.entities if ent.label not in REGEX_ENTITIES)
+    required.update(
+        [
+            "低保",
+            "网格员",
+            "助餐",
+            "物业费",
+            "业委会",
+            "高龄津贴",
+            "居住证明",
+            "无犯罪记录证明",
+            "法律援助",
+            "人民调解",
+            "井盖",
+            "油烟",
+            "夜间施工",
+        ]
+    )
+    missing = sorted(w for w in required if w not in words)
+    assert not missing, f"missing from userdict.txt: {missing}"
+
+
+def test_entities_align_with_jieba_tokens() -> None:
+    jieba = pytest.importorskip("jieba")
+    jieba.setLogLevel(60)
+    tok = jieba.Tokenizer()
+    tok.load_userdict(str(USERDICT))
+    bad = []
+    for ex in (*train_examples(), *held_out_examples()):
+        if not ex.entities:
+            continue
+        starts = set()
+        ends = set()
+        for _word, start, end in tok.tokenize(ex.text):
+            starts.add(start)
+            ends.add(end)
+        for ent in ex.entities:
+            if ent.start not in starts or ent.end not in ends:
+                tokens = "/".join(w for w, _, _ in tok.tokenize(ex.text))
+                bad.append(f"{ent.label}:{ent.text}  in  {tokens}")
+    assert not bad, "entities not aligned with jieba tokens:\n" + "\n".join(bad)
