@@ -90,6 +90,46 @@ def sweep_command() -> None:
     asyncio.run(once())
 
 
+@app.command("report")
+def report_command(
+    month: Annotated[str, typer.Option("--month", help="The month, YYYY-MM (e.g. 2026-11), Beijing time.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the CSV and XLSX files.", file_okay=False)
+    ] = Path("reports"),
+    top: Annotated[int, typer.Option("--top", min=1, help="How many responders to list.")] = 10,
+) -> None:
+    """The monthly report (月调度): prints the table and writes CSV and XLSX files."""
+    from tickets.clock import SystemClock
+    from tickets.metrics import Period
+    from tickets.report import build_monthly_report, render_text, write_report
+
+    catalogue = Catalogue.load()
+    try:
+        period = Period.parse_month(month, catalogue.timezone)
+    except DomainError as error:
+        fail(error.message)
+
+    async def build() -> str:
+        async with open_engine(get_settings()) as engine:
+            # Every section from one snapshot (SQLite's transactions are serialised already).
+            if engine.dialect.name == "postgresql":
+                engine = engine.execution_options(isolation_level="REPEATABLE READ")
+            async with session_factory(engine)() as session:
+                report = await build_monthly_report(
+                    session, period, now=SystemClock().now(), catalogue=catalogue, top_responders=top
+                )
+        files = write_report(report, out)
+        written = "\n".join(f"  {path.resolve()}" for path in files.all)
+        return f"{render_text(report)}\n\n已写入 (written):\n{written}"
+
+    try:
+        typer.echo(asyncio.run(build()))
+    except DomainError as error:
+        fail(error.message)
+    except OSError as error:
+        fail(f"无法写入报表文件 (cannot write the report): {error}")
+
+
 def main() -> None:
     try:
         app()

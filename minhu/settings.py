@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / "data", alias="MINHU_DATA_DIR")
     database_url: str = Field(default="", alias="DATABASE_URL")
     auto_close_days: int = Field(default=7, alias="MINHU_AUTO_CLOSE_DAYS", ge=1)
+    # Intake (resident-facing): at most this many new tickets per resident per hour (0 = unlimited), and
+    # a near-identical request within this many hours is linked to the open ticket (0 = off).
+    max_tickets_per_hour: int = Field(default=5, alias="MINHU_MAX_TICKETS_PER_HOUR", ge=0)
+    duplicate_window_hours: float = Field(default=24.0, alias="MINHU_DUPLICATE_WINDOW_HOURS", ge=0)
 
     @property
     def db_url(self) -> str:

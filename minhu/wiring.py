@@ -28,6 +28,14 @@ async def open_engine(settings: Settings, *, require_migrated: bool = True) -> A
 async def open_service(settings: Settings) -> AsyncIterator[TicketService]:
     """The ticket service on a migrated database; refuses an unmigrated one (DatabaseNotMigrated)."""
     async with open_engine(settings) as engine:
-        yield TicketService(
-            session_factory(engine), policy=Policy(auto_close_after=timedelta(days=settings.auto_close_days))
-        )
+        yield TicketService(session_factory(engine), policy=policy_from(settings))
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        auto_close_after=timedelta(days=settings.auto_close_days),
+        max_tickets_per_hour=settings.max_tickets_per_hour or None,
+        duplicate_window=(
+            timedelta(hours=settings.duplicate_window_hours) if settings.duplicate_window_hours else None
+        ),
+    )

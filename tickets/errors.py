@@ -85,3 +85,13 @@ class CalendarNotCovered(DomainError):
 class DatabaseNotMigrated(DomainError):
     code = "database_not_migrated"
     default_message = "数据库尚未初始化或版本过旧,请先运行:minhu db upgrade"
+
+
+class TooManyTickets(DomainError):
+    """A resident opened more tickets in the last hour than the policy allows (防刷单)."""
+
+    code = "too_many_tickets"
+    default_message = (
+        "您在一小时内已经提交了 {limit} 条诉求,我们正在逐一处理。请稍等一会儿再提交新的诉求;"
+        "如果情况紧急,请直接拨打社区电话或 12345 热线。"
+    )

@@ -242,6 +242,9 @@ class Ticket(Base):
     created_at: Mapped[datetime]
     respond_by: Mapped[datetime]
     resolve_by: Mapped[datetime]
+    # The respond-by promised when the ticket was created: 响应率 is judged against it, whatever later
+    # re-dispatches (decline, escalation, reassignment) grant the next responder.
+    first_respond_by: Mapped[datetime]
     paused_at: Mapped[datetime | None]  # waiting on the resident: deadlines stop
     first_dispatched_at: Mapped[datetime | None]
     first_accepted_at: Mapped[datetime | None]

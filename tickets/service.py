@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from rapidfuzz import fuzz
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -34,6 +35,7 @@ from tickets.errors import (
     ResponderNotFound,
     TextTooLong,
     TicketNotFound,
+    TooManyTickets,
     ValidationError,
 )
 from tickets.models import (
@@ -51,17 +53,30 @@ from tickets.models import (
     TicketEvent,
     Urgency,
 )
-from tickets.privacy import clean_text, normalize_phone
+from tickets.privacy import clean_text, normalize_phone, scrub
 from tickets.transitions import apply, check, record_creation
 
 MAX_TEXT = 4000
 MAX_REASON = 500
+DUPLICATE_SIMILARITY = 85  # rapidfuzz ratio (0-100) above which two requests are the same matter
 
 
 @dataclass(frozen=True)
 class Policy:
     max_text: int = MAX_TEXT
     auto_close_after: timedelta = timedelta(days=7)
+    # Off in the domain (None); the app turns them on (minhu.settings): intake() refuses a resident's
+    # ticket beyond this many per hour, and links a near-identical request to the resident's open ticket.
+    max_tickets_per_hour: int | None = None
+    duplicate_window: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What became of a request: a new ticket, or the resident's open ticket it duplicates."""
+
+    ticket: Ticket
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,11 @@ class NewTicket:
     urgency: Urgency = Urgency.NORMAL
     intent: str | None = None
     confidence: float | None = None
+
+
+def _fold(text: str) -> str:
+    """Text as compared for duplicates: no whitespace or punctuation, lower case."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def _reason(reason: str | None) -> str:
@@ -225,6 +245,7 @@ class TicketService:
             else:
                 community, grid = await self._locate(session, None, None, None)
             urgent = urgency is Urgency.URGENT
+            respond_by = self.calendar.deadline(now, category.respond_within, urgent=urgent)
             ticket = Ticket(
                 number=await self._next_number(session, now),
                 resident_id=resident.id,
@@ -243,11 +264,125 @@ class TicketService:
                 dispatch_mode=category.dispatch,
                 level=Level.GRID,
                 created_at=now,
-                respond_by=self.calendar.deadline(now, category.respond_within, urgent=urgent),
+                respond_by=respond_by,
+                first_respond_by=respond_by,
                 resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
             )
             await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
             await self._dispatch(session, ticket, category, now)
+            return ticket
+
+    async def intake(self, request: NewTicket) -> Intake:
+        """The resident-facing way in: a near-identical request (same resident and category, open ticket,
+        within the policy's window) is linked to the open ticket, its text kept as a `link_duplicate`
+        event; beyond the hourly limit TooManyTickets is raised; otherwise a new ticket is created."""
+        text = self._validate_text(request.text)
+        now = self.clock.now()
+        window, limit = self.policy.duplicate_window, self.policy.max_tickets_per_hour
+        if window is not None:
+            async with self._work() as session:
+                candidates = (
+                    await session.scalars(
+                        select(Ticket)
+                        .where(
+                            Ticket.resident_id == request.resident_id,
+                            Ticket.category == request.category,
+                            Ticket.status.in_((Status.CREATED, Status.DISPATCHED, Status.ACCEPTED)),
+                            Ticket.created_at >= now - window,
+                        )
+                        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                    )
+                ).all()
+                for ticket in candidates:
+                    if fuzz.ratio(_fold(ticket.text), _fold(text)) >= DUPLICATE_SIMILARITY:
+                        await apply(
+                            session,
+                            ticket,
+                            "link_duplicate",
+                            Status(ticket.status),
+                            actor=Actor.resident(request.resident_id),
+                            now=now,
+                            text=text,
+                        )
+                        return Intake(ticket, duplicate=True)
+        if limit is not None:
+            async with self._work() as session:
+                recent = await session.scalar(
+                    select(func.count(Ticket.id)).where(
+                        Ticket.resident_id == request.resident_id,
+                        Ticket.created_at > now - timedelta(hours=1),
+                    )
+                )
+            if (recent or 0) >= limit:
+                raise TooManyTickets(limit=limit)
+        return Intake(await self.create_ticket(request))
+
+    async def handoff(self, resident_id: int, transcript: str, category: str | None = None) -> Ticket:
+        """转人工: a ticket for the community staff with the conversation so far (phones and ID numbers
+        masked), assigned by hand-off to the least busy staff member of the resident's community; when
+        the community has no staff on record it waits for dispatch (staff are notified)."""
+        text = self._validate_text(scrub(clean_text(transcript))[-self.policy.max_text :])
+        category_row = self.catalogue.get(category or "social_assistance")
+        now = self.clock.now()
+        async with self._work() as session:
+            resident = await self._resident(session, resident_id)
+            if resident.community_id is None:
+                raise ValidationError("请先告诉我们您住在哪个社区,方便安排社区工作人员联系您。")
+            community = await session.get_one(Community, resident.community_id)
+            respond_by = self.calendar.deadline(now, category_row.respond_within)
+            ticket = Ticket(
+                number=await self._next_number(session, now),
+                resident_id=resident.id,
+                category=category_row.code,
+                text=text,
+                intent="human_handoff",
+                street_id=community.street_id,
+                community_id=community.id,
+                grid_id=resident.grid_id,
+                address=resident.address,
+                contact_phone=resident.phone,
+                urgency=Urgency.NORMAL,
+                channel=resident.channel_id.split(":", 1)[0],
+                status=Status.CREATED,
+                dispatch_mode=DispatchMode.DIRECT,
+                level=Level.GRID,
+                created_at=now,
+                respond_by=respond_by,
+                first_respond_by=respond_by,
+                resolve_by=self.calendar.deadline(now, category_row.resolve_within),
+            )
+            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
+            staff = [
+                s for s in await routing.staff_of(session, ticket, Level.COMMUNITY) if s.on_duty
+            ] or list(await routing.staff_of(session, ticket, Level.COMMUNITY))
+            if not staff:
+                for street_staff in await routing.staff_of(session, ticket, Level.STREET):
+                    outbox.notify(session, "needs_dispatch", "responder", street_staff.id, ticket, now)
+                return ticket
+            loads = {
+                s.id: await session.scalar(
+                    select(func.count(Ticket.id)).where(
+                        Ticket.assignee_id == s.id, Ticket.status.in_(routing.OPEN_WORK)
+                    )
+                )
+                or 0
+                for s in staff
+            }
+            chosen = min(staff, key=lambda s: (loads[s.id], s.id))
+            ticket.assignee_id = chosen.id
+            chosen.last_assigned_at = now
+            await apply(
+                session,
+                ticket,
+                "dispatch",
+                Status.DISPATCHED,
+                actor=SYSTEM,
+                now=now,
+                mode="handoff",
+                assignee=chosen.id,
+            )
+            ticket.first_dispatched_at = now
+            outbox.notify(session, "assigned", "responder", chosen.id, ticket, now, handoff=True)
             return ticket
 
     async def _next_number(self, session: AsyncSession, now: datetime) -> str:
@@ -409,6 +544,7 @@ class TicketService:
             await self._withdraw_offers(session, ticket, now)
             ticket.assignee_id = target.id
             ticket.dispatch_mode = DispatchMode.DIRECT
+            ticket.paused_at = None  # the new responder's clock runs
             target.last_assigned_at = now
             self._restart_clock(ticket, self.catalogue.get(ticket.category), now, resolve=False)
             await apply(
@@ -460,7 +596,7 @@ class TicketService:
                 ticket.assignee_id = responder.id
                 if ticket.first_accepted_at is None:
                     ticket.first_accepted_at = now
-                    ticket.responded_in_time = now <= ticket.respond_by
+                    ticket.responded_in_time = now <= ticket.first_respond_by
                 await apply(
                     session, ticket, "accept", Status.ACCEPTED, actor=Actor.responder(responder.id), now=now
                 )

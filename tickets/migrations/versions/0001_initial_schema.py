@@ -175,6 +175,7 @@ def upgrade() -> None:
         sa.Column("created_at", tickets.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("respond_by", tickets.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("resolve_by", tickets.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_respond_by", tickets.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("paused_at", tickets.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("first_dispatched_at", tickets.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("first_accepted_at", tickets.models.UTCDateTime(timezone=True), nullable=True),
