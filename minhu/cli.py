@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from alembic import command
 
 from minhu.settings import get_settings
@@ -61,6 +62,8 @@ def org_load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, r
 
     try:
         asyncio.run(run())
+    except yaml.YAMLError as error:
+        fail(f"{path}: YAML 格式有误 (malformed YAML): {error}")
     except (DomainError, ValueError) as error:
         fail(str(error))
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.catalogue import Catalogue, Role
+from tickets.errors import DomainError
 from tickets.models import Base, Community, Compound, Grid, Responder, ResponderContact, Street
 from tickets.privacy import normalize_phone
 
@@ -51,11 +52,6 @@ class ResponderSpec(_Spec):
     on_duty: bool = True
     phone: str | None = None
     contacts: dict[str, str] = {}
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return normalize_phone(value) if value else None
 
 
 class StreetSpec(_Spec):
@@ -158,8 +154,12 @@ async def _load_responder(
         raise ValueError(f"responder {spec.code}: unknown community {spec.community!r}")
     if spec.community is None and spec.role is not Role.STREET_STAFF:
         raise ValueError(f"responder {spec.code}: only street_staff may have no community")
-    for category in spec.categories:
-        catalogue.get(category)
+    try:
+        phone = normalize_phone(spec.phone) if spec.phone else None
+        for category in spec.categories:
+            catalogue.get(category)
+    except DomainError as error:  # name the responder: an org file has dozens
+        raise ValueError(f"responder {spec.code}: {error.message}") from None
     community = communities[spec.community] if spec.community else None
     their_grids = []
     for code in spec.grids:
@@ -167,6 +167,7 @@ async def _load_responder(
         if grid is None or community is None or grid.community_id != community.id:
             raise ValueError(f"responder {spec.code}: grid {code!r} is not in community {spec.community!r}")
         their_grids.append(grid)
+    created_before = report.created.get(Responder.__tablename__, 0)
     responder = await _upsert(
         session,
         Responder,
@@ -179,18 +180,19 @@ async def _load_responder(
             "categories": sorted(spec.categories),
             "capacity": spec.capacity,
             "on_duty": spec.on_duty,
-            "phone": spec.phone,
+            "phone": phone,
             "active": True,
         },
         report,
     )
+    new = report.created.get(Responder.__tablename__, 0) > created_before
     if {g.id for g in await responder.awaitable_attrs.grids} != {g.id for g in their_grids}:
         responder.grids = their_grids
-        report.count("responder_grids", created=False)
+        report.count("responder_grids", created=new)
     wanted = set(spec.contacts.items())
     have = {(c.channel, c.handle) for c in await responder.awaitable_attrs.contacts}
-    if wanted - have:
+    if wanted != have:
         responder.contacts = [c for c in responder.contacts if (c.channel, c.handle) in wanted] + [
             ResponderContact(channel=ch, handle=h) for ch, h in sorted(wanted - have)
         ]
-        report.count("responder_contacts", created=False)
+        report.count("responder_contacts", created=new)

@@ -1,0 +1,130 @@
+"""The `minhu` command line on a temporary embedded SQLite database: `db upgrade` and `org load`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from minhu.cli import app
+from minhu.settings import get_settings
+
+DEMO = Path(__file__).resolve().parent.parent / "tickets" / "data" / "demo_org.yml"
+FIXTURE_ORG = Path(__file__).resolve().parent / "fixtures" / "org.yml"
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The SQLite file the CLI will use: MINHU_DATA_DIR points at a temp folder, no DATABASE_URL."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("MINHU_DATA_DIR", str(data))
+    monkeypatch.setenv("DATABASE_URL", "")
+    get_settings.cache_clear()
+    yield data / "minhu.db"
+    get_settings.cache_clear()
+
+
+def minhu(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def rows(database: Path, table: str) -> int:
+    with sqlite3.connect(database) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_upgrade_then_load_the_demo_org(database: Path) -> None:
+    upgraded = minhu("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "database is up to date" in upgraded.output
+
+    loaded = minhu("org", "load", str(DEMO))
+
+    assert loaded.exit_code == 0, loaded.output
+    for line in (
+        "created 1 streets",
+        "created 3 communities",
+        "created 9 grids",
+        "created 9 compounds",
+        "created 36 responders",
+    ):
+        assert line in loaded.output.splitlines()
+    assert "没有变化" not in loaded.output
+    assert (rows(database, "streets"), rows(database, "responders")) == (1, 36)
+
+    again = minhu("org", "load", str(DEMO))
+
+    assert again.exit_code == 0, again.output
+    assert again.output.strip() == "没有变化 (nothing changed)."
+    assert rows(database, "responders") == 36
+
+
+def test_a_second_file_reports_what_it_updated(database: Path, tmp_path: Path) -> None:
+    assert minhu("db", "upgrade").exit_code == 0
+    assert minhu("org", "load", str(DEMO)).exit_code == 0
+    raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    raw["streets"][0]["responders"][0]["capacity"] = 5
+    changed = tmp_path / "changed.yml"
+    changed.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+    result = minhu("org", "load", str(changed))
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["updated 1 responders"]
+
+
+def test_load_before_upgrade_says_to_run_db_upgrade(database: Path) -> None:
+    result = minhu("org", "load", str(DEMO))
+
+    assert result.exit_code == 1
+    assert "minhu db upgrade" in result.stderr
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+
+
+def test_a_missing_file_is_refused(database: Path, tmp_path: Path) -> None:
+    result = minhu("org", "load", str(tmp_path / "nowhere.yml"))
+
+    assert result.exit_code != 0
+    assert "nowhere.yml" in result.output
+    assert not database.exists() or rows(database, "streets") == 0
+
+
+def test_a_bad_org_file_is_refused_and_nothing_is_written(database: Path, tmp_path: Path) -> None:
+    assert minhu("db", "upgrade").exit_code == 0
+    raw = yaml.safe_load(FIXTURE_ORG.read_text(encoding="utf-8"))
+    raw["streets"][0]["responders"].append(
+        {"code": "vol-new", "name": "柯小燕", "role": "party_volunteer", "community": "nowhere"}
+    )
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+    result = minhu("org", "load", str(bad))
+
+    assert result.exit_code == 1
+    assert "vol-new: unknown community 'nowhere'" in result.stderr
+    assert isinstance(result.exception, SystemExit)
+    assert rows(database, "streets") == rows(database, "responders") == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["streets:\n  - code: minan\n    name: [民安街道\n", "streets:\n\t- code: minan\n"],
+    ids=["unclosed", "tab"],
+)
+def test_malformed_yaml_is_a_clear_error_not_a_traceback(
+    database: Path, tmp_path: Path, content: str
+) -> None:
+    assert minhu("db", "upgrade").exit_code == 0
+    bad = tmp_path / "bad.yml"
+    bad.write_text(content, encoding="utf-8")
+
+    result = minhu("org", "load", str(bad))
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "bad.yml" in result.stderr and "line" in result.stderr
+    assert rows(database, "streets") == 0
