@@ -100,7 +100,18 @@ class Rating(StrEnum):
 
     @property
     def label(self) -> str:
-        return {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}[self.value]
+        return RATING_LABELS[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Rating:
+        """The code or the Chinese words residents see on the buttons."""
+        for rating, label in RATING_LABELS.items():
+            if value in (rating.value, label):
+                return rating
+        raise ValueError(value)
+
+
+RATING_LABELS = {Rating.SATISFIED: "满意", Rating.BASIC: "基本满意", Rating.UNSATISFIED: "不满意"}
 
 
 class Level(IntEnum):

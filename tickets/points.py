@@ -21,8 +21,9 @@ def points_for(rating: Rating | None) -> int:
     return BASE_POINTS + (SATISFIED_BONUS if rating is Rating.SATISFIED else 0)
 
 
-def award(session: AsyncSession, ticket: Ticket, now: datetime, reason: str) -> int:
-    points = points_for(Rating(ticket.rating) if ticket.rating else None)
+def award(session: AsyncSession, ticket: Ticket, rating: Rating | None, now: datetime, reason: str) -> int:
+    """Pay the assignee for the answer that closed the ticket (None: closed without a rating)."""
+    points = points_for(rating)
     if ticket.assignee_id is not None and points:
         session.add(
             PointsEntry(

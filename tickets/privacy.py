@@ -55,5 +55,7 @@ def scrub(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Drop control and zero-width characters; keep emoji and line breaks."""
+    """Drop control and zero-width characters; keep emoji and line breaks. Lone UTF-16 surrogates (half an
+    emoji cut by a client) become U+FFFD instead of breaking the database and the channels."""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return _CONTROL_RE.sub("", text).strip()

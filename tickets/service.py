@@ -183,9 +183,16 @@ class TicketService:
         return resident
 
     async def _locate(
-        self, session: AsyncSession, community: str | None, compound: str | None, grid: str | None
+        self,
+        session: AsyncSession,
+        community: str | None,
+        compound: str | None,
+        grid: str | None,
+        *,
+        home: Community | None = None,
     ) -> tuple[Community, Grid | None]:
         """Community (by code or name) and, when the compound or grid says so, the grid."""
+        compound, grid = clean_text(compound or "")[:100], clean_text(grid or "")[:64]
         found_compound = None
         if compound:
             found_compound = await session.scalar(
@@ -207,6 +214,8 @@ class TicketService:
                 raise ValidationError(f"没有找到“{name[:20]}”这个社区,请从列表中选择您所在的社区。")
         elif grid_row is not None:
             found = await session.get_one(Community, grid_row.community_id)
+        elif home is not None:
+            found = home
         else:
             raise ValidationError("请告诉我们您住在哪个社区,方便安排就近的工作人员。")
         if grid_row is not None and grid_row.community_id != found.id:
@@ -231,19 +240,20 @@ class TicketService:
         phone = normalize_phone(request.phone) if request.phone else None
         if request.confidence is not None and not 0.0 <= request.confidence <= 1.0:
             raise ValidationError("confidence must be between 0 and 1")
-        urgency = Urgency(request.urgency)
+        try:
+            urgency = Urgency(request.urgency)
+        except ValueError:
+            raise ValidationError("紧急程度只能选“一般”或“紧急”。") from None
         now = self.clock.now()
         async with self._work() as session:
             resident = await self._resident(session, request.resident_id)
-            if request.community or request.compound or request.grid:
-                community, grid = await self._locate(
-                    session, request.community, request.compound, request.grid
-                )
-            elif resident.community_id is not None:
-                community = await session.get_one(Community, resident.community_id)
-                grid = await session.get(Grid, resident.grid_id) if resident.grid_id else None
-            else:
-                community, grid = await self._locate(session, None, None, None)
+            home = await session.get(Community, resident.community_id) if resident.community_id else None
+            # A compound we do not know (a new building, a typo) still files at home, not an error.
+            community, grid = await self._locate(
+                session, request.community, request.compound, request.grid, home=home
+            )
+            if grid is None and home is not None and community.id == home.id and resident.grid_id:
+                grid = await session.get(Grid, resident.grid_id)
             urgent = urgency is Urgency.URGENT
             respond_by = self.calendar.deadline(now, category.respond_within, urgent=urgent)
             ticket = Ticket(
@@ -796,7 +806,7 @@ class TicketService:
     ) -> Ticket:
         """The resident's answer to 回访. 不满意 or not solved reopens and re-dispatches (二次派单)."""
         try:
-            rating = Rating(rating)
+            rating = Rating.parse(rating)
         except ValueError:
             raise ValidationError("请选择:满意、基本满意或不满意。") from None
         comment_text = clean_text(comment or "")[:1000] or None
@@ -836,7 +846,7 @@ class TicketService:
                     contacted=contacted,
                     solved=solved,
                 )
-                earned = points.award(session, ticket, now, f"rated_{rating.value}")
+                earned = points.award(session, ticket, rating, now, f"rated_{rating.value}")
                 if ticket.assignee_id is not None:
                     outbox.notify(
                         session,
@@ -903,7 +913,8 @@ class TicketService:
             for ticket in due:
                 ticket.closed_at = now
                 await apply(session, ticket, "auto_close", Status.CLOSED, actor=SYSTEM, now=now)
-                points.award(session, ticket, now, "auto_closed")
+                # Closed without an answer: an earlier round's rating is not this round's.
+                points.award(session, ticket, None, now, "auto_closed")
             return [t.number for t in due]
 
     # ---------------------------------------------------------- escalation (grid → community → street)
