@@ -39,6 +39,7 @@ from tickets.errors import (
     ValidationError,
 )
 from tickets.models import (
+    OPEN_TICKET_SQL,
     Community,
     Compound,
     Grid,
@@ -1028,9 +1029,7 @@ class TicketService:
             staff = await self._responder(session, staff_id)
             if not Role(staff.role).is_staff:
                 raise NotAllowed("只有社区工作人员可以查看工单队列。")
-            query = select(Ticket).where(
-                Ticket.status.in_((Status.CREATED, Status.DISPATCHED, Status.ACCEPTED))
-            )
+            query = select(Ticket).where(OPEN_TICKET_SQL)
             if staff.community_id is None:
                 query = query.where(Ticket.street_id == staff.street_id)
             else:

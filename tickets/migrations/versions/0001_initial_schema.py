@@ -211,7 +211,20 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index("ix_tickets_assignee_status", ["assignee_id", "status"], unique=False)
         batch_op.create_index("ix_tickets_created_at", ["created_at"], unique=False)
-        batch_op.create_index("ix_tickets_queue", ["community_id", "status", "resolve_by"], unique=False)
+        batch_op.create_index(
+            "ix_tickets_open_by_community",
+            ["community_id", "resolve_by", "id"],
+            unique=False,
+            postgresql_where=sa.text("status IN ('created', 'dispatched', 'accepted')"),
+            sqlite_where=sa.text("status IN ('created', 'dispatched', 'accepted')"),
+        )
+        batch_op.create_index(
+            "ix_tickets_open_by_street",
+            ["street_id", "resolve_by", "id"],
+            unique=False,
+            postgresql_where=sa.text("status IN ('created', 'dispatched', 'accepted')"),
+            sqlite_where=sa.text("status IN ('created', 'dispatched', 'accepted')"),
+        )
         batch_op.create_index("ix_tickets_resident_created", ["resident_id", "created_at"], unique=False)
         batch_op.create_index("ix_tickets_status_respond_by", ["status", "respond_by"], unique=False)
 
@@ -317,7 +330,8 @@ def downgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_status_respond_by")
         batch_op.drop_index("ix_tickets_resident_created")
-        batch_op.drop_index("ix_tickets_queue")
+        batch_op.drop_index("ix_tickets_open_by_street")
+        batch_op.drop_index("ix_tickets_open_by_community")
         batch_op.drop_index("ix_tickets_created_at")
         batch_op.drop_index("ix_tickets_assignee_status")
 
