@@ -4,6 +4,7 @@ auto-close) on a migrated database with the demo org loaded on first start."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date, timedelta
 from pathlib import Path
 
 import structlog
@@ -29,6 +30,17 @@ async def load_demo_org_if_empty(service: TicketService) -> bool:
     return True
 
 
+def warn_if_calendar_runs_out(service: TicketService, within: timedelta = timedelta(days=60)) -> None:
+    """Deadlines of up to 10 working days need next year's 调休 data well before New Year."""
+    last = service.calendar.covered_until()
+    if date.today() + within > last:
+        log.warning(
+            "holiday calendar runs out: upgrade chinesecalendar",
+            covered_until=last.isoformat(),
+            hint="pip install -U chinesecalendar; until then deadlines past that day cannot be computed",
+        )
+
+
 async def sweep_once(service: TicketService) -> tuple[list[str], list[str]]:
     return await service.escalate_overdue(), await service.auto_close()
 
@@ -45,5 +57,6 @@ async def run(settings: Settings, *, sweep_every: float = 60.0) -> None:
     async with open_service(settings) as service:
         if await load_demo_org_if_empty(service):
             log.info("demo org loaded", file=str(DEMO_ORG))
+        warn_if_calendar_runs_out(service)
         log.info("minhu running", database=settings.db_url.split("@")[-1])
         await sweep_forever(service, sweep_every)

@@ -52,3 +52,10 @@ def test_a_year_the_holiday_data_does_not_cover_is_a_clear_error(calendar: WorkC
 def test_bad_durations_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="bad duration"):
         Duration.parse(bad)
+
+
+def test_the_calendar_knows_how_far_its_holiday_data_goes(calendar: WorkCalendar) -> None:
+    last = calendar.covered_until()
+    assert calendar.is_workday(last) in (True, False)  # answerable
+    with pytest.raises(CalendarNotCovered):
+        calendar.is_workday(last.replace(year=last.year + 1, month=1, day=2))

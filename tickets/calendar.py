@@ -53,3 +53,13 @@ class WorkCalendar:
                 return (local + remaining).astimezone(UTC)
             remaining -= closes - local
             local = datetime.combine(day + timedelta(days=1), self.office_start, self.tz)
+
+    def covered_until(self) -> date:
+        """The last day the holiday data knows: deadlines past it raise CalendarNotCovered."""
+        year = date.today().year
+        while True:
+            try:
+                self.is_workday(date(year + 1, 1, 1))
+            except CalendarNotCovered:
+                return date(year, 12, 31)
+            year += 1
