@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from tests.conftest import FIXTURES, count, notifications
 from tickets.catalogue import Catalogue, Role
@@ -95,7 +96,8 @@ async def row_counts(service: TicketService) -> dict[str, int]:
 
 async def responders_by_code(service: TicketService) -> dict[str, Responder]:
     async with service.sessions() as session:
-        return {r.code: r for r in await session.scalars(select(Responder))}
+        query = select(Responder).options(selectinload(Responder.grids), selectinload(Responder.contacts))
+        return {r.code: r for r in await session.scalars(query)}
 
 
 # ---------------------------------------------------------------- the demo org as written

@@ -181,9 +181,11 @@ class Responder(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_assigned_at: Mapped[datetime | None]  # round-robin among equally loaded responders
 
-    grids: Mapped[list[Grid]] = relationship(secondary="responder_grids", lazy="selectin")
+    # Loaded only when asked for (selectinload / awaitable_attrs): dispatch reads responders on every
+    # ticket and needs neither.
+    grids: Mapped[list[Grid]] = relationship(secondary="responder_grids", lazy="raise_on_sql")
     contacts: Mapped[list[ResponderContact]] = relationship(
-        back_populates="responder", lazy="selectin", cascade="all, delete-orphan"
+        back_populates="responder", lazy="raise_on_sql", cascade="all, delete-orphan"
     )
 
     def serves(self, category: str) -> bool:

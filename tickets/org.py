@@ -186,11 +186,12 @@ async def _load_responder(
         report,
     )
     new = report.created.get(Responder.__tablename__, 0) > created_before
-    if {g.id for g in await responder.awaitable_attrs.grids} != {g.id for g in their_grids}:
+    await session.refresh(responder, ["grids", "contacts"])
+    if {g.id for g in responder.grids} != {g.id for g in their_grids}:
         responder.grids = their_grids
         report.count("responder_grids", created=new)
     wanted = set(spec.contacts.items())
-    have = {(c.channel, c.handle) for c in await responder.awaitable_attrs.contacts}
+    have = {(c.channel, c.handle) for c in responder.contacts}
     if wanted != have:
         responder.contacts = [c for c in responder.contacts if (c.channel, c.handle) in wanted] + [
             ResponderContact(channel=ch, handle=h) for ch, h in sorted(wanted - have)

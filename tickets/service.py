@@ -258,7 +258,7 @@ class TicketService:
             urgent = urgency is Urgency.URGENT
             respond_by = self.calendar.deadline(now, category.respond_within, urgent=urgent)
             ticket = Ticket(
-                number=await self._next_number(session, now),
+                number="",  # taken last, see below
                 resident_id=resident.id,
                 category=category.code,
                 text=text,
@@ -279,8 +279,12 @@ class TicketService:
                 first_respond_by=respond_by,
                 resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
             )
+            # Read-only routing first: the day's number locks its counter row until commit, so it is
+            # taken as late as possible and concurrent creates queue on it only for the writes.
+            found = await self._candidates(session, ticket, category)
+            ticket.number = await self._next_number(session, now)
             await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
-            await self._dispatch(session, ticket, category, now)
+            await self._dispatch(session, ticket, category, now, found=found)
             return ticket
 
     async def intake(self, request: NewTicket) -> Intake:
@@ -412,6 +416,19 @@ class TicketService:
 
     # ------------------------------------------------------------------ 社区派单
 
+    async def _candidates(
+        self,
+        session: AsyncSession,
+        ticket: Ticket,
+        category: Category,
+        *,
+        exclude: Collection[int] = (),
+        avoid: Collection[int] = (),
+    ) -> Sequence[Responder]:
+        grab = ticket.dispatch_mode == DispatchMode.GRAB and ticket.level == Level.GRID
+        wanted = category.offer_to if grab else 1
+        return await routing.candidates(session, ticket, category, exclude=exclude, avoid=avoid, limit=wanted)
+
     async def _dispatch(
         self,
         session: AsyncSession,
@@ -421,13 +438,13 @@ class TicketService:
         *,
         exclude: Collection[int] = (),
         avoid: Collection[int] = (),
+        found: Sequence[Responder] | None = None,
     ) -> None:
-        """Send a created ticket to the best responders of its level; tell staff when nobody can take it."""
+        """Send a created ticket to the best responders of its level (`found`, when already looked up);
+        tell staff when nobody can take it."""
         grab = ticket.dispatch_mode == DispatchMode.GRAB and ticket.level == Level.GRID
-        wanted = category.offer_to if grab else 1
-        found = await routing.candidates(
-            session, ticket, category, exclude=exclude, avoid=avoid, limit=wanted
-        )
+        if found is None:
+            found = await self._candidates(session, ticket, category, exclude=exclude, avoid=avoid)
         if not found:
             for staff in await routing.staff_of(session, ticket, ticket.level):
                 outbox.notify(
