@@ -133,6 +133,33 @@ def report_command(
         fail(f"无法写入报表文件 (cannot write the report): {error}")
 
 
+@app.command("chat")
+def chat_command(
+    url: Annotated[str, typer.Option(help="Rasa server (REST channel).")] = "http://127.0.0.1:5005",
+    sender: Annotated[str, typer.Option(help="Who you are to the bot (a channel id).")] = "web:terminal",
+) -> None:
+    """Chat with the assistant in the terminal (Chinese input; pick a button by its number)."""
+    from minhu.chat import chat_loop
+
+    asyncio.run(chat_loop(url, sender))
+
+
+@app.command("serve")
+def serve_command(
+    sender: Annotated[str, typer.Option(help="Who you are to the bot (a channel id).")] = "web:terminal",
+    chat: Annotated[bool, typer.Option(help="Open the terminal chat once the stack is up.")] = True,
+) -> None:
+    """Start the whole local stack (action server, Rasa, sweeper) and chat with it."""
+    from minhu.chat import serve
+
+    try:
+        asyncio.run(serve(get_settings(), sender=sender, chat=chat))
+    except KeyboardInterrupt:
+        typer.echo("已停止 (stopped).")
+    except RuntimeError as error:
+        fail(str(error))
+
+
 def main() -> None:
     try:
         app()

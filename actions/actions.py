@@ -1,0 +1,997 @@
+"""The custom actions: request form (群众点单), status, feedback (回访), cancel, guide answers, hand-off.
+
+Every action is thin: it reads the tracker, calls the ticket core (tickets.service) within a time limit,
+and words the answer. A failing database never loses a request: it is saved for retry (runtime.pending).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy import select
+
+from actions.runtime import RUNTIME, PendingRequest, channel_id, register, within
+from actions.texts import (
+    MIN_DESCRIPTION,
+    NUMBER_RE,
+    PRIVACY_NOTICE,
+    SAVED_FOR_RETRY_TEXT,
+    SERVICE_INTENTS,
+    SKIP,
+    YES_WORDS,
+    category_buttons,
+    category_name,
+    fold,
+    is_cancel,
+    is_skip,
+    rating_of,
+    urgency_of,
+    when,
+    yes_no,
+)
+from tickets.actors import Actor
+from tickets.catalogue import DispatchMode
+from tickets.errors import DomainError, TicketNotFound, TooManyTickets
+from tickets.models import Community, Compound, Grid, Resident, Responder, Status, Ticket
+from tickets.privacy import mask_name, mask_phone, normalize_phone
+from tickets.service import Intake, TicketService
+
+log = structlog.get_logger("actions")
+
+REQUEST_SLOTS = ("description", "community", "compound", "address", "phone", "urgency", "confirm")
+FEEDBACK_SLOTS = ("fb_contacted", "fb_solved", "fb_rating")
+QUESTION_WORDS = ("怎么", "如何", "什么", "哪些", "哪里", "吗", "材料", "条件", "流程", "能不能", "可不可以",
+                  "咨询", "问一下", "问问", "?", "?", "多少", "标准")  # fmt: skip
+HANDOFF_BUTTON = {"title": "请社区工作人员联系我", "payload": "/human_handoff"}
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+async def _service() -> TicketService:
+    return await RUNTIME.service()
+
+
+async def resident_of(tracker: Tracker) -> Resident:
+    service = await _service()
+    return await within(lambda: service.resident_for(channel_id(tracker.sender_id)))
+
+
+async def resident_id_of(tracker: Tracker) -> int:
+    key = channel_id(tracker.sender_id)
+    cached = RUNTIME.residents.get(key)
+    if cached is None:
+        cached = (await resident_of(tracker)).id
+        RUNTIME.residents[key] = cached
+    return cached
+
+
+def user_text(tracker: Tracker) -> str:
+    text = str(tracker.latest_message.get("text") or "").strip()
+    return "" if text.startswith("/") else text  # a button payload is not the resident's words
+
+
+def intent_of(tracker: Tracker) -> str:
+    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+
+
+def entity(tracker: Tracker, name: str) -> str | None:
+    values = [e.get("value") for e in tracker.latest_message.get("entities") or [] if e.get("entity") == name]
+    return str(values[0]) if values and values[0] else None
+
+
+def offer_of(tracker: Tracker) -> dict[str, Any]:
+    raw = tracker.get_slot("offer")
+    try:
+        return dict(json.loads(raw)) if raw else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _offer(**data: Any) -> SlotSet:
+    return SlotSet("offer", json.dumps(data, ensure_ascii=False))
+
+
+def _clear(slots: Sequence[str]) -> list[EventType]:
+    return [SlotSet(slot, None) for slot in slots]
+
+
+async def communities() -> list[tuple[str, str]]:
+    """(code, name) of the org's communities, for buttons."""
+    service = await _service()
+
+    async def read() -> list[tuple[str, str]]:
+        async with service.sessions() as session:
+            rows = await session.execute(select(Community.code, Community.name).order_by(Community.id))
+            return [(code, name) for code, name in rows]
+
+    return await within(read)
+
+
+async def compounds_of(community_name: str) -> list[str]:
+    service = await _service()
+
+    async def read() -> list[str]:
+        async with service.sessions() as session:
+            rows = await session.scalars(
+                select(Compound.name)
+                .join(Grid, Grid.id == Compound.grid_id)
+                .join(Community, Community.id == Grid.community_id)
+                .where(Community.name == community_name)
+                .order_by(Compound.id)
+            )
+            return list(rows)
+
+    return await within(read)
+
+
+async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    service = await _service()
+
+    async def read() -> dict[int, str]:
+        async with service.sessions() as session:
+            rows = await session.execute(select(Responder.id, Responder.name).where(Responder.id.in_(wanted)))
+            return {rid: name for rid, name in rows}
+
+    return await within(read)
+
+
+def match_community(text: str, known: Sequence[tuple[str, str]]) -> str | None:
+    """A community name from the resident's words: 安居 / 安居社区 / the code."""
+    folded = fold(text)
+    if not folded:
+        return None
+    for code, name in known:
+        short = name.removesuffix("社区")
+        if folded in (fold(code), fold(name), fold(short)) or fold(name) in folded or fold(short) in folded:
+            return name
+    return None
+
+
+# ---------------------------------------------------------------------------------- 群众点单 (request)
+
+
+class ActionStartRequest(Action):
+    """A service request (or a yes to an offer): answer from the guide, or prefill and open the form."""
+
+    def name(self) -> str:
+        return "action_start_request"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        intent, text, offer = intent_of(tracker), user_text(tracker), offer_of(tracker)
+        answered: list[EventType] = [SlotSet("request_next", "answered")]
+        if intent not in SERVICE_INTENTS:  # affirm: a yes to what we offered last
+            if offer.get("kind") == "guide":
+                return await self._open_form(
+                    dispatcher, tracker, offer["category"], offer.get("text") or "", from_offer=True
+                )
+            if offer.get("kind") == "cancel":
+                dispatcher.utter_message(text="好的,我们继续为您办理。有新情况随时告诉我。")
+                return [*answered, SlotSet("offer", None)]
+            dispatcher.utter_message(
+                text="好的。请问有什么需要帮忙的?可以直接说说您遇到的问题。",
+                buttons=category_buttons((await _service()).catalogue),
+            )
+            return answered
+        entry = RUNTIME.guide.lookup(text) if text else None
+        service = await _service()
+        if intent == "certificate" or (
+            entry is not None and entry.kind == "consultation" and any(w in text for w in QUESTION_WORDS)
+        ):
+            if entry is None:
+                names = "、".join(RUNTIME.guide.certificate_names())
+                dispatcher.utter_message(
+                    text=f"社区目前可以开具的证明有:{names}。\n很多证明已经取消(整治“万能章”),"
+                    "您可以告诉我要办哪一种证明、用来做什么,我把要带的材料一次告诉您。"
+                )
+            else:
+                dispatcher.utter_message(text=entry.answer)
+            category = entry.category if entry and entry.category else intent
+            dispatcher.utter_message(
+                text=f"需要社区工作人员帮您办理「{category_name(service.catalogue, category)}」吗?",
+                buttons=[
+                    {"title": "需要,帮我登记", "payload": "/affirm"},
+                    {"title": "不用了,谢谢", "payload": "/deny"},
+                ],
+            )
+            return [
+                *answered,
+                SlotSet("category", category),
+                _offer(kind="guide", category=category, text=text),
+            ]
+        return await self._open_form(dispatcher, tracker, intent, text)
+
+    async def _open_form(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        category: str,
+        text: str,
+        *,
+        from_offer: bool = False,
+    ) -> list[EventType]:
+        events: list[EventType] = [
+            *_clear(REQUEST_SLOTS),
+            SlotSet("category", category),
+            SlotSet("offer", None),
+            SlotSet("request_cancelled", None),
+            SlotSet("fails", None),
+            SlotSet("short_text", None),
+            SlotSet("home", None),
+        ]
+        if len(fold(text)) >= MIN_DESCRIPTION:
+            events.append(SlotSet("description", text))
+        elif text and not from_offer:
+            events.append(SlotSet("short_text", text))
+        try:
+            resident = await resident_of(tracker)
+            RUNTIME.residents[channel_id(tracker.sender_id)] = resident.id
+        except Exception as error:  # the database is down: still take the request, it is saved later
+            log.warning("resident lookup failed", error=type(error).__name__)
+            resident = None
+        if resident is not None and resident.consent_at is None and not tracker.get_slot("privacy_told"):
+            dispatcher.utter_message(text=PRIVACY_NOTICE)
+            events.append(SlotSet("privacy_told", True))
+        # What the message itself says (NLU entities), then what we remember about the resident.
+        if urgency_of(entity(tracker, "urgency")) == "urgent" or urgency_of(text) == "urgent":
+            events.append(SlotSet("urgency", "urgent"))
+        if phone := entity(tracker, "phone"):
+            with contextlib.suppress(DomainError):
+                events.append(SlotSet("phone", normalize_phone(phone)))
+        elif resident is not None and resident.phone:
+            events.append(SlotSet("phone", resident.phone))
+        said = entity(tracker, "community")
+        compound = entity(tracker, "compound")
+        place = " ".join(filter(None, [entity(tracker, "building"), entity(tracker, "room")]))
+        if said or compound:
+            if said:
+                events.append(SlotSet("community", said))
+            if compound:
+                events.append(SlotSet("compound", compound))
+            if place:
+                events.append(SlotSet("address", place))
+        elif resident is not None and resident.community_id is not None:
+            home = await self._home_name(resident.community_id)
+            events += [
+                SlotSet("community", home),
+                SlotSet("compound", SKIP),
+                SlotSet("address", place or resident.address or SKIP),
+                SlotSet("home", True),
+            ]
+        dispatcher.utter_message(
+            text=f"好的,我来帮您登记「{category_name((await _service()).catalogue, category)}」方面的诉求。"
+        )
+        return [*events, SlotSet("request_next", "request")]
+
+    async def _home_name(self, community_id: int) -> str:
+        service = await _service()
+
+        async def read() -> str:
+            async with service.sessions() as session:
+                return (await session.get_one(Community, community_id)).name
+
+        return await within(read)
+
+
+class ValidateRequestForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_request_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        if tracker.get_slot("request_cancelled"):
+            return []  # the form ends at once; action_submit_request says it was cancelled
+        return domain_slots
+
+    def _fail(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, message: str, explain: str
+    ) -> dict[str, Any]:
+        fails = dict(tracker.get_slot("fails") or {})
+        fails[slot] = int(fails.get(slot, 0)) + 1
+        if fails[slot] >= 2:
+            dispatcher.utter_message(
+                text=f"{explain}\n如果不方便在这里说清楚,也可以让社区工作人员直接联系您。",
+                buttons=[HANDOFF_BUTTON, {"title": "取消这次登记", "payload": "取消"}],
+            )
+        else:
+            dispatcher.utter_message(text=message)
+        return {slot: None, "fails": fails}
+
+    def _cancelled(self, value: Any) -> dict[str, Any] | None:
+        return {"request_cancelled": True} if isinstance(value, str) and is_cancel(value) else None
+
+    async def validate_description(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if cancelled := self._cancelled(value):
+            return cancelled
+        text = " ".join(filter(None, [tracker.get_slot("short_text"), str(value or "").strip()]))
+        if len(fold(text)) < MIN_DESCRIPTION:
+            return self._fail(
+                dispatcher,
+                tracker,
+                "description",
+                "能再具体说说吗?比如什么东西出了问题、持续多久了、影响到谁。",
+                "我们需要一句完整的描述才能安排人处理,例如:“3栋2单元楼道灯坏了一个星期,晚上看不见路”。",
+            )
+        return {"description": text[:2000], "short_text": None}
+
+    async def validate_community(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if cancelled := self._cancelled(value):
+            return cancelled
+        known = await communities()
+        name = match_community(str(value or ""), known)
+        if name is None:
+            names = "、".join(n for _, n in known)
+            return self._fail(
+                dispatcher,
+                tracker,
+                "community",
+                f"没有找到这个社区,请从下面选择您所在的社区({names})。",
+                f"我们需要知道您住在哪个社区,才能派给就近的工作人员。目前可以受理的社区有:{names}。",
+            )
+        # A resident picking another community than their known home: locate afresh.
+        return {"community": name, "home": tracker.get_slot("home") and name == value}
+
+    async def validate_compound(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if cancelled := self._cancelled(value):
+            return cancelled
+        text = str(value or "").strip()
+        if text == SKIP or is_skip(text) or "其他" in text:
+            return {"compound": SKIP}
+        known = await compounds_of(str(tracker.get_slot("community") or ""))
+        for name in known:
+            if fold(name) in fold(text) or fold(text) == fold(name):
+                return {"compound": name}
+        if len(fold(text)) < 2:
+            return self._fail(
+                dispatcher,
+                tracker,
+                "compound",
+                "请选择小区,或者直接写小区名称。",
+                "小区名称能帮我们找到负责您那一片的网格员。不清楚的话点“其他 / 不清楚”就行。",
+            )
+        return {"compound": text[:50]}
+
+    async def validate_address(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if cancelled := self._cancelled(value):
+            return cancelled
+        text = str(value or "").strip()
+        return {"address": SKIP if not text or is_skip(text) else text[:100]}
+
+    async def validate_phone(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if cancelled := self._cancelled(value):
+            return cancelled
+        text = str(value or "").strip()
+        if text == SKIP or is_skip(text):
+            return {"phone": SKIP}
+        try:
+            return {"phone": normalize_phone(text)}
+        except DomainError as error:
+            return self._fail(
+                dispatcher,
+                tracker,
+                "phone",
+                error.message,
+                "联系电话是为了让接单的工作人员能联系到您,例如 13912345678;不想留的话点“不留电话”。",
+            )
+
+    async def validate_urgency(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if cancelled := self._cancelled(value):
+            return cancelled
+        found = value if value in ("urgent", "normal") else urgency_of(str(value or ""))
+        if found is None:
+            return self._fail(
+                dispatcher,
+                tracker,
+                "urgency",
+                "请选择:急,还是不急?",
+                "“急”是指有安全隐患或今天就要处理的(比如漏电、老人摔倒);其他情况选“不急”。",
+            )
+        return {"urgency": found}
+
+    async def validate_confirm(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = str(value or "").strip()
+        folded = fold(text)
+        if is_cancel(text):
+            return {"request_cancelled": True}
+        if "修改" in folded or "改" in folded or "不对" in folded or "错" in folded:
+            if any(w in folded for w in ("电话", "手机", "号码")):
+                phone = _phone_in(text)
+                if phone:
+                    return {"phone": phone, "confirm": None}
+                return {"phone": None, "confirm": None}
+            if any(w in folded for w in ("地址", "位置", "社区", "小区", "楼")):
+                return {"community": None, "compound": None, "address": None, "home": None, "confirm": None}
+            if any(w in folded for w in ("急", "紧急")):
+                return {"urgency": None, "confirm": None}
+            if any(w in folded for w in ("描述", "问题", "内容")):
+                return {"description": None, "short_text": None, "confirm": None}
+            dispatcher.utter_message(text="请问要修改哪一项?", buttons=_correction_buttons())
+            return {"confirm": None}
+        phone = _phone_in(text)
+        if phone:
+            return {"phone": phone, "confirm": None}
+        if any(folded.startswith(w) for w in YES_WORDS):
+            return {"confirm": "yes"}
+        return self._fail(
+            dispatcher,
+            tracker,
+            "confirm",
+            "信息没问题的话请点“确认提交”,需要改哪一项就点对应的按钮。",
+            "确认之后我们才会登记并派单。点“确认提交”即可;内容有误可以点“修改…”按钮。",
+        )
+
+
+def _phone_in(text: str) -> str | None:
+    match = re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text.replace(" ", "").replace("-", ""))
+    if not match:
+        return None
+    try:
+        return normalize_phone(match.group(0))
+    except DomainError:
+        return None
+
+
+def _correction_buttons() -> list[dict[str, str]]:
+    return [
+        {"title": "确认提交", "payload": "确认"},
+        {"title": "修改问题描述", "payload": "修改描述"},
+        {"title": "修改地址", "payload": "修改地址"},
+        {"title": "修改电话", "payload": "修改电话"},
+        {"title": "修改紧急程度", "payload": "修改紧急程度"},
+        {"title": "取消", "payload": "取消"},
+    ]
+
+
+class ActionAskCommunity(Action):
+    def name(self) -> str:
+        return "action_ask_community"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        known = await communities()
+        dispatcher.utter_message(
+            text="请问您住在哪个社区?",
+            buttons=[{"title": name, "payload": name} for _, name in known],
+        )
+        return []
+
+
+class ActionAskCompound(Action):
+    def name(self) -> str:
+        return "action_ask_compound"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        names = await compounds_of(str(tracker.get_slot("community") or ""))
+        buttons = [{"title": n, "payload": n} for n in names] + [
+            {"title": "其他 / 不清楚", "payload": "其他"}
+        ]
+        dispatcher.utter_message(text="在哪个小区?", buttons=buttons)
+        return []
+
+
+ASKS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "description": ("能再具体说说吗?比如什么东西出了问题、在哪里、持续多久了。", []),
+    "address": ("具体是几栋几单元几号(或者哪个位置)?不方便说可以点“跳过”。", [("跳过", "跳过")]),
+    "phone": (
+        "方便留个联系电话吗?只给接单的工作人员看,方便他们联系您。",
+        [("不留电话", "不留电话")],
+    ),
+    "urgency": ("这件事急不急?", [("急(有安全隐患或今天就要处理)", "急"), ("不急", "不急")]),
+    "fb_contacted": ("1. 工作人员联系过您吗?", [("联系过", "联系过"), ("没有联系", "没有联系")]),
+    "fb_solved": ("2. 问题解决了吗?", [("解决了", "解决了"), ("没有解决", "没有解决")]),
+    "fb_rating": (
+        "3. 您对这次办理满意吗?",
+        [("满意", "满意"), ("基本满意", "基本满意"), ("不满意", "不满意")],
+    ),
+}
+
+
+class _Ask(Action, ABC):
+    """A form question with its buttons (payloads are plain text: the answer fills the slot as said).
+    Abstract, so rasa-sdk registers only the concrete ones below."""
+
+    @property
+    @abstractmethod
+    def slot(self) -> str: ...
+
+    def name(self) -> str:
+        return f"action_ask_{self.slot}"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        text, choices = ASKS[self.slot]
+        dispatcher.utter_message(text=text, buttons=[{"title": t, "payload": p} for t, p in choices])
+        return []
+
+
+class ActionAskDescription(_Ask):
+    slot = "description"
+
+
+class ActionAskAddress(_Ask):
+    slot = "address"
+
+
+class ActionAskPhone(_Ask):
+    slot = "phone"
+
+
+class ActionAskUrgency(_Ask):
+    slot = "urgency"
+
+
+class ActionAskFbContacted(_Ask):
+    slot = "fb_contacted"
+
+
+class ActionAskFbSolved(_Ask):
+    slot = "fb_solved"
+
+
+class ActionAskFbRating(_Ask):
+    slot = "fb_rating"
+
+
+class ActionAskConfirm(Action):
+    """Reads the ticket back before it is registered."""
+
+    def name(self) -> str:
+        return "action_ask_confirm"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        slot = tracker.get_slot
+        catalogue = (await _service()).catalogue
+        where = " ".join(v for v in (slot("community"), slot("compound"), slot("address")) if v and v != SKIP)
+        phone = slot("phone")
+        lines = [
+            "请核对一下:",
+            f"类别:{category_name(catalogue, slot('category'))}",
+            f"问题:{slot('description')}",
+            f"地点:{where or '未填写'}",
+            f"联系电话:{mask_phone(phone) if phone and phone != SKIP else '不留'}",
+            f"紧急程度:{'急' if slot('urgency') == 'urgent' else '不急'}",
+            "没问题的话请点“确认提交”。",
+        ]
+        dispatcher.utter_message(text="\n".join(lines), buttons=_correction_buttons())
+        return []
+
+
+class ActionSubmitRequest(Action):
+    def name(self) -> str:
+        return "action_submit_request"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        slot = tracker.get_slot
+        done = [*_clear(REQUEST_SLOTS), SlotSet("request_cancelled", None), SlotSet("fails", None)]
+        done += [SlotSet("short_text", None), SlotSet("requested_slot", None)]
+        if slot("request_cancelled") or slot("confirm") != "yes":
+            dispatcher.utter_message(text="好的,这次的诉求已取消,没有登记。有需要随时找我。")
+            return done
+        home = bool(slot("home"))
+        request = PendingRequest(
+            channel_id=channel_id(tracker.sender_id),
+            category=str(slot("category") or "social_assistance"),
+            text=str(slot("description")),
+            community=None if home else _value(slot("community")),
+            compound=None if home else _value(slot("compound")),
+            address=_value(slot("address")),
+            phone=_value(slot("phone")),
+            urgency=str(slot("urgency") or "normal"),
+        )
+        service = await _service()
+        try:
+            intake = await within(lambda: register(service, request))
+        except TooManyTickets as error:
+            dispatcher.utter_message(text=error.message)
+            return done
+        except DomainError as error:
+            dispatcher.utter_message(text=error.message, buttons=[HANDOFF_BUTTON])
+            return done
+        except Exception as error:  # database or dispatcher down, or too slow: keep it for a retry
+            log.warning("request saved for retry", error=type(error).__name__)
+            RUNTIME.pending.add(request)
+            dispatcher.utter_message(text=SAVED_FOR_RETRY_TEXT)
+            return done
+        dispatcher.utter_message(text=await accepted_text(service, intake))
+        if RUNTIME.pending.path.exists():  # the database answers again: register what was saved
+            RUNTIME.background(RUNTIME.pending.replay(service))
+        return [*done, SlotSet("ticket_number", intake.ticket.number)]
+
+
+def _value(value: Any) -> str | None:
+    return None if value in (None, "", SKIP) else str(value)
+
+
+async def accepted_text(service: TicketService, intake: Intake) -> str:
+    """What the resident is told at once: the number, when someone will contact them, and honestly
+    whether a responder already has it."""
+    ticket, now = intake.ticket, service.clock.now()
+    status = Status(ticket.status)
+    if intake.duplicate:
+        return (
+            f"您之前已经反映过这个问题(工单号 {ticket.number},当前状态:{status.label})。"
+            "这次补充的内容已经记到原工单里,不用重复登记,我们会尽快处理。"
+        )
+    head = f"已受理,工单号 {ticket.number},预计 {when(ticket.respond_by, now)} 前有人联系您。"
+    if status == Status.DISPATCHED and ticket.assignee_id:
+        names = await responder_names([ticket.assignee_id])
+        return head + f"已派给{mask_name(names.get(ticket.assignee_id))},对方接单后会联系您。"
+    if status == Status.DISPATCHED and ticket.dispatch_mode == DispatchMode.GRAB:
+        return head + "已推送给附近的党员志愿者,有人接单后我们会告诉您是谁。"
+    return head + (
+        "目前没有值班的工作人员可以马上接单,已经通知社区工作人员,他们会尽快人工派单,派单后会告诉您。"
+    )
+
+
+# ------------------------------------------------------------------------------------- status
+
+
+async def status_lines(service: TicketService, tickets: Sequence[Ticket]) -> list[str]:
+    names = await responder_names([t.assignee_id for t in tickets])
+    now = service.clock.now()
+    lines = []
+    for t in tickets:
+        status = Status(t.status)
+        line = f"{t.number} {category_name(service.catalogue, t.category)}:{status.label}"
+        if t.assignee_id:
+            line += f",负责人 {mask_name(names.get(t.assignee_id))}"
+        if status in (Status.CREATED, Status.DISPATCHED):
+            line += f",预计 {when(t.respond_by, now)} 前联系您"
+        elif status == Status.ACCEPTED:
+            line += f",预计 {when(t.resolve_by, now)} 前办结"
+        elif status == Status.RESOLVED:
+            line += ",请您评价"
+        lines.append(line)
+    return lines
+
+
+class ActionCheckStatus(Action):
+    def name(self) -> str:
+        return "action_check_status"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        text = user_text(tracker)
+        service = await _service()
+        try:
+            resident_id = await resident_id_of(tracker)
+            match = NUMBER_RE.search(text)
+            if match:
+                number = match.group(0).upper()
+                try:
+                    ticket = await within(lambda: service.ticket(number, Actor.resident(resident_id)))
+                except TicketNotFound:
+                    dispatcher.utter_message(text=f"没有找到您名下的工单 {number},请核对一下工单号。")
+                    return []
+                if any(w in text for w in ("撤销", "取消", "不要了", "不用了", "不办了")):
+                    return await cancel_ticket(dispatcher, service, resident_id, number)
+                shown: Sequence[Ticket] = [ticket]
+            else:
+                recent = await within(lambda: service.tickets_of_resident(resident_id, limit=10))
+                open_ones = [t for t in recent if Status(t.status).is_open or t.status == Status.RESOLVED]
+                shown = open_ones or list(recent[:3])
+        except Exception as error:
+            if isinstance(error, DomainError):
+                dispatcher.utter_message(text=error.message)
+                return []
+            log.warning("status query failed", error=type(error).__name__)
+            dispatcher.utter_message(text="系统暂时查询不到,请稍后再试,或说“转人工”。")
+            return []
+        if not shown:
+            dispatcher.utter_message(
+                text="您目前还没有登记过诉求。需要帮忙的话直接说说遇到的问题就行。",
+                buttons=category_buttons(service.catalogue),
+            )
+            return []
+        header = "您的工单:" if len(shown) > 1 else "您的工单情况:"
+        events: list[EventType] = []
+        buttons = []
+        focus = shown[0] if len(shown) == 1 else None
+        if focus is not None and focus.status in (Status.CREATED, Status.DISPATCHED):
+            buttons = [
+                {"title": "撤销这个诉求", "payload": "/deny"},
+                {"title": "继续办理", "payload": "/affirm"},
+            ]
+            events.append(_offer(kind="cancel", number=focus.number))
+        elif focus is not None and focus.status == Status.RESOLVED:
+            buttons = [{"title": "去评价", "payload": "/feedback"}]
+        dispatcher.utter_message(
+            text=header + "\n" + "\n".join(await status_lines(service, shown)), buttons=buttons
+        )
+        if focus is not None:
+            events.append(SlotSet("ticket_number", focus.number))
+        return events
+
+
+async def cancel_ticket(
+    dispatcher: CollectingDispatcher, service: TicketService, resident_id: int, number: str
+) -> list[EventType]:
+    try:
+        await within(lambda: service.cancel(number, resident_id, "居民在对话中撤销"))
+    except TicketNotFound:
+        dispatcher.utter_message(text=f"没有找到您名下的工单 {number}。")
+        return [SlotSet("offer", None)]
+    except DomainError as error:
+        dispatcher.utter_message(text=f"抱歉,{error.message}")
+        return [SlotSet("offer", None)]
+    dispatcher.utter_message(text=f"好的,工单 {number} 已撤销。有需要随时再找我们。")
+    return [SlotSet("offer", None), SlotSet("ticket_number", None)]
+
+
+class ActionHandleDeny(Action):
+    """A no outside a form: declines what we offered last (guide help, or keeps cancelling a ticket)."""
+
+    def name(self) -> str:
+        return "action_handle_deny"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        offer = offer_of(tracker)
+        text = user_text(tracker)
+        match = NUMBER_RE.search(text)
+        number = (
+            match.group(0).upper()
+            if match
+            else offer.get("number")
+            if offer.get("kind") == "cancel"
+            else None
+        )
+        if number:
+            service = await _service()
+            try:
+                resident_id = await resident_id_of(tracker)
+            except Exception:
+                dispatcher.utter_message(text="系统暂时忙,请稍后再试。")
+                return []
+            return await cancel_ticket(dispatcher, service, resident_id, number)
+        dispatcher.utter_message(text="好的。还有其他需要帮忙的吗?")
+        return [SlotSet("offer", None)]
+
+
+# ---------------------------------------------------------------------------------- 回访 (feedback)
+
+
+class ActionStartFeedback(Action):
+    def name(self) -> str:
+        return "action_start_feedback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        service = await _service()
+        text = user_text(tracker)
+        answered: list[EventType] = [SlotSet("request_next", "answered")]
+        try:
+            resident_id = await resident_id_of(tracker)
+            recent = await within(lambda: service.tickets_of_resident(resident_id, limit=20))
+        except Exception:
+            dispatcher.utter_message(text="系统暂时忙,请稍后再试。")
+            return answered
+        match = NUMBER_RE.search(text)
+        if match:
+            chosen = [t for t in recent if t.number == match.group(0).upper()]
+        else:
+            chosen = [t for t in recent if t.status == Status.RESOLVED]
+        if not chosen or chosen[0].status != Status.RESOLVED:
+            open_ones = [t for t in recent if Status(t.status).is_open]
+            if open_ones:
+                dispatcher.utter_message(
+                    text="您的诉求还在办理中,办结后我们会请您评价。当前进度:\n"
+                    + "\n".join(await status_lines(service, open_ones[:3])),
+                    buttons=[HANDOFF_BUTTON],
+                )
+            else:
+                dispatcher.utter_message(text="您目前没有需要评价的工单。谢谢您的关心!")
+            return answered
+        ticket = chosen[0]
+        events: list[EventType] = [
+            *_clear(FEEDBACK_SLOTS),
+            SlotSet("fb_ticket", ticket.number),
+            SlotSet("request_next", "feedback"),
+        ]
+        if rating := rating_of(text):
+            events.append(SlotSet("fb_rating", rating))
+        dispatcher.utter_message(
+            text=f"谢谢您愿意评价工单 {ticket.number}({category_name(service.catalogue, ticket.category)}),"
+            "一共三个小问题。"
+        )
+        return events
+
+
+class ValidateFeedbackForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_feedback_form"
+
+    async def validate_fb_contacted(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        answer = yes_no(str(value or ""))
+        if answer is None:
+            dispatcher.utter_message(text="请选择:联系过,还是没有联系过?")
+            return {"fb_contacted": None}
+        return {"fb_contacted": "yes" if answer else "no"}
+
+    async def validate_fb_solved(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        answer = yes_no(str(value or ""))
+        if answer is None:
+            dispatcher.utter_message(text="请选择:问题解决了,还是没有解决?")
+            return {"fb_solved": None}
+        return {"fb_solved": "yes" if answer else "no"}
+
+    async def validate_fb_rating(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        rating = value if value in ("satisfied", "basic", "unsatisfied") else rating_of(str(value or ""))
+        if rating is None:
+            dispatcher.utter_message(text="请选择:满意、基本满意,还是不满意?")
+            return {"fb_rating": None}
+        return {"fb_rating": rating}
+
+
+class ActionSubmitFeedback(Action):
+    def name(self) -> str:
+        return "action_submit_feedback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        slot = tracker.get_slot
+        done = [*_clear(FEEDBACK_SLOTS), SlotSet("fb_ticket", None), SlotSet("requested_slot", None)]
+        number = str(slot("fb_ticket") or "")
+        service = await _service()
+        try:
+            resident_id = await resident_id_of(tracker)
+            ticket = await within(
+                lambda: service.rate(
+                    number,
+                    resident_id,
+                    contacted=slot("fb_contacted") == "yes",
+                    solved=slot("fb_solved") == "yes",
+                    rating=str(slot("fb_rating")),
+                )
+            )
+        except DomainError as error:
+            dispatcher.utter_message(text=error.message)
+            return done
+        except Exception as error:
+            log.warning("feedback failed", error=type(error).__name__)
+            dispatcher.utter_message(text="抱歉,评价暂时没有保存成功,请稍后再试,或说“转人工”。")
+            return done
+        if Status(ticket.status) == Status.CLOSED:
+            history = await within(lambda: service.history(number, Actor.resident(resident_id)))
+            worker = next(
+                (
+                    e.actor
+                    for e in reversed(history)
+                    if e.action == "resolve" and e.actor.startswith("responder:")
+                ),
+                None,
+            )
+            names = await responder_names([int(worker.split(":")[1])] if worker else [])
+            who = mask_name(next(iter(names.values()), None))
+            dispatcher.utter_message(text=f"谢谢您的评价!我们会把您的认可转告给{who},工单 {number} 已结案。")
+        else:
+            dispatcher.utter_message(
+                text=f"很抱歉没有让您满意。工单 {number} 已重新办理({Status(ticket.status).label}),"
+                "社区会另外安排人员跟进,并尽快联系您。"
+            )
+        return done
+
+
+# ---------------------------------------------------------------------------------------- 转人工
+
+
+class ActionHandoff(Action):
+    def name(self) -> str:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        lines = []
+        for event in tracker.events[-60:]:
+            text = str(event.get("text") or "").strip()
+            if not text or text.startswith("/"):
+                continue
+            if event.get("event") == "user":
+                lines.append(f"居民:{text}")
+            elif event.get("event") == "bot":
+                lines.append(f"助手:{text}")
+        transcript = "\n".join(lines[-30:]) or "居民要求转人工。"
+        category = tracker.get_slot("category")
+        service = await _service()
+        try:
+            resident_id = await resident_id_of(tracker)
+            community = tracker.get_slot("community")
+            if community and community != SKIP:
+                await within(lambda: service.remember_resident(resident_id, community=str(community)))
+            ticket = await within(lambda: service.handoff(resident_id, transcript, category))
+        except DomainError as error:
+            known = await communities()
+            dispatcher.utter_message(
+                text=error.message + " 请回复您所在的社区名称,然后再说“转人工”。",
+                buttons=[{"title": n, "payload": n} for _, n in known],
+            )
+            return []
+        except Exception as error:
+            log.warning("handoff failed", error=type(error).__name__)
+            dispatcher.utter_message(
+                text="我们已经保存了您的留言。系统暂时有点忙,社区工作人员会尽快联系您;紧急情况请拨打 12345。"
+            )
+            return []
+        names = await responder_names([ticket.assignee_id])
+        if ticket.assignee_id:
+            who = f"社区工作人员{mask_name(names.get(ticket.assignee_id))}"
+        else:
+            who = "社区工作人员"
+        dispatcher.utter_message(
+            text=f"已为您转给{who},工单号 {ticket.number},"
+            f"预计 {when(ticket.respond_by, service.clock.now())} 前会联系您。刚才的对话内容已一并转交,不用再说一遍。"
+        )
+        return [SlotSet("ticket_number", ticket.number), SlotSet("offer", None)]
+
+
+class ActionFallback(Action):
+    """Out of scope and low confidence: say so politely and offer the categories."""
+
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        catalogue = (await _service()).catalogue
+        if intent_of(tracker) == "out_of_scope":
+            text = "这个问题我帮不上忙,我主要负责社区服务。其他问题可以拨打 12345 市民热线。"
+        else:
+            text = ""  # utter_default has said it did not understand
+        dispatcher.utter_message(
+            text=text + "您可以直接说遇到的问题,或者选一类:", buttons=category_buttons(catalogue)
+        )
+        return []

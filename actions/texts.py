@@ -1,0 +1,116 @@
+"""Parsing residents' answers and wording the replies (plain Simplified Chinese)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from tickets.catalogue import Catalogue
+
+WUHAN = ZoneInfo("Asia/Shanghai")
+NUMBER_RE = re.compile(r"MH-\d{8}-\d{4}", re.IGNORECASE)
+SERVICE_INTENTS = (
+    "eldercare",
+    "property",
+    "certificate",
+    "legal_aid",
+    "neighbor_dispute",
+    "environment",
+    "facility_repair",
+    "social_assistance",
+)
+SKIP = "-"  # a slot the resident chose not to answer (or that is known already)
+MIN_DESCRIPTION = 6  # characters (letters and digits) before a request is something we can act on
+
+PRIVACY_NOTICE = (
+    "个人信息说明:我们只保存您的联系电话和所在社区,用于联系您办理诉求;电话只对接单人显示。"
+    "您随时可以说“转人工”找社区工作人员。"
+)
+SAVED_FOR_RETRY_TEXT = (
+    "我们已经保存了您的留言。系统暂时有点忙,恢复后会马上为您登记,并把工单号发给您,不用重复提交。"
+    "如果情况紧急,请直接拨打社区电话或 12345 热线。"
+)
+
+CANCEL_WORDS = ("取消", "不办了", "算了", "不用了", "不要了", "不弄了", "撤销", "不需要了", "取消登记")
+SKIP_WORDS = ("跳过", "不留", "不用", "不方便", "没有", "不想说", "不知道", "无")
+YES_WORDS = ("确认", "提交", "对", "是", "没问题", "好", "可以", "行", "嗯", "ok", "yes", "没错", "正确")
+NO_WORDS = ("没有", "没", "否", "不是", "no", "未")
+
+
+def fold(text: str | None) -> str:
+    """Letters and digits only, lower case: what is compared."""
+    return "".join(ch for ch in (text or "").lower() if ch.isalnum())
+
+
+def is_cancel(text: str | None) -> bool:
+    folded = fold(text)
+    return bool(folded) and len(folded) <= 8 and any(folded.startswith(w) for w in CANCEL_WORDS)
+
+
+def is_skip(text: str | None) -> bool:
+    folded = fold(text)
+    return folded == SKIP or (len(folded) <= 8 and any(w in folded for w in SKIP_WORDS))
+
+
+def yes_no(text: str | None) -> bool | None:
+    """联系过吗 / 解决了吗 answers: True, False, or None when unclear."""
+    folded = fold(text)
+    if not folded:
+        return None
+    if any(folded.startswith(w) for w in ("没", "未", "否", "不", "no")) or "没有" in folded:
+        return False
+    if any(w in folded for w in ("是", "有", "联系过", "解决", "好了", "对", "嗯", "yes", "ok")):
+        return True
+    return None
+
+
+def rating_of(text: str | None) -> str | None:
+    folded = fold(text)
+    if "不满意" in folded or "很差" in folded or "太差" in folded:
+        return "unsatisfied"
+    if "基本满意" in folded or "还行" in folded or "一般" in folded or "还可以" in folded:
+        return "basic"
+    if "满意" in folded or "很好" in folded or "非常好" in folded:
+        return "satisfied"
+    return None
+
+
+def urgency_of(text: str | None) -> str | None:
+    folded = fold(text)
+    if not folded:
+        return None
+    if any(w in folded for w in ("不急", "不着急", "不紧急", "一般", "不赶")):
+        return "normal"
+    if any(w in folded for w in ("急", "马上", "危险", "漏电", "快", "尽快", "赶紧", "立刻")):
+        return "urgent"
+    return None
+
+
+def when(moment: datetime, now: datetime) -> str:
+    """A deadline as residents read it, Wuhan time: 今天 16:30 / 明天 10:00 / 11月30日 09:30."""
+    local, today = moment.astimezone(WUHAN), now.astimezone(WUHAN).date()
+    days = (local.date() - today).days
+    prefix = {0: "今天", 1: "明天", 2: "后天"}.get(days, f"{local.month}月{local.day}日")
+    return f"{prefix} {local:%H:%M}"
+
+
+def category_name(catalogue: Catalogue, code: str | None) -> str:
+    if not code:
+        return "诉求"
+    try:
+        return catalogue.get(code).name
+    except Exception:
+        return "诉求"
+
+
+def category_buttons(catalogue: Catalogue) -> list[dict[str, str]]:
+    """The service categories as buttons (payloads are intents, so no NLU guess is involved)."""
+    return [
+        {"title": catalogue.get(code).name, "payload": f"/{code}"}
+        for code in SERVICE_INTENTS
+        if code in catalogue.categories
+    ] + [
+        {"title": "查询办理进度", "payload": "/check_status"},
+        {"title": "转人工", "payload": "/human_handoff"},
+    ]
