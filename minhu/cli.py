@@ -69,14 +69,27 @@ def org_load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, r
 
 
 @app.command("run")
-def run_command(sweep_every: float = typer.Option(60.0, help="Seconds between deadline sweeps.")) -> None:
-    """Run Minhu on the configured database (SQLite by default)."""
+def run_command(
+    sweep_every: Annotated[float, typer.Option(help="Seconds between deadline sweeps.")] = 60.0,
+    assistant: Annotated[
+        bool, typer.Option(help="Start the assistant (action server + Rasa); off: the sweeper only.")
+    ] = True,
+    chat: Annotated[bool, typer.Option(help="Chat in this terminal once the assistant is up.")] = True,
+    sender: Annotated[
+        str, typer.Option(help="Who you are to the bot in the terminal chat.")
+    ] = "web:terminal",
+) -> None:
+    """Run Minhu on the configured database (SQLite by default): sweeper, assistant, terminal chat."""
     from minhu.runner import run
 
     try:
-        asyncio.run(run(get_settings(), sweep_every=sweep_every))
+        asyncio.run(
+            run(get_settings(), sweep_every=sweep_every, assistant=assistant, chat=chat, sender=sender)
+        )
     except KeyboardInterrupt:
         typer.echo("已停止 (stopped).")
+    except RuntimeError as error:
+        fail(str(error))
 
 
 @app.command("sweep")
@@ -142,22 +155,6 @@ def chat_command(
     from minhu.chat import chat_loop
 
     asyncio.run(chat_loop(url, sender))
-
-
-@app.command("serve")
-def serve_command(
-    sender: Annotated[str, typer.Option(help="Who you are to the bot (a channel id).")] = "web:terminal",
-    chat: Annotated[bool, typer.Option(help="Open the terminal chat once the stack is up.")] = True,
-) -> None:
-    """Start the whole local stack (action server, Rasa, sweeper) and chat with it."""
-    from minhu.chat import serve
-
-    try:
-        asyncio.run(serve(get_settings(), sender=sender, chat=chat))
-    except KeyboardInterrupt:
-        typer.echo("已停止 (stopped).")
-    except RuntimeError as error:
-        fail(str(error))
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""`minhu run`: the long-running side of the product. Today: the deadline sweeper (escalation and
-auto-close) on a migrated database with the demo org loaded on first start."""
+"""`minhu run`: the product on one machine. On a migrated database (demo org loaded on first start) it
+keeps the deadline sweeper (escalation and auto-close) running and, unless told otherwise, starts the
+assistant (action server + Rasa) and a terminal chat with it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import structlog
 from sqlalchemy import func, select
 
+from minhu.chat import chat_loop
 from minhu.settings import Settings
+from minhu.stack import local_stack
 from minhu.wiring import open_service
 from tickets.db import unit_of_work
 from tickets.models import Street
@@ -53,10 +56,29 @@ async def sweep_forever(service: TicketService, every: float) -> None:
         await asyncio.sleep(every)
 
 
-async def run(settings: Settings, *, sweep_every: float = 60.0) -> None:
+async def run(
+    settings: Settings,
+    *,
+    sweep_every: float = 60.0,
+    assistant: bool = True,
+    chat: bool = True,
+    sender: str = "web:terminal",
+) -> None:
     async with open_service(settings) as service:
         if await load_demo_org_if_empty(service):
             log.info("demo org loaded", file=str(DEMO_ORG))
         warn_if_calendar_runs_out(service)
         log.info("minhu running", database=settings.db_url.split("@")[-1])
-        await sweep_forever(service, sweep_every)
+        sweeper = asyncio.create_task(sweep_forever(service, sweep_every))
+        try:
+            if not assistant:
+                await sweeper
+                return
+            async with local_stack(settings) as url:
+                print(f"Rasa: {url}  动作服务器: http://127.0.0.1:5055  日志: {settings.data_dir / 'logs'}")
+                if chat:
+                    await chat_loop(url, sender)
+                else:
+                    await asyncio.Event().wait()
+        finally:
+            sweeper.cancel()
