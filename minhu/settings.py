@@ -21,6 +21,14 @@ class Settings(BaseSettings):
     # a near-identical request within this many hours is linked to the open ticket (0 = off).
     max_tickets_per_hour: int = Field(default=5, alias="MINHU_MAX_TICKETS_PER_HOUR", ge=0)
     duplicate_window_hours: float = Field(default=24.0, alias="MINHU_DUPLICATE_WINDOW_HOURS", ge=0)
+    # Telegram (bot/): the bot runs when a token is set. The webhook mode needs the public URL and a secret.
+    telegram_bot_token: str = Field(default="", alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str = Field(default="", alias="TELEGRAM_API_URL")  # a local Bot API server
+    telegram_webhook_url: str = Field(default="", alias="TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_secret: str = Field(default="", alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_webhook_listen: str = Field(default="127.0.0.1", alias="TELEGRAM_WEBHOOK_LISTEN")
+    telegram_webhook_port: int = Field(default=8443, alias="TELEGRAM_WEBHOOK_PORT")
+    rasa_url: str = Field(default="http://127.0.0.1:5005", alias="MINHU_RASA_URL")
 
     @property
     def db_url(self) -> str:

@@ -359,6 +359,9 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Where the channel put it ("chat id:message id" on Telegram), so a later change can edit it in place
+    # (an offer another responder took becomes 已被他人接单).
+    message_ref: Mapped[str | None] = mapped_column(String(64))
 
 
 class TicketCounter(Base):
@@ -367,3 +370,48 @@ class TicketCounter(Base):
     __tablename__ = "ticket_counters"
     day: Mapped[str] = mapped_column(String(8), primary_key=True)
     last: Mapped[int] = mapped_column(default=0)
+
+
+class InviteCode(Base):
+    """A one-time code staff give a responder to bind a chat account (/join CODE). Only its hash is kept."""
+
+    __tablename__ = "invite_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by: Mapped[str | None] = mapped_column(String(128))  # the channel identity that redeemed it
+
+
+class InboundMessage(Base):
+    """A resident's message to the assistant, kept until the assistant has answered it: when the assistant
+    is down or slow nothing is lost, and stored messages are replayed in order."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_messages_pending", "answered_at", "channel_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(128))  # "telegram:123"
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    answered_at: Mapped[datetime | None]
+
+
+class ProcessedUpdate(Base):
+    """Update ids a channel has delivered, so a repeated update is processed at most once."""
+
+    __tablename__ = "processed_updates"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ButtonPayload(Base):
+    """An assistant button's payload too long for the channel's button data, referred to by id."""
+
+    __tablename__ = "button_payloads"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)

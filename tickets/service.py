@@ -7,7 +7,7 @@ the notifications, all or nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from tickets import outbox, points, routing
+from tickets import metrics, outbox, points, routing
 from tickets.actors import SYSTEM, Actor
 from tickets.calendar import WorkCalendar
 from tickets.catalogue import Catalogue, Category, DispatchMode, Role
@@ -785,6 +785,31 @@ class TicketService:
             )
             return ticket
 
+    async def attach(self, resident_id: int, kind: str, reference: Mapping[str, Any]) -> Ticket | None:
+        """A photo or location the resident sends: kept by reference (e.g. the channel's file id, never the
+        file) on their latest open ticket. None when they have no open ticket."""
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await session.scalar(
+                select(Ticket)
+                .where(Ticket.resident_id == resident_id, OPEN_TICKET_SQL)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(1)
+            )
+            if ticket is None:
+                return None
+            await apply(
+                session,
+                ticket,
+                "attach",
+                Status(ticket.status),
+                actor=Actor.resident(resident_id),
+                now=now,
+                kind=kind,
+                **reference,
+            )
+            return ticket
+
     async def resolve(self, number: str, responder_id: int, note: str) -> Ticket:
         """办结: the responder reports it done; the resident is asked the three follow-up questions."""
         text = self._validate_text(note)
@@ -1052,6 +1077,47 @@ class TicketService:
             else:
                 query = query.where(Ticket.community_id == staff.community_id)
             return (await session.scalars(query.order_by(Ticket.resolve_by, Ticket.id).limit(limit))).all()
+
+    async def set_on_duty(self, responder_id: int, on_duty: bool) -> Responder:
+        """在岗 / 休息: off-duty responders get no new offers or assignments."""
+        async with self._work() as session:
+            responder = await self._responder(session, responder_id)
+            responder.on_duty = on_duty
+            return responder
+
+    async def assignable(self, number: str, staff_id: int) -> Sequence[Responder]:
+        """Whom staff may dispatch or reassign the ticket to: active responders of its community (street
+        staff: of its street), by name."""
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            await self._staff(session, staff_id, ticket)
+            query = select(Responder).where(Responder.active, Responder.street_id == ticket.street_id)
+            query = query.where(
+                or_(Responder.community_id == ticket.community_id, Responder.community_id.is_(None))
+            )
+            return (await session.scalars(query.order_by(Responder.role, Responder.name))).all()
+
+    async def place_of(self, ticket: Ticket) -> str:
+        """Where the ticket is, as responders read it: 社区 · 网格."""
+        async with self._work() as session:
+            community = await session.get_one(Community, ticket.community_id)
+            grid = await session.get(Grid, ticket.grid_id) if ticket.grid_id else None
+        return f"{community.name} · {grid.name}" if grid else community.name
+
+    async def community_figures(self, staff_id: int, period: metrics.Period) -> metrics.LoopFigures:
+        """民呼我应 figures of the staff member's community (street staff: their street) for the period."""
+        async with self._work() as session:
+            staff = await self._responder(session, staff_id)
+            if not Role(staff.role).is_staff:
+                raise NotAllowed("只有社区工作人员可以查看统计。")
+            where = (
+                metrics.Slice(street_id=staff.street_id)
+                if staff.community_id is None
+                else metrics.Slice(community_id=staff.community_id)
+            )
+            return await metrics.figures(
+                session, period, now=self.clock.now(), where=where, catalogue=self.catalogue
+            )
 
     async def points_of(self, responder_id: int) -> tuple[int, Sequence[Any]]:
         async with self._work() as session:

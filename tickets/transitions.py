@@ -34,6 +34,7 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], str]] = {
     "pause": (frozenset({A}), "暂停计时"),
     "resume": (frozenset({A}), "恢复计时"),
     "note": (frozenset({C, D, A, R}), "备注"),
+    "attach": (frozenset({C, D, A}), "补充照片或位置"),
     "resolve": (frozenset({A}), "办结"),
     "rate": (frozenset({R}), "评价"),
     "reopen": (frozenset({R, X}), "重新办理"),

@@ -1,0 +1,143 @@
+"""The python-telegram-bot Application: built from settings, one handler module per kind of user, every update
+processed at most once (its update_id recorded before anything else), polling or webhook (the secret token
+checked), and the outbox delivery loop beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import structlog
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, ApplicationHandlerStop, TypeHandler
+
+from bot import residents, responders, staff
+from bot.common import CHANNEL, SORRY, App, Context, Minhu, deps
+from bot.delivery import Delivery, deliver_forever
+from bot.rasa import RasaClient, Relay
+from minhu.settings import Settings
+from minhu.wiring import open_service
+from tickets.channels import ChannelStore
+from tickets.service import TicketService
+
+log = structlog.get_logger("bot")
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    token: str
+    rasa_url: str = "http://127.0.0.1:5005"
+    api_url: str | None = None  # e.g. http://127.0.0.1:8081 for a local (or, in tests, fake) Bot API server
+    webhook_url: str | None = None  # the public https URL Telegram posts to
+    webhook_secret: str | None = None
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    rasa_timeout: float = 60.0
+    notice_after: float = 8.0  # seconds before a resident is told their answer is on its way
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BotConfig:
+        return cls(
+            token=settings.telegram_bot_token,
+            rasa_url=settings.rasa_url,
+            api_url=settings.telegram_api_url or None,
+            webhook_url=settings.telegram_webhook_url or None,
+            webhook_secret=settings.telegram_webhook_secret or None,
+            listen=settings.telegram_webhook_listen,
+            port=settings.telegram_webhook_port,
+        )
+
+
+async def once(update: Update, context: Context) -> None:
+    """Group -1, before every handler: a repeated update (same update_id) stops here."""
+    if not await deps(context).store.first_time(CHANNEL, update.update_id):
+        log.info("repeated update ignored", update_id=update.update_id)
+        raise ApplicationHandlerStop
+
+
+async def on_error(update: object, context: Context) -> None:
+    log.error("update failed", error=type(context.error).__name__)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        with contextlib.suppress(Exception):
+            await update.effective_chat.send_message(SORRY)
+
+
+def build_application(config: BotConfig, service: TicketService, *, rasa: RasaClient | None = None) -> App:
+    if not config.token:
+        raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
+    builder = Application.builder().token(config.token).rate_limiter(AIORateLimiter())
+    builder = builder.concurrent_updates(True)  # one slow resident must not hold up the others
+    if config.api_url:
+        api = config.api_url.rstrip("/")
+        builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
+    application = cast(App, builder.build())
+    store = ChannelStore(service.sessions, service.clock)
+    relay = Relay(
+        rasa or RasaClient(config.rasa_url, timeout=config.rasa_timeout),
+        store,
+        service.calendar.tz,
+        notice_after=config.notice_after,
+    )
+    application.bot_data["minhu"] = Minhu(service, store, relay)
+    application.add_handler(TypeHandler(Update, once), group=-1)
+    residents.register(application)
+    responders.register(application)
+    staff.register(application)
+    residents.register_fallbacks(application)
+    application.add_error_handler(on_error)
+    return application
+
+
+def minhu_of(application: App) -> Minhu:
+    return cast(Minhu, application.bot_data["minhu"])
+
+
+@contextlib.asynccontextmanager
+async def running(
+    application: App, config: BotConfig, *, webhook: bool = False, deliver: bool = True
+) -> AsyncIterator[App]:
+    """The application receiving updates (long polling, or a webhook server checking the secret token) and,
+    with `deliver`, the outbox delivery loop."""
+    updater = application.updater
+    assert updater is not None
+    async with application:
+        if webhook:
+            if not (config.webhook_secret and config.webhook_url):
+                raise RuntimeError("webhook mode needs TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET")
+            await updater.start_webhook(
+                listen=config.listen,
+                port=config.port,
+                url_path="telegram",
+                webhook_url=config.webhook_url,
+                secret_token=config.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        await application.start()
+        tasks: list[asyncio.Task[Any]] = []
+        if deliver:
+            tasks.append(
+                asyncio.create_task(deliver_forever(Delivery(minhu_of(application), application.bot)))
+            )
+        try:
+            yield application
+        finally:
+            for task in tasks:
+                task.cancel()
+            await updater.stop()
+            await application.stop()
+            await minhu_of(application).relay.rasa.close()
+
+
+async def run_bot(settings: Settings, *, webhook: bool = False) -> None:
+    """`minhu bot`: the bot on the configured database until interrupted."""
+    config = BotConfig.from_settings(settings)
+    async with open_service(settings) as service:
+        application = build_application(config, service)
+        async with running(application, config, webhook=webhook):
+            log.info("telegram bot running", mode="webhook" if webhook else "polling")
+            await asyncio.Event().wait()

@@ -1,0 +1,190 @@
+"""Outbox delivery to Telegram.
+
+A batch of due notifications is claimed and leased in one transaction (their next attempt moves LEASE ahead,
+so another worker, or this one after a restart, leaves them alone meanwhile); each is then sent and marked
+delivered in its own transaction, with the message id kept so a later change edits it in place (an offer
+someone else took becomes 已被他人接单). Telegram's 429 (RetryAfter) postpones the rest of the batch by what
+Telegram asked; network errors and 5xx back off exponentially (tickets/outbox.retry_later); a recipient who
+cannot be reached (blocked the bot, no Telegram account bound) is given up, with the reason kept.
+
+A notification is sent again only when the process died between Telegram accepting it and the delivered
+mark being committed (one HTTP response and one commit wide); every other path sends it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.common import CHANNEL, Minhu, keyboard
+from bot.residents import feedback_step
+from bot.responders import TAKEN, card_buttons, describe, offer_text
+from tickets import outbox
+from tickets.actors import SYSTEM
+from tickets.db import unit_of_work
+from tickets.models import Level, Notification, Rating
+from tickets.privacy import mask_name
+
+log = structlog.get_logger("bot.delivery")
+
+LEASE = timedelta(minutes=2)
+REPLAY_EVERY = 5  # delivery rounds between replays of residents' stored messages
+EDITED_KINDS = {"taken": TAKEN, "withdrawn": "工单 {number} 已撤回或改派,无需再处理,谢谢!"}
+
+
+class Unreachable(Exception):
+    """The recipient has no Telegram chat we can write to."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: str
+    recipient_type: str
+    recipient_id: int
+    ticket_id: int | None
+    payload: dict[str, Any]
+
+
+class Delivery:
+    def __init__(self, minhu: Minhu, bot: Bot) -> None:
+        self.minhu, self.bot = minhu, bot
+
+    @property
+    def now(self) -> Any:
+        return self.minhu.service.clock.now()
+
+    async def run_once(self, limit: int = 50) -> int:
+        """Deliver what is due; returns how many were sent."""
+        now = self.now
+        async with unit_of_work(self.minhu.service.sessions) as session:
+            rows = await outbox.claim_due(session, now, limit)
+            claimed = []
+            for row in rows:
+                row.next_attempt_at = now + LEASE
+                claimed.append(
+                    Claimed(
+                        row.id, row.kind, row.recipient_type, row.recipient_id, row.ticket_id, row.payload
+                    )
+                )
+        sent = 0
+        for i, note in enumerate(claimed):
+            try:
+                ref = await self.send(note)
+            except RetryAfter as error:
+                wait = error.retry_after
+                after = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
+                log.warning("telegram rate limit", retry_after=after.total_seconds())
+                for later in claimed[i:]:
+                    await self._retry(later.id, "429 RetryAfter", after)
+                break
+            except (Forbidden, BadRequest, Unreachable) as error:
+                log.warning("notification given up", id=note.id, kind=note.kind, error=type(error).__name__)
+                await self._finish(note.id, None, f"未送达: {type(error).__name__}: {error}"[:500])
+            except TelegramError as error:
+                log.warning("notification failed", id=note.id, error=type(error).__name__)
+                await self._retry(note.id, f"{type(error).__name__}: {error}", None)
+            else:
+                await self._finish(note.id, ref, None)
+                sent += 1
+        return sent
+
+    async def _finish(self, note_id: int, ref: str | None, error: str | None) -> None:
+        async with unit_of_work(self.minhu.service.sessions) as session:
+            note = await session.get_one(Notification, note_id)
+            note.delivered_at, note.message_ref, note.last_error = self.now, ref, error
+
+    async def _retry(self, note_id: int, error: str, after: timedelta | None) -> None:
+        async with unit_of_work(self.minhu.service.sessions) as session:
+            outbox.retry_later(await session.get_one(Notification, note_id), self.now, error, after=after)
+
+    # ------------------------------------------------------------------------------ rendering
+
+    async def _chat(self, note: Claimed) -> int:
+        if note.recipient_type == "resident":
+            channel_id = await self.minhu.store.channel_of_resident(note.recipient_id)
+            if not channel_id.startswith(f"{CHANNEL}:"):
+                raise Unreachable(channel_id.split(":", 1)[0])
+            return int(channel_id.split(":", 1)[1])
+        handle = await self.minhu.store.contact_of(note.recipient_id, CHANNEL)
+        if handle is None or not handle.lstrip("-").isdigit():
+            raise Unreachable("no telegram contact")
+        return int(handle)
+
+    async def send(self, note: Claimed) -> str:
+        """Send (or edit in place) one notification; returns "chat:message id"."""
+        chat = await self._chat(note)
+        number = str(note.payload.get("number", ""))
+        if note.kind in EDITED_KINDS and note.ticket_id is not None:
+            text = EDITED_KINDS[note.kind].format(number=number)
+            ref = await self.minhu.store.message_ref_of(note.ticket_id, note.recipient_id)
+            if ref is not None:
+                ref_chat, message_id = (int(part) for part in ref.split(":"))
+                with contextlib.suppress(BadRequest):  # too old or already edited: send it new
+                    await self.bot.edit_message_text(text, chat_id=ref_chat, message_id=message_id)
+                    return ref
+            message = await self.bot.send_message(chat, text)
+            return f"{chat}:{message.message_id}"
+        text, markup = await self.render(note, number)
+        message = await self.bot.send_message(chat, text, reply_markup=markup)
+        return f"{chat}:{message.message_id}"
+
+    async def render(self, note: Claimed, number: str) -> tuple[str, InlineKeyboardMarkup | None]:
+        service, payload = self.minhu.service, note.payload
+        card = keyboard([[("查看工单", f"card:{number}")]])
+        if note.kind == "rate":
+            who = mask_name(payload.get("responder_name"))
+            text, markup = feedback_step(number, "")
+            return f"您的诉求 {number} 已由{who}办结。请花半分钟回答三个问题:\n{text}", markup
+        if note.kind == "accepted":
+            who = mask_name(payload.get("responder_name"))
+            return f"您的诉求 {number} 已由{who}接单,很快会和您联系。", None
+        if note.kind == "returned":
+            return (
+                f"您的诉求 {number} 被退回重新安排(原因:{payload.get('reason', '')}),社区会尽快另派人员。",
+                None,
+            )
+        if note.kind == "rated":
+            rating = Rating.parse(str(payload.get("rating")))
+            return (
+                f"居民对工单 {number} 的评价:{rating.label},爱心积分 +{payload.get('points', 0)}。谢谢您!",
+                None,
+            )
+        if note.kind == "escalated":
+            level = Level(int(payload.get("level", Level.COMMUNITY))).label
+            late = "响应" if payload.get("reason") == "respond_by" else "办结"
+            return f"⚠️ 工单 {number} {late}超期,已升级到{level},请及时处理。", card
+        if note.kind == "needs_dispatch":
+            return f"工单 {number} 暂时没有合适的人员可派,请人工派单。", card
+        if note.kind in ("offered", "assigned"):
+            ticket = await service.ticket(number, SYSTEM)
+            responder = await self.minhu.store.responder(note.recipient_id)
+            if note.kind == "offered":
+                place = await service.place_of(ticket)
+                markup = keyboard([[("接单", f"acc:{number}"), ("不接", f"dec:{number}")]])
+                return offer_text(self.minhu, ticket, responder, place), markup
+            return describe(self.minhu, ticket, responder, heading=f"📌 派给您的工单 {number}"), card_buttons(
+                ticket, responder
+            )
+        return f"工单 {number} 有新进展,发送 /my 或 /mytickets 查看。", None
+
+
+async def deliver_forever(delivery: Delivery, every: float = 2.0) -> None:
+    """The delivery loop beside the bot: the outbox, and residents' stored messages when Rasa is back."""
+    rounds = 0
+    while True:
+        try:
+            await delivery.run_once()
+            if rounds % REPLAY_EVERY == 0:
+                await delivery.minhu.relay.replay(delivery.bot)
+        except Exception as error:  # keep delivering: one bad round must not stop the loop
+            log.exception("delivery round failed", error=type(error).__name__)
+        rounds += 1
+        await asyncio.sleep(every)

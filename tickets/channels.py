@@ -1,0 +1,237 @@
+"""What chat channels (Telegram today) keep beside the tickets: one-time invite codes that bind a chat account
+to a responder, residents' messages stored until the assistant has answered them, the update ids already
+processed, and button payloads too long for a channel's button data. Plain persistence, no Telegram."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tickets.clock import Clock
+from tickets.db import unit_of_work
+from tickets.errors import NotAllowed, ResponderNotFound, ValidationError
+from tickets.models import (
+    ButtonPayload,
+    InboundMessage,
+    InviteCode,
+    Notification,
+    ProcessedUpdate,
+    Resident,
+    Responder,
+    ResponderContact,
+)
+from tickets.privacy import clean_text
+
+INVITE_VALID = timedelta(days=7)
+# Unambiguous characters only (no 0/O, 1/I/L): codes are read out over the phone.
+INVITE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+INVITE_LENGTH = 8
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Outbox delivery: how many notifications wait and since when."""
+
+    pending: int
+    oldest: datetime | None
+
+    def lag(self, now: datetime) -> timedelta:
+        return max(timedelta(0), now - self.oldest) if self.oldest else timedelta(0)
+
+
+class ChannelStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    # ------------------------------------------------------------------ invites
+
+    async def create_invite(self, responder_code: str) -> str:
+        """A new one-time code for the responder; the code itself is shown once and never stored."""
+        now = self.clock.now()
+        code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
+        async with unit_of_work(self.sessions) as session:
+            responder = await session.scalar(
+                select(Responder).where(Responder.code == clean_text(responder_code), Responder.active)
+            )
+            if responder is None:
+                raise ResponderNotFound()
+            session.add(
+                InviteCode(
+                    code_hash=_hash(code),
+                    responder_id=responder.id,
+                    created_at=now,
+                    expires_at=now + INVITE_VALID,
+                )
+            )
+        return code
+
+    async def redeem_invite(self, code: str, channel: str, handle: str) -> Responder:
+        """Bind the channel account to the invite's responder; the code cannot be used again."""
+        now = self.clock.now()
+        cleaned = clean_text(code or "")
+        if not cleaned or len(cleaned) > 32:
+            raise ValidationError("请在 /join 后面写上社区给您的邀请码,例如:/join ABCD2345")
+        async with unit_of_work(self.sessions) as session:
+            invite = await session.scalar(
+                select(InviteCode).where(InviteCode.code_hash == _hash(cleaned)).with_for_update()
+            )
+            if invite is None or invite.used_at is not None or invite.expires_at < now:
+                raise NotAllowed("邀请码无效、已使用或已过期。请联系社区工作人员重新获取。")
+            responder = await session.get(Responder, invite.responder_id)
+            if responder is None or not responder.active:
+                raise ResponderNotFound()
+            await session.execute(
+                delete(ResponderContact).where(
+                    ResponderContact.channel == channel, ResponderContact.handle == handle
+                )
+            )
+            await session.execute(
+                delete(ResponderContact).where(
+                    ResponderContact.channel == channel, ResponderContact.responder_id == responder.id
+                )
+            )
+            session.add(ResponderContact(responder_id=responder.id, channel=channel, handle=handle))
+            invite.used_at, invite.used_by = now, f"{channel}:{handle}"
+            return responder
+
+    async def responder_by_contact(self, channel: str, handle: str) -> Responder | None:
+        async with self.sessions() as session:
+            return await session.scalar(
+                select(Responder)
+                .join(ResponderContact, ResponderContact.responder_id == Responder.id)
+                .where(
+                    ResponderContact.channel == channel,
+                    ResponderContact.handle == handle,
+                    Responder.active,
+                )
+            )
+
+    async def contact_of(self, responder_id: int, channel: str) -> str | None:
+        async with self.sessions() as session:
+            return await session.scalar(
+                select(ResponderContact.handle).where(
+                    ResponderContact.responder_id == responder_id, ResponderContact.channel == channel
+                )
+            )
+
+    async def responder(self, responder_id: int) -> Responder:
+        async with self.sessions() as session:
+            responder = await session.get(Responder, responder_id)
+        if responder is None:
+            raise ResponderNotFound()
+        return responder
+
+    async def message_ref_of(self, ticket_id: int, responder_id: int) -> str | None:
+        """Where the responder's latest offer or assignment of the ticket was delivered."""
+        async with self.sessions() as session:
+            return await session.scalar(
+                select(Notification.message_ref)
+                .where(
+                    Notification.ticket_id == ticket_id,
+                    Notification.recipient_type == "responder",
+                    Notification.recipient_id == responder_id,
+                    Notification.kind.in_(("offered", "assigned")),
+                    Notification.message_ref.is_not(None),
+                )
+                .order_by(Notification.id.desc())
+                .limit(1)
+            )
+
+    async def channel_of_resident(self, resident_id: int) -> str:
+        async with self.sessions() as session:
+            return (await session.get_one(Resident, resident_id)).channel_id
+
+    # ------------------------------------------------------------------ updates and messages
+
+    async def first_time(self, channel: str, update_id: int) -> bool:
+        """Record the update; False when it was recorded before (a repeat)."""
+        try:
+            async with unit_of_work(self.sessions) as session:
+                session.add(ProcessedUpdate(channel=channel, update_id=update_id, at=self.clock.now()))
+        except IntegrityError:
+            return False
+        return True
+
+    async def forget_updates_before(self, when: datetime) -> None:
+        async with unit_of_work(self.sessions) as session:
+            await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.at < when))
+
+    async def store_message(self, channel_id: str, text: str) -> InboundMessage:
+        async with unit_of_work(self.sessions) as session:
+            message = InboundMessage(channel_id=channel_id, text=text, received_at=self.clock.now())
+            session.add(message)
+            await session.flush()
+            return message
+
+    async def pending_messages(self, channel_id: str) -> Sequence[InboundMessage]:
+        async with self.sessions() as session:
+            return (
+                await session.scalars(
+                    select(InboundMessage)
+                    .where(InboundMessage.answered_at.is_(None), InboundMessage.channel_id == channel_id)
+                    .order_by(InboundMessage.id)
+                )
+            ).all()
+
+    async def waiting_senders(self, limit: int = 100) -> list[str]:
+        """Senders with unanswered messages, the longest-waiting first."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(InboundMessage.channel_id, func.min(InboundMessage.id).label("first"))
+                .where(InboundMessage.answered_at.is_(None))
+                .group_by(InboundMessage.channel_id)
+                .order_by("first")
+                .limit(limit)
+            )
+            return [row[0] for row in rows]
+
+    async def mark_answered(self, message_id: int) -> None:
+        async with unit_of_work(self.sessions) as session:
+            message = await session.get_one(InboundMessage, message_id)
+            message.answered_at = self.clock.now()
+
+    async def count_attempt(self, message_id: int) -> None:
+        async with unit_of_work(self.sessions) as session:
+            message = await session.get_one(InboundMessage, message_id)
+            message.attempts += 1
+
+    # ------------------------------------------------------------------ buttons
+
+    async def keep_payload(self, payload: str) -> int:
+        async with unit_of_work(self.sessions) as session:
+            row = ButtonPayload(payload=payload, created_at=self.clock.now())
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def payload(self, payload_id: int, max_age: timedelta) -> str | None:
+        async with self.sessions() as session:
+            row = await session.get(ButtonPayload, payload_id)
+        if row is None or row.created_at < self.clock.now() - max_age:
+            return None
+        return row.payload
+
+    # ------------------------------------------------------------------ outbox status
+
+    async def backlog(self) -> Backlog:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(func.count(Notification.id), func.min(Notification.created_at)).where(
+                        Notification.delivered_at.is_(None)
+                    )
+                )
+            ).one()
+        return Backlog(int(row[0] or 0), row[1])
