@@ -28,6 +28,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e.conftest import FORM_ANSWERS, free_port  # noqa: E402
+
 REQUESTS = [
     "地下车库积水 我车子都泡了 物业说排水泵坏了",
     "工地半夜还在施工 打桩机咚咚响 伢睡不着觉",
@@ -35,15 +37,6 @@ REQUESTS = [
     "邻居把鞋柜纸箱全堆在楼道里 消防通道都堵了 说了还骂人",
     "被电动车撞了 对方不赔医药费 想请个律师",
 ]
-ANSWERS = {
-    "请核对": "确认",  # first: the read-back also mentions the phone
-    "具体说说": "已经好几天了,一直没人来处理,影响我们正常生活",
-    "哪个社区": "安居社区",
-    "哪个小区": "安居苑",
-    "几栋": "3栋2单元501",
-    "联系电话": "13912345678",
-    "急不急": "不急",
-}
 
 
 async def conversation(
@@ -60,7 +53,7 @@ async def conversation(
         text = "\n".join(str(x.get("text") or "") for x in replies)
         if "已受理" in text or "稍等" in text or "已经保存了您的留言" in text:
             return "已受理" in text
-        message = next((a for cue, a in ANSWERS.items() if cue in text), "")
+        message = next((a for cue, a in FORM_ANSWERS.items() if cue in text), "")
         if not message:
             return False
     return False
@@ -114,9 +107,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, float]]:
 
     from alembic import command
 
-    from minhu.chat import local_stack
     from minhu.settings import Settings
-    from tests.e2e.conftest import free_port
+    from minhu.stack import local_stack
     from tickets.catalogue import Catalogue
     from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
     from tickets.org import load_org, parse_org

@@ -11,10 +11,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-
-import aiohttp
+from typing import Any
 
 from minhu.settings import PROJECT_ROOT, Settings
 
@@ -33,18 +33,23 @@ def _script(name: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-async def _healthy(url: str, process: subprocess.Popen[bytes], wait_s: float, needle: str | None) -> None:
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], wait_s: float, log: Path, needle: str = ""
+) -> None:
+    """Poll url until it answers 200 (with needle in the body); fail early if the process died."""
     deadline = time.monotonic() + wait_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{url}: process exited with {process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url) as response:
-                    if response.status == 200 and (needle is None or needle in await response.text()):
-                        return
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"{url} not healthy after {wait_s:.0f}s")
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}:\n{_tail(log)}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200 and needle in response.read().decode():
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not healthy after {wait_s:.0f}s:\n{_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
 
 
 def start_stack(
@@ -64,6 +69,8 @@ def start_stack(
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "MINHU_DATA_DIR": str(settings.data_dir),
         "DATABASE_URL": settings.db_url,
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        "PYTHONWARNINGS": "ignore",
     }
     action_cmd = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)]
     rasa_cmd = [str(venv / "bin" / "rasa"), "run", "--enable-api", "--model", model]
@@ -88,22 +95,34 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
-@contextlib.asynccontextmanager
-async def local_stack(
+@contextlib.contextmanager
+def running(
     settings: Settings,
     *,
     action_port: int = 5055,
     rasa_port: int = 5005,
     log_dir: Path | None = None,
     model: str | None = None,
-) -> AsyncIterator[str]:
-    """Action server + Rasa as subprocesses; yields Rasa's URL once both answer."""
-    processes = await asyncio.to_thread(
-        start_stack, settings, action_port, rasa_port, log_dir or settings.data_dir / "logs", model
-    )
+    wait_s: float = 300,
+) -> Iterator[str]:
+    """Action server + Rasa as subprocesses; yields Rasa's URL once both answer, stops both after."""
+    log_dir = log_dir or settings.data_dir / "logs"
+    processes = start_stack(settings, action_port, rasa_port, log_dir, model)
     try:
-        await _healthy(f"http://127.0.0.1:{action_port}/health", processes[0], 60, None)
-        await _healthy(f"http://127.0.0.1:{rasa_port}/status", processes[1], 300, "model_file")
+        wait_healthy(f"http://127.0.0.1:{action_port}/health", processes[0], wait_s, log_dir / "actions.log")
+        rasa_status = f"http://127.0.0.1:{rasa_port}/status"
+        wait_healthy(rasa_status, processes[1], wait_s, log_dir / "rasa.log", needle="model_file")
         yield f"http://127.0.0.1:{rasa_port}"
     finally:
-        await asyncio.to_thread(stop, processes)
+        stop(processes)
+
+
+@contextlib.asynccontextmanager
+async def local_stack(settings: Settings, **options: Any) -> AsyncIterator[str]:
+    """`running` for asyncio code: starting and stopping happen off the event loop."""
+    stack = running(settings, **options)
+    url = await asyncio.to_thread(stack.__enter__)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(stack.__exit__, None, None, None)

@@ -12,9 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,8 @@ import aiohttp
 import pytest
 from alembic import command
 
+from minhu.settings import Settings
+from minhu.stack import running
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
 from tickets.org import load_org, parse_org
@@ -34,6 +33,17 @@ ORG = REPO / "tests" / "fixtures" / "org.yml"
 STARTUP_TIMEOUT = float(os.environ.get("MINHU_E2E_STARTUP_TIMEOUT", "240"))
 
 pytestmark = pytest.mark.slow
+
+# What a resident answers to each question of the request form (a cue in the bot's reply -> the answer).
+FORM_ANSWERS = {
+    "请核对": "确认",  # first: the read-back also mentions the phone
+    "具体说说": "已经好几天了,一直没人来处理,影响我们正常生活",
+    "哪个社区": "安居社区",
+    "哪个小区": "安居苑",
+    "几栋": "3栋2单元501",
+    "联系电话": "13912345678",
+    "急不急": "不急",
+}
 
 
 def _unavailable(reason: str) -> None:
@@ -61,24 +71,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, ok: str | None = None) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"{url} process exited ({process.returncode}):\n{log.read_text()[-3000:]}", pytrace=False
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                body = response.read().decode()
-                if response.status == 200 and (ok is None or ok in body):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} not healthy after {STARTUP_TIMEOUT}s:\n{log.read_text()[-3000:]}", pytrace=False)
 
 
 @dataclass
@@ -116,67 +108,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     asyncio.run(load())
 
-    action_port, rasa_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "MINHU_DATA_DIR": str(data_dir),
-        "SANIC_HOST": "127.0.0.1",
-        "MINHU_ACTION_PORT": str(action_port),
-        "RASA_TELEMETRY_ENABLED": "false",
-        "PYTHONPATH": str(REPO),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        "PYTHONWARNINGS": "ignore",
-    }
-    action_log, rasa_log = data_dir / "actions.log", data_dir / "rasa.log"
-    processes: list[subprocess.Popen[bytes]] = []
+    settings = Settings(MINHU_DATA_DIR=data_dir, DATABASE_URL=db_url)
+    ports = {"action_port": free_port(), "rasa_port": free_port()}
     try:
-        with action_log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
-                    cwd=REPO,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        with rasa_log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        str(rasa),
-                        "run",
-                        "--enable-api",
-                        "--model",
-                        model,
-                        "--endpoints",
-                        "endpoints.yml",
-                        "--credentials",
-                        "credentials.yml",
-                        "--interface",
-                        "127.0.0.1",
-                        "--port",
-                        str(rasa_port),
-                    ],
-                    cwd=REPO,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        _wait_http(f"http://127.0.0.1:{action_port}/health", processes[0], action_log)
-        _wait_http(f"http://127.0.0.1:{rasa_port}/status", processes[1], rasa_log, ok="model_file")
-        yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", db_url, data_dir)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        with running(settings, **ports, log_dir=data_dir, model=model, wait_s=STARTUP_TIMEOUT) as url:
+            yield Stack(url, f"http://127.0.0.1:{ports['action_port']}", db_url, data_dir)
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture
@@ -221,16 +159,7 @@ class Chat:
     ) -> str:
         """Answer the request form's questions until the request is registered (or the form ends, or the
         bot says `until`)."""
-        given = {
-            "请核对": "确认",  # first: the read-back also mentions the phone
-            "具体说说": "已经好几天了,一直没人来处理,影响我们正常生活",
-            "哪个社区": "安居社区",
-            "哪个小区": "安居苑",
-            "几栋": "3栋2单元501",
-            "联系电话": "13912345678",
-            "急不急": "不急",
-            **(answers or {}),
-        }
+        given = {**FORM_ANSWERS, **(answers or {})}
         for _ in range(max_turns):
             said = self.text
             if until is not None and until in said:
