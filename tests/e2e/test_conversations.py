@@ -252,3 +252,32 @@ async def test_satisfied_feedback_three_questions_thanks_by_name(
     await chat.say("满意")
     assert "谢谢您的评价" in chat.text and mask_name(name) in chat.text  # who resolved it, masked
     assert (await core.ticket(ticket.number, SYSTEM)).status == Status.CLOSED
+
+
+BAD_INPUTS = {
+    "empty": "",
+    "blank": "   \n\t ",
+    "emoji": "😀😀👍🙏",
+    "control characters": "\x00\x07电梯\x1b[31m坏了\x7f",
+    "SQL-looking": "'; DROP TABLE tickets; --",
+    "malformed JSON": '{"sender": "x", "message": ',
+    "English": "hello, the lift in my building is broken",
+    "huge": "楼道灯坏了" * 1200,
+    "unknown button": "/no_such_intent",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
+async def test_bad_input_gets_a_polite_chinese_reply_and_the_bot_carries_on(
+    stack: Stack, http: aiohttp.ClientSession, core: TicketService, kind: str
+) -> None:
+    chat = Chat(http, stack, f"bad-{kind.replace(' ', '-')}")
+    await chat.say(BAD_INPUTS[kind])
+    assert re.search(r"[\u4e00-\u9fff]", chat.text), f"no Chinese reply to {kind}: {chat.replies!r}"
+    # Nothing is half-written, and the same resident can still place a request right after.
+    await chat.say("取消")
+    await chat.say(REQUESTS["facility_repair"])
+    reply = await chat.answer_form()
+    assert "已受理" in reply
+    [ticket] = await tickets_of(core, chat.sender)
+    assert ticket.category == "facility_repair"
