@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import structlog
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.common import CHANNEL, Minhu, keyboard
 from bot.residents import feedback_step
@@ -37,6 +39,14 @@ log = structlog.get_logger("bot.delivery")
 LEASE = timedelta(minutes=2)
 REPLAY_EVERY = 5  # delivery rounds between replays of residents' stored messages
 EDITED_KINDS = {"taken": TAKEN, "withdrawn": "工单 {number} 已撤回或改派,无需再处理,谢谢!"}
+
+
+def retry_after(error: RetryAfter) -> timedelta:
+    """What Telegram asked to wait (an int of seconds in PTB 22 unless PTB_TIMEDELTA opts in to timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        wait = error.retry_after
+    return wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
 
 
 class Unreachable(Exception):
@@ -79,8 +89,7 @@ class Delivery:
             try:
                 ref = await self.send(note)
             except RetryAfter as error:
-                wait = error.retry_after
-                after = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
+                after = retry_after(error)
                 log.warning("telegram rate limit", retry_after=after.total_seconds())
                 for later in claimed[i:]:
                     await self._retry(later.id, "429 RetryAfter", after)

@@ -101,7 +101,7 @@ class Telegram:
     def press_update(self, user_id: int, data: str, message: Call | None = None) -> dict[str, Any]:
         message_id = next(self.message_ids)
         if message is not None:
-            message_id = int(message.params.get("message_id") or 0) or message_id
+            message_id = int((message.result or {}).get("message_id") or message.params.get("message_id"))
         return {
             "update_id": next(self.update_ids),
             "callback_query": {
@@ -128,10 +128,11 @@ class Telegram:
         await self.feed(self.text_update(user_id, text))
         return [c.text for c in self.api.sent(user_id)[before:]]
 
-    async def press(self, user_id: int, data: str) -> list[Call]:
-        """Press an inline button; returns the calls the bot made meanwhile (answers, edits, messages)."""
+    async def press(self, user_id: int, data: str, message: Call | None = None) -> list[Call]:
+        """Press an inline button (of `message`, when given); returns the calls the bot made meanwhile
+        (answers, edits, messages)."""
         before = len(self.api.calls)
-        await self.feed(self.press_update(user_id, data))
+        await self.feed(self.press_update(user_id, data, message))
         return self.api.calls[before:]
 
     def answers(self, calls: list[Call]) -> list[str]:

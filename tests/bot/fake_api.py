@@ -33,6 +33,7 @@ SENDING = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup",
 class Call:
     method: str
     params: dict[str, Any]
+    result: Any = None  # what the fake answered (a sent message carries its message_id)
 
     @property
     def chat_id(self) -> int | None:
@@ -65,6 +66,8 @@ class FakeBotAPI:
     webhook: dict[str, Any] = field(default_factory=dict)
     url: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    hung: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call hangs (status 0)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)  # lets hung calls go at stop()
 
     async def start(self) -> str:
         app = web.Application()
@@ -78,10 +81,12 @@ class FakeBotAPI:
         return self.url
 
     async def stop(self) -> None:
+        self._release.set()
         await self._runner.cleanup()
 
     def fail_next(self, count: int, status: int = 429, retry_after: int | None = None) -> None:
-        """The next `count` sending calls (sendMessage, edits, sendPhoto) fail with this status."""
+        """The next `count` sending calls (sendMessage, edits, sendPhoto) fail with this status; status 0
+        never answers (a hung connection)."""
         self.failures.extend(Failure(status, retry_after) for _ in range(count))
 
     # ------------------------------------------------------------------ assertions
@@ -97,6 +102,10 @@ class FakeBotAPI:
     def texts(self, chat_id: int) -> list[str]:
         return [c.text for c in self.sent(chat_id)]
 
+    def delivered(self, chat_id: int | None = None) -> list[Call]:
+        """Messages Telegram accepted (answered ok)."""
+        return [c for c in self.sent(chat_id, "sendMessage") if c.result is not None]
+
     def clear(self) -> None:
         self.calls.clear()
 
@@ -105,9 +114,13 @@ class FakeBotAPI:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await self._params(request)
-        self.calls.append(Call(method, params))
+        call = Call(method, params)
+        self.calls.append(call)
         if method in SENDING and self.failures:
             failure = self.failures.popleft()
+            if failure.status == 0:
+                self.hung.set()
+                await self._release.wait()
             body: dict[str, Any] = {"ok": False, "error_code": failure.status}
             if failure.status == 429:
                 body["description"] = f"Too Many Requests: retry after {failure.retry_after}"
@@ -115,7 +128,8 @@ class FakeBotAPI:
             else:
                 body["description"] = "Internal Server Error"
             return web.json_response(body, status=failure.status)
-        return web.json_response({"ok": True, "result": await self._result(method, params)})
+        call.result = await self._result(method, params)
+        return web.json_response({"ok": True, "result": call.result})
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""Outbox delivery against the fake Bot API: Telegram answering 429 (RetryAfter honoured) and 500 (backoff),
+nothing sent twice, a restart in the middle of a batch; and the two ways updates arrive (long polling,
+webhook with its secret token)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import aiohttp
+from sqlalchemy import select
+
+from bot.app import build_application, minhu_of, running
+from bot.delivery import LEASE, Delivery
+from tests.bot.conftest import RESIDENT, FakeRasa, Telegram, config_for
+from tests.bot.fake_api import FakeBotAPI
+from tests.conftest import Org
+from tests.e2e.conftest import free_port
+from tickets.clock import ManualClock
+from tickets.models import Notification
+from tickets.service import NewTicket
+
+
+async def offers(tg: Telegram, org: Org, count: int) -> list[str]:
+    """`count` eldercare tickets, each offered to vol-a1 (Telegram 1001) among others."""
+    numbers = []
+    for i in range(count):
+        resident = await org.resident(f"r{i}", compound="安居苑")
+        numbers.append(
+            (await org.service.create_ticket(NewTicket(resident, "eldercare", f"助餐 {i}"))).number
+        )
+    return numbers
+
+
+async def outbox(org: Org) -> list[Notification]:
+    async with org.service.sessions() as session:
+        return list(await session.scalars(select(Notification).order_by(Notification.id)))
+
+
+def offer_texts(api: FakeBotAPI) -> list[str]:
+    return [c.text.splitlines()[0] for c in api.delivered(1001)]
+
+
+async def test_429_is_honoured_then_delivered_once(tg: Telegram, org: Org, clock: ManualClock) -> None:
+    numbers = await offers(tg, org, 2)
+    tg.api.fail_next(1, status=429, retry_after=7)
+    assert await tg.deliver() == 0  # the batch stops at Telegram's 429
+    rows = [n for n in await outbox(org) if n.delivered_at is None]
+    assert rows and all(n.next_attempt_at == clock.now() + timedelta(seconds=7) for n in rows)
+    assert await tg.deliver() == 0  # not before Telegram said
+    clock.advance(timedelta(seconds=7))
+    await tg.deliver()
+    assert sorted(offer_texts(tg.api)) == sorted(f"📋 新工单 {n}(先接先得)" for n in numbers)
+    assert all(n.delivered_at is not None for n in await outbox(org))
+
+
+async def test_500_backs_off_and_retries(tg: Telegram, org: Org, clock: ManualClock) -> None:
+    await offers(tg, org, 1)
+    tg.api.fail_next(2, status=500)
+    await tg.deliver()
+    failed = [n for n in await outbox(org) if n.delivered_at is None]
+    assert failed and failed[0].attempts == 1 and "Internal Server Error" in (failed[0].last_error or "")
+    clock.advance(timedelta(seconds=2))
+    await tg.deliver()
+    clock.advance(timedelta(seconds=4))
+    await tg.deliver()
+    assert all(n.delivered_at is not None for n in await outbox(org))
+    assert len(offer_texts(tg.api)) == 1
+
+
+async def test_a_restart_mid_delivery_sends_every_notification_once(
+    tg: Telegram, org: Org, api: FakeBotAPI, rasa: FakeRasa, clock: ManualClock
+) -> None:
+    numbers = await offers(tg, org, 3)
+    api.fail_next(1, status=0)  # the first send hangs: the process is killed there
+    first = asyncio.create_task(tg.deliver())
+    await asyncio.wait_for(api.hung.wait(), 10)
+    first.cancel()
+    api.failures.clear()
+
+    restarted = build_application(config_for(api, rasa.url), org.service)
+    async with restarted:
+        delivery = Delivery(minhu_of(restarted), restarted.bot)
+        assert await delivery.run_once() == 0  # leased by the dead worker
+        clock.advance(LEASE + timedelta(seconds=1))
+        await delivery.run_once()
+        assert await delivery.run_once() == 0
+    await minhu_of(restarted).relay.rasa.close()
+    texts = offer_texts(api)
+    assert sorted(texts) == sorted(f"📋 新工单 {n}(先接先得)" for n in numbers)  # each once
+    assert all(n.delivered_at is not None for n in await outbox(org))
+
+
+async def test_unreachable_recipients_are_given_up_with_the_reason(tg: Telegram, org: Org) -> None:
+    resident = await org.resident("web-only")
+    await org.service.create_ticket(NewTicket(resident, "facility_repair", "路灯"))  # grid-a1: no Telegram
+    await tg.deliver()
+    rows = await outbox(org)
+    assert rows and all(n.delivered_at is not None and "未送达" in (n.last_error or "") for n in rows)
+
+
+async def test_polling_receives_updates_from_get_updates(
+    tg: Telegram, api: FakeBotAPI, rasa: FakeRasa, org: Org
+) -> None:
+    application = build_application(config_for(api, rasa.url), org.service)
+    api.updates.append(tg.text_update(RESIDENT, "你好"))
+    async with running(application, config_for(api, rasa.url), deliver=False):
+        for _ in range(200):
+            if api.texts(RESIDENT):
+                break
+            await asyncio.sleep(0.02)
+    assert api.texts(RESIDENT) == ["收到:你好"]
+    assert any(c.method == "getUpdates" for c in api.calls)
+
+
+async def test_webhook_checks_the_secret_token(
+    tg: Telegram, api: FakeBotAPI, rasa: FakeRasa, org: Org
+) -> None:
+    port = free_port()
+    config = config_for(
+        api, rasa.url, webhook_url="https://minhu.example/telegram", webhook_secret="s3cret", port=port
+    )
+    application = build_application(config, org.service)
+    url = f"http://127.0.0.1:{port}/telegram"
+    async with running(application, config, webhook=True, deliver=False), aiohttp.ClientSession() as http:
+        assert api.webhook["secret_token"] == "s3cret"
+        update = tg.text_update(RESIDENT, "门口有垃圾")
+        async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as r:
+            assert r.status == 403
+        async with http.post(url, json=update) as r:
+            assert r.status == 403
+        for _ in range(2):  # Telegram repeats it: processed once
+            async with http.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
+            ) as r:
+                assert r.status == 200
+        for _ in range(200):
+            if api.texts(RESIDENT):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+    assert rasa.received == [(f"telegram:{RESIDENT}", "门口有垃圾")]
