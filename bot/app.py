@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
@@ -26,7 +26,7 @@ from tickets.service import TicketService
 log = structlog.get_logger("bot")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BotConfig:
     token: str
     rasa_url: str = "http://127.0.0.1:5005"
@@ -133,11 +133,25 @@ async def running(
             await minhu_of(application).relay.rasa.close()
 
 
+@contextlib.asynccontextmanager
+async def telegram_bot(
+    settings: Settings, service: TicketService, *, rasa_url: str | None = None, webhook: bool = False
+) -> AsyncIterator[None]:
+    """The bot beside the rest of the process when TELEGRAM_BOT_TOKEN is set (nothing otherwise)."""
+    if not settings.telegram_bot_token:
+        yield
+        return
+    config = BotConfig.from_settings(settings)
+    if rasa_url:
+        config = dataclasses.replace(config, rasa_url=rasa_url)
+    async with running(build_application(config, service), config, webhook=webhook):
+        log.info("telegram bot running", mode="webhook" if webhook else "polling", rasa=config.rasa_url)
+        yield
+
+
 async def run_bot(settings: Settings, *, webhook: bool = False) -> None:
     """`minhu bot`: the bot on the configured database until interrupted."""
-    config = BotConfig.from_settings(settings)
-    async with open_service(settings) as service:
-        application = build_application(config, service)
-        async with running(application, config, webhook=webhook):
-            log.info("telegram bot running", mode="webhook" if webhook else "polling")
-            await asyncio.Event().wait()
+    if not settings.telegram_bot_token:
+        raise RuntimeError("请先设置 TELEGRAM_BOT_TOKEN (set TELEGRAM_BOT_TOKEN first)")
+    async with open_service(settings) as service, telegram_bot(settings, service, webhook=webhook):
+        await asyncio.Event().wait()

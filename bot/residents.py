@@ -41,6 +41,7 @@ EMPTY = "请写一写您遇到的问题,内容不能为空。"
 NO_OPEN_TICKET = "您目前没有正在办理的诉求。请先用文字说说遇到的问题,登记后再发照片或位置,我会附在诉求上。"
 PHOTO_TOO_BIG = "照片太大了(最多 10 MB),请压缩后再发。"
 EXPIRED_BUTTON = "这个按钮已经失效了,请直接打字告诉我您的问题。"
+EDITED = "修改过的消息我看不到,请把修改后的内容重新发一条。"
 UNKNOWN_COMMAND = "没有这个命令。发送 /help 看看我能做什么。"
 
 YES_NO = (("1", "是"), ("0", "否"))
@@ -171,6 +172,11 @@ async def unsupported(update: Update, context: Context) -> None:
 
 
 @guarded
+async def edited(update: Update, context: Context) -> None:
+    await say(update, EDITED)
+
+
+@guarded
 async def unknown_button(update: Update, context: Context) -> None:
     assert update.callback_query is not None
     await update.callback_query.answer(EXPIRED_BUTTON, show_alert=True)
@@ -219,7 +225,8 @@ def register(application: App) -> None:
 
 def register_fallbacks(application: App) -> None:
     """Added last: plain messages go to the assistant once no conversation or command wanted them."""
-    private = filters.ChatType.PRIVATE
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    application.add_handler(MessageHandler(filters.UpdateType.EDITED, edited))
     application.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, text_message))
     application.add_handler(MessageHandler(private & filters.PHOTO, photo))
     application.add_handler(MessageHandler(private & filters.LOCATION, location))

@@ -172,8 +172,9 @@ async def accept(update: Update, context: Context) -> None:
 async def decline(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    await need_responder(update, context)
+    responder = await need_responder(update, context)
     number = (query.data or "").split(":", 1)[1]
+    await deps(context).service.ticket(number, Actor.responder(responder.id))  # in their community
     await query.answer()
     await query.edit_message_reply_markup(
         keyboard([[(reason, f"decr:{number}:{i}")] for i, reason in enumerate(DECLINE_REASONS)])

@@ -25,6 +25,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 org_app = typer.Typer(help="Org chart: streets, communities, grids, responders.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="org")
+responders_app = typer.Typer(help="Responders: volunteers, grid workers, staff.", no_args_is_help=True)
+app.add_typer(responders_app, name="responders")
 
 
 def fail(message: str) -> None:
@@ -86,6 +88,45 @@ def run_command(
         asyncio.run(
             run(get_settings(), sweep_every=sweep_every, assistant=assistant, chat=chat, sender=sender)
         )
+    except KeyboardInterrupt:
+        typer.echo("已停止 (stopped).")
+    except RuntimeError as error:
+        fail(str(error))
+
+
+@responders_app.command("invite")
+def responders_invite(
+    code: Annotated[str, typer.Argument(help="The responder's code in the org chart, e.g. vol-a1.")],
+) -> None:
+    """A one-time invite code (valid 7 days) the responder sends the Telegram bot: /join CODE."""
+    from tickets.channels import ChannelStore
+    from tickets.clock import SystemClock
+
+    async def create() -> str:
+        async with open_engine(get_settings()) as engine:
+            return await ChannelStore(session_factory(engine), SystemClock()).create_invite(code)
+
+    try:
+        invite = asyncio.run(create())
+    except DomainError as error:
+        fail(error.message)
+    typer.echo(
+        f"邀请码 (invite code): {invite}\n请转告本人在 Telegram 上向民呼机器人发送:/join {invite}(7 天内有效,只能用一次)"
+    )
+
+
+@app.command("bot")
+def bot_command(
+    webhook: Annotated[
+        bool,
+        typer.Option(help="Receive updates on a webhook (TELEGRAM_WEBHOOK_URL/SECRET) instead of polling."),
+    ] = False,
+) -> None:
+    """Run the Telegram bot (TELEGRAM_BOT_TOKEN) and its outbox delivery; Rasa at MINHU_RASA_URL."""
+    from bot.app import run_bot
+
+    try:
+        asyncio.run(run_bot(get_settings(), webhook=webhook))
     except KeyboardInterrupt:
         typer.echo("已停止 (stopped).")
     except RuntimeError as error:

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy import func, select
 
+from bot.app import telegram_bot
 from minhu.chat import chat_loop
 from minhu.settings import Settings
 from minhu.stack import local_stack
@@ -72,9 +73,10 @@ async def run(
         sweeper = asyncio.create_task(sweep_forever(service, sweep_every))
         try:
             if not assistant:
-                await sweeper
+                async with telegram_bot(settings, service):
+                    await sweeper
                 return
-            async with local_stack(settings) as url:
+            async with local_stack(settings) as url, telegram_bot(settings, service, rasa_url=url):
                 print(f"Rasa: {url}  动作服务器: http://127.0.0.1:5055  日志: {settings.data_dir / 'logs'}")
                 if chat:
                     await chat_loop(url, sender)

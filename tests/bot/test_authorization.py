@@ -1,0 +1,128 @@
+"""Authorization matrix: every command and button × every role, each allowed or refused as designed.
+
+Roles: the resident who owns the tickets (5001), the volunteer of this community who is offered / assigned
+them (1001, vol-a1), a volunteer of another community (2001, vol-j1), the community's staff (3001, staff-a)
+and a stranger (9001). A refusal is a polite Chinese message or button answer that says why; an allowed
+action answers without one. Actions that change a ticket run their refused roles first.
+"""
+
+from __future__ import annotations
+
+from bot.common import NOT_REGISTERED, STAFF_ONLY
+from tests.bot.conftest import OTHER_VOLUNTEER, RESIDENT, STAFF, STRANGER, VOLUNTEER, Telegram
+from tests.bot.fake_api import Call
+from tests.conftest import Org
+from tickets.models import Status
+from tickets.service import NewTicket
+
+ROLES = {
+    "resident": RESIDENT,
+    "volunteer": VOLUNTEER,
+    "other_volunteer": OTHER_VOLUNTEER,
+    "staff": STAFF,
+    "stranger": STRANGER,
+}
+EVERYONE = set(ROLES)
+RESPONDERS = {"volunteer", "other_volunteer", "staff"}
+REFUSALS = (NOT_REGISTERED[:8], STAFF_ONLY[:8], "只有", "没有找到", "没有派给您", "不属于", "没有权限")
+
+# command: roles allowed
+COMMANDS = {
+    "/start": EVERYONE,
+    "/help": EVERYONE,
+    "/mytickets": EVERYONE,
+    "/my": RESPONDERS,
+    "/duty": RESPONDERS,
+    "/points": RESPONDERS,
+    "/queue": {"staff"},
+    "/overdue": {"staff"},
+    "/stats": {"staff"},
+    "/health": {"staff"},
+}
+# button on the accepted ticket: roles allowed (conversation entries are cancelled after)
+CARD_BUTTONS = {
+    "call": {"volunteer", "staff"},
+    "note": {"volunteer"},
+    "ret": {"volunteer"},
+    "done": {"volunteer"},
+    "msg": {"volunteer"},
+    "card": {"staff"},
+    "pick": {"staff"},
+    "dec": {"volunteer", "staff"},  # only shows the reasons; declining itself is checked below
+}
+
+
+def refused(calls: list[Call]) -> bool:
+    said = [str(c.params.get("text") or "") for c in calls]
+    return any(marker in text for text in said for marker in REFUSALS)
+
+
+def answered(calls: list[Call]) -> bool:
+    return any(c.method in ("sendMessage", "answerCallbackQuery", "editMessageText") for c in calls)
+
+
+async def run(tg: Telegram, role: str, action: str) -> list[Call]:
+    user = ROLES[role]
+    before = len(tg.api.calls)
+    if action.startswith("/"):
+        await tg.say(user, action)
+    else:
+        await tg.press(user, action)
+    calls = tg.api.calls[before:]
+    await tg.say(user, "/cancel")  # leave any conversation the button opened
+    return calls
+
+
+async def check(tg: Telegram, action: str, allowed: set[str], order: list[str] | None = None) -> list[str]:
+    """Returns the mismatches as readable lines (empty when the matrix holds)."""
+    wrong = []
+    for role in order or list(ROLES):
+        calls = await run(tg, role, action)
+        expected = role in allowed
+        if not answered(calls) or refused(calls) == expected:
+            wrong.append(f"{action} by {role}: expected {'allowed' if expected else 'refused'}, got {calls}")
+    return wrong
+
+
+async def test_every_command_and_button_for_every_role(roles: Telegram, org: Org) -> None:
+    tg = roles
+    me = await org.service.resident_for(f"telegram:{RESIDENT}")
+    await org.service.remember_resident(me.id, community="anju", compound="安居苑", phone="13912345678")
+    accepted = await org.service.create_ticket(NewTicket(me.id, "facility_repair", "路灯坏了"))
+    await org.service.reassign(accepted.number, org["staff-a"], org["vol-a1"], "熟悉情况")
+    await org.service.accept(accepted.number, org["vol-a1"])
+    offered = await org.service.create_ticket(NewTicket(me.id, "eldercare", "助餐"))
+    declined = await org.service.create_ticket(NewTicket(me.id, "eldercare", "陪诊"))
+    rated = await org.service.create_ticket(NewTicket(me.id, "environment", "垃圾没人收"))
+    await org.service.reassign(rated.number, org["staff-a"], org["vol-a1"], "熟悉情况")
+    await org.service.accept(rated.number, org["vol-a1"])
+    await org.service.resolve(rated.number, org["vol-a1"], "已清理")
+
+    wrong: list[str] = []
+    for command, allowed in COMMANDS.items():
+        wrong += await check(tg, command, allowed)
+    for prefix, allowed in CARD_BUTTONS.items():
+        wrong += await check(tg, f"{prefix}:{accepted.number}", allowed)
+    refused_first = ["resident", "stranger", "other_volunteer", "staff", "volunteer"]
+    wrong += await check(tg, f"decr:{declined.number}:0", {"volunteer"}, refused_first)
+    wrong += await check(tg, f"acc:{offered.number}", {"volunteer"}, refused_first)
+    assignees = [
+        p for p in await org.service.assignable(accepted.number, org["staff-a"]) if p.code == "vol-a3"
+    ]
+    wrong += await check(tg, f"asg:{accepted.number}:{assignees[0].id}", {"staff"}, refused_first)
+    rating_order = ["stranger", "volunteer", "other_volunteer", "staff", "resident"]
+    wrong += await check(tg, f"fb:{rated.number}:11s", {"resident"}, rating_order)
+    assert wrong == [], "\n".join(wrong)
+
+    assert (await org.service.ticket(offered.number, org.service_actor)).assignee_id == org["vol-a1"]
+    assert (await org.service.ticket(accepted.number, org.service_actor)).assignee_id == org["vol-a3"]
+    assert (await org.service.ticket(rated.number, org.service_actor)).status == Status.CLOSED
+
+
+async def test_a_volunteer_of_another_community_never_sees_the_ticket(roles: Telegram, org: Org) -> None:
+    me = await org.service.resident_for(f"telegram:{RESIDENT}")
+    await org.service.remember_resident(me.id, community="anju", phone="13912345678")
+    ticket = await org.service.create_ticket(NewTicket(me.id, "legal_aid", "工资被拖欠 13912345678"))
+    for prefix in ("call", "note", "card", "acc"):
+        calls = await roles.press(OTHER_VOLUNTEER, f"{prefix}:{ticket.number}")
+        assert not any("工资" in str(c.params) or "13912345678" in str(c.params) for c in calls)
