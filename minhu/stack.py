@@ -73,7 +73,16 @@ def start_stack(
         "PYTHONWARNINGS": "ignore",
     }
     action_cmd = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)]
-    rasa_cmd = [str(venv / "bin" / "rasa"), "run", "--enable-api", "--model", model]
+    # nlu.rasa_server is `rasa` with a fix to its per-message hot path (see that module).
+    rasa_cmd = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "nlu.rasa_server",
+        "run",
+        "--enable-api",
+        "--model",
+        model,
+    ]
     rasa_cmd += ["--endpoints", "endpoints.yml", "--credentials", "credentials.yml"]
     rasa_cmd += ["--interface", "127.0.0.1", "--port", str(rasa_port)]
     processes = []
