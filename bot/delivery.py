@@ -14,7 +14,6 @@ mark being committed (one HTTP response and one commit wide); every other path s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +37,8 @@ log = structlog.get_logger("bot.delivery")
 
 LEASE = timedelta(minutes=2)
 REPLAY_EVERY = 5  # delivery rounds between replays of residents' stored messages
+PRUNE_EVERY = 1800  # rounds (about an hour) between forgetting old update ids
+KEEP_UPDATE_IDS = timedelta(days=7)  # Telegram repeats an update for at most 24 hours
 EDITED_KINDS = {"taken": TAKEN, "withdrawn": "工单 {number} 已撤回或改派,无需再处理,谢谢!"}
 
 
@@ -136,9 +137,13 @@ class Delivery:
             ref = await self.minhu.store.message_ref_of(note.ticket_id, note.recipient_id)
             if ref is not None:
                 ref_chat, message_id = (int(part) for part in ref.split(":"))
-                with contextlib.suppress(BadRequest):  # too old or already edited: send it new
+                try:
                     await self.bot.edit_message_text(text, chat_id=ref_chat, message_id=message_id)
                     return ref
+                except BadRequest as error:
+                    if "not modified" in str(error).lower():  # the button press already said so
+                        return ref
+                    # too old to edit, or deleted: say it in a new message
             message = await self.bot.send_message(chat, text)
             return f"{chat}:{message.message_id}"
         text, markup = await self.render(note, number)
@@ -193,6 +198,8 @@ async def deliver_forever(delivery: Delivery, every: float = 2.0) -> None:
             await delivery.run_once()
             if rounds % REPLAY_EVERY == 0:
                 await delivery.minhu.relay.replay(delivery.bot)
+            if rounds % PRUNE_EVERY == 0:
+                await delivery.minhu.store.forget_updates_before(delivery.now - KEEP_UPDATE_IDS)
         except Exception as error:  # keep delivering: one bad round must not stop the loop
             log.exception("delivery round failed", error=type(error).__name__)
         rounds += 1

@@ -38,6 +38,11 @@ from tickets.models import Responder, Status, Ticket
 from tickets.privacy import mask_phone, scrub
 from tickets.service import TicketService
 
+POINT_REASONS = {
+    "rated_satisfied": "居民评价满意",
+    "rated_basic": "居民评价基本满意",
+    "auto_closed": "办结后自动结案",
+}
 DECLINE_REASONS = ("时间冲突,来不及", "不在附近", "不擅长这类事")
 TAKEN = "工单 {number} 已被他人接单,谢谢您的热心!"
 NOTE, RETURN_REASON, RESOLVE_NOTE, MESSAGE_RESIDENT = range(4)
@@ -141,7 +146,9 @@ async def points(update: Update, context: Context) -> None:
     responder = await need_responder(update, context)
     balance, history = await minhu.service.points_of(responder.id)
     lines = [f"您的爱心积分:{balance} 分"]
-    lines += [f"· {when(e.at, minhu.tz)} {e.points:+d} {e.reason}" for e in history]
+    lines += [
+        f"· {when(e.at, minhu.tz)} {e.points:+d} {POINT_REASONS.get(e.reason, '办结工单')}" for e in history
+    ]
     await say(update, "\n".join(lines))
 
 

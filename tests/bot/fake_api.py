@@ -66,6 +66,7 @@ class FakeBotAPI:
     webhook: dict[str, Any] = field(default_factory=dict)
     url: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _texts: dict[tuple[int, int], Any] = field(default_factory=dict)  # what each message says now
     hung: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call hangs (status 0)
     _release: asyncio.Event = field(default_factory=asyncio.Event)  # lets hung calls go at stop()
 
@@ -116,6 +117,11 @@ class FakeBotAPI:
         params = await self._params(request)
         call = Call(method, params)
         self.calls.append(call)
+        if method == "editMessageText" and self._texts.get(self._key(params)) == params.get("text"):
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": "Bad Request: message is not modified"},
+                status=400,
+            )
         if method in SENDING and self.failures:
             failure = self.failures.popleft()
             if failure.status == 0:
@@ -129,7 +135,13 @@ class FakeBotAPI:
                 body["description"] = "Internal Server Error"
             return web.json_response(body, status=failure.status)
         call.result = await self._result(method, params)
+        if method in ("sendMessage", "editMessageText") and isinstance(call.result, dict):
+            self._texts[(call.result["chat"]["id"], call.result["message_id"])] = call.result.get("text")
         return web.json_response({"ok": True, "result": call.result})
+
+    @staticmethod
+    def _key(params: dict[str, Any]) -> tuple[int, int]:
+        return int(params.get("chat_id") or 0), int(params.get("message_id") or 0)
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
