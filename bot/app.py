@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import structlog
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import AIORateLimiter, Application, ApplicationHandlerStop, TypeHandler
 
 from bot import residents, responders, staff
@@ -24,6 +25,7 @@ from tickets.channels import ChannelStore
 from tickets.service import TicketService
 
 log = structlog.get_logger("bot")
+PRIVATE_ONLY = "为保护个人信息,请私聊民呼助手。"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +54,15 @@ class BotConfig:
 
 
 async def once(update: Update, context: Context) -> None:
-    """Group -1, before every handler: a repeated update (same update_id) stops here."""
+    """Group -1, before every handler: a repeated update (same update_id) stops here, and so does anything
+    from a group chat (tickets, phones and queues are for one person's eyes)."""
     if not await deps(context).store.first_time(CHANNEL, update.update_id):
         log.info("repeated update ignored", update_id=update.update_id)
+        raise ApplicationHandlerStop
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        if update.callback_query is not None:
+            await update.callback_query.answer(PRIVATE_ONLY, show_alert=True)
         raise ApplicationHandlerStop
 
 

@@ -219,7 +219,9 @@ def register(application: App) -> None:
     application.add_handler(CommandHandler("help", help_command))
     application.add_handler(CommandHandler("mytickets", my_tickets))
     application.add_handler(CallbackQueryHandler(consent, pattern=r"^consent$"))
-    application.add_handler(CallbackQueryHandler(feedback, pattern=r"^fb:[^:]{1,32}:[01]{0,2}[sbu]?$"))
+    application.add_handler(
+        CallbackQueryHandler(feedback, pattern=r"^fb:[^:]{1,32}:([01]{0,2}|[01]{2}[sbu])$")
+    )
     application.add_handler(CallbackQueryHandler(assistant_button, pattern=r"^rb?:"))
 
 

@@ -77,3 +77,13 @@ async def test_a_replayed_button_press_is_processed_once(tg: Telegram, rasa: Fak
     await tg.feed(press)
     await tg.feed(press)
     assert rasa.received == [(f"telegram:{RESIDENT}", "/greet")]
+
+
+async def test_group_chats_get_nothing(tg: Telegram, rasa: FakeRasa) -> None:
+    update = tg.text_update(RESIDENT, "/mytickets")
+    update["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "业主群"}
+    await tg.feed(update)
+    update = tg.text_update(RESIDENT, "电梯坏了")
+    update["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "业主群"}
+    await tg.feed(update)
+    assert tg.api.sent() == [] and rasa.received == []
