@@ -62,10 +62,12 @@ async def need_responder(update: Update, context: Context) -> Responder:
 
 
 def describe(minhu: Minhu, ticket: Ticket, viewer: Responder, *, heading: str = "") -> str:
-    """A ticket as a responder sees it. Sensitive categories show a summary only to anyone but the assignee
-    and staff; the phone is masked except for them."""
+    """A ticket as a responder sees it. Sensitive categories show a summary only until the viewer has accepted
+    it (staff see everything); phones in the text are masked for anyone else; the contact phone is always
+    masked here (the assignee reveals it with a button)."""
     category = minhu.service.catalogue.get(ticket.category)
-    trusted = ticket.assignee_id == viewer.id or is_staff(viewer)
+    accepted = ticket.assignee_id == viewer.id and ticket.status not in (Status.CREATED, Status.DISPATCHED)
+    trusted = accepted or is_staff(viewer)
     text = ticket.text if trusted or not category.sensitive else f"({category.name}类诉求,接单后可见详情)"
     lines = [
         heading or f"工单 {ticket.number}",

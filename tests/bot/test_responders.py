@@ -168,3 +168,15 @@ async def test_escalation_reaches_staff_and_staff_dispatch_from_the_card(
     assert "响应率" in stats and "满意率" in stats
     health = (await tg.say(STAFF, "/health"))[0]
     assert "待发送通知" in health and "正常" in health
+
+
+async def test_a_sensitive_ticket_shows_a_summary_only_until_accepted(tg: Telegram, org: Org) -> None:
+    ticket = await resident_ticket(tg, org, "legal_aid", "老板拖欠工资三个月,电话 13812345678")
+    await tg.bind(1301, "law-a")
+    await tg.deliver()
+    assigned = tg.api.delivered(1301)[-1]
+    assert "拖欠工资" not in assigned.text and "接单后可见" in assigned.text and "3栋501" not in assigned.text
+    calls = await tg.press(1301, f"acc:{ticket.number}", assigned)
+    card = next(c for c in calls if c.method == "editMessageText")
+    assert "拖欠工资" in card.text and "3栋501" in card.text
+    assert "13812345678" in card.text  # the assignee reads the description as written
