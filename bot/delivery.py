@@ -20,8 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.common import CHANNEL, Minhu, keyboard
@@ -65,7 +66,7 @@ class Claimed:
 
 
 class Delivery:
-    def __init__(self, minhu: Minhu, bot: Bot) -> None:
+    def __init__(self, minhu: Minhu, bot: ExtBot[Any]) -> None:
         self.minhu, self.bot = minhu, bot
 
     @property

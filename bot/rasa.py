@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import NetworkError
+from telegram.ext import ExtBot
 
 from bot.texts import split
 from tickets.channels import ChannelStore
@@ -29,6 +31,7 @@ BUTTON_DATA_LIMIT = 64  # bytes, Telegram's limit on callback_data
 PAYLOAD_TTL = timedelta(days=2)
 STORED_NOTICE = "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。"
 WAIT_NOTICE = "收到,正在为您处理,请稍候……"
+REPLY_ATTEMPTS = 3
 
 
 class RasaUnavailable(Exception):
@@ -71,6 +74,23 @@ class RasaClient:
             return False
 
 
+async def send(
+    bot: ExtBot[Any], chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message:
+    """A reply to a resident whose message is already marked answered, so it must not be dropped: Telegram's
+    429 is waited out (the rate limiter retries), a 5xx is tried again; a timeout is not (it may have
+    arrived)."""
+    attempt = 1
+    while True:
+        try:
+            return await bot.send_message(chat_id, text, reply_markup=markup, rate_limit_args=REPLY_ATTEMPTS)
+        except NetworkError as error:
+            if type(error) is not NetworkError or attempt == REPLY_ATTEMPTS:
+                raise
+        await asyncio.sleep(0.5 * 2**attempt)
+        attempt += 1
+
+
 def chat_of(sender: str) -> int:
     return int(sender.split(":", 1)[1])
 
@@ -83,13 +103,13 @@ class Relay:
         self.notice_after = notice_after
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def submit(self, bot: Bot, sender: str, text: str) -> None:
+    async def submit(self, bot: ExtBot[Any], sender: str, text: str) -> None:
         """A resident's message (or button payload): stored, then relayed after any older stored ones."""
         async with self._locks[sender]:
             fresh = await self.store.store_message(sender, text)
             await self._drain(bot, sender, fresh.id)
 
-    async def replay(self, bot: Bot) -> int:
+    async def replay(self, bot: ExtBot[Any]) -> int:
         """Relay stored messages, oldest sender first; stops at the first sign Rasa is still away.
         Returns how many were answered."""
         answered = 0
@@ -101,7 +121,7 @@ class Relay:
                 break
         return answered
 
-    async def _drain(self, bot: Bot, sender: str, fresh_id: int | None) -> int:
+    async def _drain(self, bot: ExtBot[Any], sender: str, fresh_id: int | None) -> int:
         answered = 0
         for message in await self.store.pending_messages(sender):
             is_fresh = message.id == fresh_id
@@ -111,27 +131,27 @@ class Relay:
                 log.warning("rasa unavailable", reason=str(error), message_id=message.id)
                 await self.store.count_attempt(message.id)
                 if fresh_id is not None:
-                    await bot.send_message(chat_of(sender), STORED_NOTICE)
+                    await send(bot, chat_of(sender), STORED_NOTICE)
                 return answered
             await self.store.mark_answered(message.id)  # before replying: never answered twice
             answered += 1
             if not is_fresh:
                 when = message.received_at.astimezone(self.tz).strftime("%H:%M")
-                await bot.send_message(chat_of(sender), f"(回复您 {when} 的留言:“{message.text[:30]}”)")
+                await send(bot, chat_of(sender), f"(回复您 {when} 的留言:“{message.text[:30]}”)")
             await self.deliver(bot, chat_of(sender), replies)
         return answered
 
     async def _ask(
-        self, bot: Bot, sender: str, message: InboundMessage, is_fresh: bool
+        self, bot: ExtBot[Any], sender: str, message: InboundMessage, is_fresh: bool
     ) -> list[dict[str, Any]]:
         task = asyncio.create_task(self.rasa.send(sender, message.text))
         done, _ = await asyncio.wait({task}, timeout=self.notice_after)
         if not done and is_fresh:
             with contextlib.suppress(Exception):
-                await bot.send_message(chat_of(sender), WAIT_NOTICE)
+                await send(bot, chat_of(sender), WAIT_NOTICE)
         return await task
 
-    async def deliver(self, bot: Bot, chat_id: int, replies: list[dict[str, Any]]) -> None:
+    async def deliver(self, bot: ExtBot[Any], chat_id: int, replies: list[dict[str, Any]]) -> None:
         """Rasa's replies as Telegram messages: text (split at the limit), buttons as an inline keyboard,
         images as photos; custom payloads are not shown (logged by kind only)."""
         for reply in replies:
@@ -141,9 +161,7 @@ class Relay:
             if text or markup:
                 parts = split(text or "请选择:")
                 for i, part in enumerate(parts):
-                    await bot.send_message(
-                        chat_id, part, reply_markup=markup if i == len(parts) - 1 else None
-                    )
+                    await send(bot, chat_id, part, markup=markup if i == len(parts) - 1 else None)
             if reply.get("image"):
                 await bot.send_photo(chat_id, str(reply["image"]))
             if reply.get("custom") is not None:

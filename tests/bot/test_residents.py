@@ -159,3 +159,13 @@ async def test_a_slow_rasa_gets_a_wait_notice_and_one_answer(tg: Telegram, rasa:
     replies = await tg.say(RESIDENT, "慢一点")
     assert replies == [WAIT_NOTICE, "收到:慢一点"]
     assert await tg.minhu.relay.replay(tg.application.bot) == 0
+
+
+async def test_a_reply_survives_telegram_answering_429_and_500(tg: Telegram, rasa: FakeRasa) -> None:
+    tg.api.fail_next(1, status=429, retry_after=1)
+    await tg.say(RESIDENT, "第一句")
+    tg.api.fail_next(1, status=500)
+    await tg.say(RESIDENT, "第二句")
+    assert [c.text for c in tg.api.delivered(RESIDENT)] == ["收到:第一句", "收到:第二句"]
+    assert len(tg.api.sent(RESIDENT)) == 4  # each tried twice, delivered once
+    assert [m for _, m in rasa.received] == ["第一句", "第二句"]
