@@ -39,9 +39,10 @@ def warn_if_calendar_runs_out(service: TicketService, within: timedelta = timede
     last = service.calendar.covered_until()
     if date.today() + within > last:
         log.warning(
-            "holiday calendar runs out: upgrade chinesecalendar",
+            "official holiday data (调休) runs out: upgrade chinesecalendar",
             covered_until=last.isoformat(),
-            hint="pip install -U chinesecalendar; until then deadlines past that day cannot be computed",
+            hint="pip install -U chinesecalendar; until then working days past that day are provisional "
+            "(statutory holidays, no make-up workdays)",
         )
 
 

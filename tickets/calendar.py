@@ -1,15 +1,34 @@
 """Deadlines on the Chinese working calendar: office hours on working days, with public holidays and
-调休 make-up workdays from the maintained chinese-calendar package (no hand-typed dates)."""
+调休 make-up workdays from the maintained chinese-calendar package (no hand-typed dates).
+
+The State Council publishes next year's 调休 in late autumn and chinese-calendar follows with a release;
+until it has the year, the `holidays` package's China calendar (statutory holidays by rule, weekends,
+no make-up workdays yet) gives provisional working days, so tickets keep their deadlines over New Year.
+Only a year neither package knows is an error."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import structlog
+from holidays import HolidayBase
+from holidays.countries.china import China
 
 from tickets.catalogue import Catalogue, Duration
 from tickets.errors import CalendarNotCovered
+
+log = structlog.get_logger()
+
+
+@cache
+def _provisional(year: int) -> HolidayBase:
+    if not China.start_year <= year <= China.end_year:
+        raise CalendarNotCovered(year=year)
+    log.warning("provisional working days: chinesecalendar has no 调休 for this year yet", year=year)
+    return China(years=year)  # type: ignore[no-untyped-call]  # its __init__ is not annotated
 
 
 class WorkCalendar:
@@ -28,7 +47,7 @@ class WorkCalendar:
         try:
             return bool(chinese_calendar.is_workday(day))
         except NotImplementedError:
-            raise CalendarNotCovered(year=day.year) from None
+            return bool(_provisional(day.year).is_working_day(day))
 
     def deadline(self, start: datetime, within: Duration, *, urgent: bool = False) -> datetime:
         """When work started at `start` must be done. Urgent work runs on the plain clock."""
@@ -54,12 +73,13 @@ class WorkCalendar:
             remaining -= closes - local
             local = datetime.combine(day + timedelta(days=1), self.office_start, self.tz)
 
-    def covered_until(self) -> date:
-        """The last day the holiday data knows: deadlines past it raise CalendarNotCovered."""
+    @staticmethod
+    def covered_until() -> date:
+        """The last day of the official 调休 data; past it working days are provisional."""
         year = date.today().year
         while True:
             try:
-                self.is_workday(date(year + 1, 1, 1))
-            except CalendarNotCovered:
+                chinese_calendar.is_workday(date(year + 1, 1, 1))
+            except NotImplementedError:
                 return date(year, 12, 31)
             year += 1
