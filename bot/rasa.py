@@ -32,6 +32,7 @@ PAYLOAD_TTL = timedelta(days=2)
 STORED_NOTICE = "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。"
 WAIT_NOTICE = "收到,正在为您处理,请稍候……"
 REPLY_ATTEMPTS = 3
+CUSTOM_NOTICE = "这部分内容暂时无法在 Telegram 上显示。如需帮助,请说“转人工”。"
 
 
 class RasaUnavailable(Exception):
@@ -153,7 +154,7 @@ class Relay:
 
     async def deliver(self, bot: ExtBot[Any], chat_id: int, replies: list[dict[str, Any]]) -> None:
         """Rasa's replies as Telegram messages: text (split at the limit), buttons as an inline keyboard,
-        images as photos; custom payloads are not shown (logged by kind only)."""
+        images as photos; a custom payload cannot be shown here, and the resident is told so."""
         for reply in replies:
             text = str(reply.get("text") or "").strip()
             buttons = [b for b in reply.get("buttons") or [] if isinstance(b, dict)]
@@ -165,7 +166,8 @@ class Relay:
             if reply.get("image"):
                 await bot.send_photo(chat_id, str(reply["image"]))
             if reply.get("custom") is not None:
-                log.info("custom payload not shown", keys=sorted(dict(reply["custom"]))[:5])
+                log.info("custom payload not shown", kind=type(reply["custom"]).__name__)
+                await send(bot, chat_id, CUSTOM_NOTICE)
 
     async def keyboard(self, buttons: list[dict[str, Any]]) -> InlineKeyboardMarkup:
         rows = []

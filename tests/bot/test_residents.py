@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.rasa import STORED_NOTICE, WAIT_NOTICE
+from bot.rasa import CUSTOM_NOTICE, STORED_NOTICE, WAIT_NOTICE
 from bot.residents import NO_OPEN_TICKET, VOICE
 from tests.bot.conftest import RESIDENT, FakeRasa, Telegram
 from tests.conftest import Org
@@ -56,6 +56,15 @@ async def test_unknown_or_expired_buttons_get_a_polite_answer(tg: Telegram, rasa
         answers = tg.answers(calls)
         assert answers, data
     assert "失效" in tg.answers(await tg.press(RESIDENT, "rb:999999"))[0]
+
+
+async def test_images_are_sent_as_photos_and_custom_payloads_are_refused_clearly(
+    tg: Telegram, rasa: FakeRasa
+) -> None:
+    rasa.script = lambda s, m: [{"image": "https://example.org/map.png"}, {"custom": {"map": [1, 2]}}]
+    await tg.say(RESIDENT, "在哪里")
+    assert tg.api.sent(RESIDENT, "sendPhoto")[0].params["photo"] == "https://example.org/map.png"
+    assert tg.api.texts(RESIDENT)[-1] == CUSTOM_NOTICE
 
 
 async def test_long_replies_are_split_at_the_telegram_limit(tg: Telegram, rasa: FakeRasa) -> None:
