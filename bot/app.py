@@ -7,13 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import structlog
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.ext import AIORateLimiter, Application, ApplicationHandlerStop, TypeHandler
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationHandlerStop,
+    BaseUpdateProcessor,
+    TypeHandler,
+)
 
 from bot import residents, responders, staff
 from bot.common import CHANNEL, SORRY, App, Context, Minhu, deps
@@ -53,6 +59,34 @@ class BotConfig:
         )
 
 
+class InOrderPerUser(BaseUpdateProcessor):
+    """Different users' updates at once (one slow resident must not hold up the others), one user's updates
+    one after another, in the order Telegram sent them."""
+
+    def __init__(self, max_concurrent_updates: int = 64) -> None:
+        super().__init__(max_concurrent_updates)
+        self._queues: dict[int, tuple[asyncio.Lock, list[int]]] = {}  # user: (lock, [updates waiting])
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        user = update.effective_user if isinstance(update, Update) else None
+        key = user.id if user is not None else 0
+        lock, waiting = self._queues.setdefault(key, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            waiting[0] -= 1
+            if waiting[0] == 0:
+                del self._queues[key]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+
 async def once(update: Update, context: Context) -> None:
     """Group -1, before every handler: a repeated update (same update_id) stops here, and so does anything
     from a group chat (tickets, phones and queues are for one person's eyes)."""
@@ -77,7 +111,7 @@ def build_application(config: BotConfig, service: TicketService, *, rasa: RasaCl
     if not config.token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
     builder = Application.builder().token(config.token).rate_limiter(AIORateLimiter())
-    builder = builder.concurrent_updates(True)  # one slow resident must not hold up the others
+    builder = builder.concurrent_updates(InOrderPerUser())
     if config.api_url:
         api = config.api_url.rstrip("/")
         builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")

@@ -140,3 +140,21 @@ async def test_webhook_checks_the_secret_token(
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)
     assert rasa.received == [(f"telegram:{RESIDENT}", "门口有垃圾")]
+
+
+async def test_one_users_updates_in_order_different_users_at_once(
+    tg: Telegram, api: FakeBotAPI, rasa: FakeRasa, org: Org
+) -> None:
+    rasa.delay = 0.3
+    for text in ("一", "二", "三"):
+        api.updates.append(tg.text_update(RESIDENT, text))
+    api.updates.append(tg.text_update(RESIDENT + 1, "别人"))
+    application = build_application(config_for(api, rasa.url), org.service)
+    async with running(application, config_for(api, rasa.url), deliver=False):
+        for _ in range(300):
+            if len(rasa.received) == 4:
+                break
+            await asyncio.sleep(0.02)
+    mine = [m for s, m in rasa.received if s == f"telegram:{RESIDENT}"]
+    assert mine == ["一", "二", "三"]
+    assert [m for _, m in rasa.received].index("别人") < 2  # not queued behind the first resident
