@@ -22,7 +22,7 @@ from telegram.ext import (
 )
 
 from bot import residents, responders, staff
-from bot.common import CHANNEL, SORRY, App, Context, Minhu, deps
+from bot.common import CHANNEL, SORRY, App, Context, Minhu, deps, where
 from bot.delivery import Delivery, deliver_forever
 from bot.rasa import RasaClient, Relay
 from minhu.settings import Settings
@@ -101,7 +101,8 @@ async def once(update: Update, context: Context) -> None:
 
 
 async def on_error(update: object, context: Context) -> None:
-    log.error("update failed", error=type(context.error).__name__)
+    error = context.error
+    log.error("update failed", error=type(error).__name__, at=where(error) if error else "")
     if isinstance(update, Update) and update.effective_chat is not None:
         with contextlib.suppress(Exception):
             await update.effective_chat.send_message(SORRY)

@@ -4,9 +4,11 @@ becomes its Chinese message, anything else a polite apology), and message splitt
 from __future__ import annotations
 
 import functools
+import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeAlias, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -101,11 +103,18 @@ def guarded(
         except DomainError as error:
             await _answer(update, error.message)
         except Exception as error:
-            log.exception("handler failed", handler=handler.__name__, error=type(error).__name__)
+            log.error("handler failed", handler=handler.__name__, error=type(error).__name__, at=where(error))
             await _answer(update, SORRY)
         return None
 
     return run
+
+
+def where(error: BaseException) -> str:
+    """Where an error was raised (file:line), for logs: tracebacks with their local variables would carry
+    residents' messages and phone numbers into the log."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
 
 
 async def _answer(update: Update, text: str) -> None:

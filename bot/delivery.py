@@ -25,7 +25,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.common import CHANNEL, Minhu, keyboard
+from bot.common import CHANNEL, Minhu, keyboard, where
 from bot.residents import feedback_step
 from bot.responders import TAKEN, card_buttons, describe, offer_text
 from tickets import outbox
@@ -202,6 +202,6 @@ async def deliver_forever(delivery: Delivery, every: float = 2.0) -> None:
             if rounds % PRUNE_EVERY == 0:
                 await delivery.minhu.store.forget_updates_before(delivery.now - KEEP_UPDATE_IDS)
         except Exception as error:  # keep delivering: one bad round must not stop the loop
-            log.exception("delivery round failed", error=type(error).__name__)
+            log.error("delivery round failed", error=type(error).__name__, at=where(error))
         rounds += 1
         await asyncio.sleep(every)

@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from bot.common import SORRY
 from bot.residents import EDITED, EMPTY, UNKNOWN_COMMAND, UNSUPPORTED
 from tests.bot.conftest import RESIDENT, STRANGER, FakeRasa, Telegram
 from tests.conftest import Org
@@ -87,3 +88,19 @@ async def test_group_chats_get_nothing(tg: Telegram, rasa: FakeRasa) -> None:
     update["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "业主群"}
     await tg.feed(update)
     assert tg.api.sent() == [] and rasa.received == []
+
+
+async def test_a_failing_handler_apologises_and_logs_no_personal_data(
+    tg: Telegram, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tg.minhu.relay, "submit", broken)
+    replies = await tg.say(RESIDENT, "我的电话是13912345678,身份证420102199001011234")
+    assert replies == [SORRY]
+    logged = capsys.readouterr()
+    assert "handler failed" in logged.out + logged.err
+    assert (
+        "13912345678" not in logged.out + logged.err and "420102199001011234" not in logged.out + logged.err
+    )
