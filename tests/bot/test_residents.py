@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.rasa import CUSTOM_NOTICE, STORED_NOTICE, WAIT_NOTICE
+from bot.rasa import CUSTOM_NOTICE, STORED_NOTICE, WAIT_NOTICE, RasaClient
 from bot.residents import NO_OPEN_TICKET, VOICE
 from tests.bot.conftest import RESIDENT, FakeRasa, Telegram
 from tests.conftest import Org
+from tests.e2e.conftest import free_port
 from tickets.models import InboundMessage, TicketEvent
 from tickets.service import NewTicket
 
@@ -178,3 +179,17 @@ async def test_a_reply_survives_telegram_answering_429_and_500(tg: Telegram, ras
     assert [c.text for c in tg.api.delivered(RESIDENT)] == ["收到:第一句", "收到:第二句"]
     assert len(tg.api.sent(RESIDENT)) == 4  # each tried twice, delivered once
     assert [m for _, m in rasa.received] == ["第一句", "第二句"]
+
+
+async def test_rasa_on_a_closed_port_counts_as_down(tg: Telegram, rasa: FakeRasa) -> None:
+    relay = tg.minhu.relay
+    real = relay.rasa
+    relay.rasa = RasaClient(f"http://127.0.0.1:{free_port()}", timeout=5)
+    try:
+        assert await tg.say(RESIDENT, "有人吗") == [STORED_NOTICE]
+        assert not await relay.rasa.reachable()
+    finally:
+        await relay.rasa.close()
+        relay.rasa = real
+    assert await relay.replay(tg.application.bot) == 1
+    assert rasa.received == [(f"telegram:{RESIDENT}", "有人吗")]
