@@ -44,12 +44,13 @@ async def conversation(
     http: aiohttp.ClientSession, url: str, sender: str, first: str, samples: list[float], think: float = 0.0
 ) -> bool:
     """One resident's request conversation; `think` is the mean pause (reading, typing) before each
-    answer, drawn uniformly from 0.5x to 1.5x with a seed per resident."""
+    answer, drawn uniformly from 0.5x to 1.5x with a seed per resident; the first message comes at a
+    random moment within one pause."""
     pauses = random.Random(sender)
     message = first
     for turn in range(12):
-        if think and turn:
-            await asyncio.sleep(think * pauses.uniform(0.5, 1.5))
+        if think:  # residents start at random moments too, not all in the same millisecond
+            await asyncio.sleep(think * (pauses.uniform(0.5, 1.5) if turn else pauses.uniform(0, 1)))
         start = time.perf_counter()
         async with http.post(
             f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}
