@@ -38,8 +38,7 @@ log = structlog.get_logger("bot.delivery")
 
 LEASE = timedelta(minutes=2)
 REPLAY_EVERY = 5  # delivery rounds between replays of residents' stored messages
-PRUNE_EVERY = 1800  # rounds (about an hour) between forgetting old update ids
-KEEP_UPDATE_IDS = timedelta(days=7)  # Telegram repeats an update for at most 24 hours
+PRUNE_EVERY = 1800  # rounds (about an hour) between prunings of what channels keep (tickets/channels.py)
 EDITED_KINDS = {"taken": TAKEN, "withdrawn": "工单 {number} 已撤回或改派,无需再处理,谢谢!"}
 
 
@@ -200,7 +199,7 @@ async def deliver_forever(delivery: Delivery, every: float = 2.0) -> None:
             if rounds % REPLAY_EVERY == 0:
                 await delivery.minhu.relay.replay(delivery.bot)
             if rounds % PRUNE_EVERY == 0:
-                await delivery.minhu.store.forget_updates_before(delivery.now - KEEP_UPDATE_IDS)
+                await delivery.minhu.store.prune()
         except Exception as error:  # keep delivering: one bad round must not stop the loop
             log.error("delivery round failed", error=type(error).__name__, at=where(error))
         rounds += 1

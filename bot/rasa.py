@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,13 +21,12 @@ from telegram.error import NetworkError
 from telegram.ext import ExtBot
 
 from bot.texts import split
-from tickets.channels import ChannelStore
+from tickets.channels import BUTTON_PAYLOADS_KEPT, ChannelStore
 from tickets.models import InboundMessage
 
 log = structlog.get_logger("bot.rasa")
 
 BUTTON_DATA_LIMIT = 64  # bytes, Telegram's limit on callback_data
-PAYLOAD_TTL = timedelta(days=2)
 STORED_NOTICE = "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。"
 WAIT_NOTICE = "收到,正在为您处理,请稍候……"
 REPLY_ATTEMPTS = 3
@@ -188,5 +186,5 @@ class Relay:
         if data.startswith("r:"):
             return data[2:] or None
         if data.startswith("rb:") and data[3:].isdigit():
-            return await self.store.payload(int(data[3:]), PAYLOAD_TTL)
+            return await self.store.payload(int(data[3:]), BUTTON_PAYLOADS_KEPT)
         return None

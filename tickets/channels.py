@@ -30,6 +30,9 @@ from tickets.models import (
 from tickets.privacy import clean_text
 
 INVITE_VALID = timedelta(days=7)
+UPDATE_IDS_KEPT = timedelta(days=7)  # Telegram repeats an update for at most 24 hours
+BUTTON_PAYLOADS_KEPT = timedelta(days=2)  # an older assistant button is answered as expired
+ANSWERED_MESSAGES_KEPT = timedelta(days=7)
 # Unambiguous characters only (no 0/O, 1/I/L): codes are read out over the phone.
 INVITE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 INVITE_LENGTH = 8
@@ -164,9 +167,18 @@ class ChannelStore:
             return False
         return True
 
-    async def forget_updates_before(self, when: datetime) -> None:
+    async def prune(self) -> None:
+        """Keep no more than needed: update ids past Telegram's repeat window, button payloads past their
+        life, and residents' messages once answered (the ticket keeps what the request needs)."""
+        now = self.clock.now()
         async with unit_of_work(self.sessions) as session:
-            await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.at < when))
+            await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.at < now - UPDATE_IDS_KEPT))
+            await session.execute(
+                delete(ButtonPayload).where(ButtonPayload.created_at < now - BUTTON_PAYLOADS_KEPT)
+            )
+            await session.execute(
+                delete(InboundMessage).where(InboundMessage.answered_at < now - ANSWERED_MESSAGES_KEPT)
+            )
 
     async def store_message(self, channel_id: str, text: str) -> InboundMessage:
         async with unit_of_work(self.sessions) as session:

@@ -3,6 +3,8 @@ replies), /start, /help, /mytickets, photos and locations, voice, repeated updat
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from bot.rasa import CUSTOM_NOTICE, STORED_NOTICE, WAIT_NOTICE, RasaClient
@@ -10,7 +12,9 @@ from bot.residents import NO_OPEN_TICKET, VOICE
 from tests.bot.conftest import RESIDENT, FakeRasa, Telegram
 from tests.conftest import Org
 from tests.e2e.conftest import free_port
-from tickets.models import InboundMessage, TicketEvent
+from tickets.channels import BUTTON_PAYLOADS_KEPT, UPDATE_IDS_KEPT
+from tickets.clock import ManualClock
+from tickets.models import ButtonPayload, InboundMessage, ProcessedUpdate, TicketEvent
 from tickets.service import NewTicket
 
 
@@ -193,3 +197,22 @@ async def test_rasa_on_a_closed_port_counts_as_down(tg: Telegram, rasa: FakeRasa
         relay.rasa = real
     assert await relay.replay(tg.application.bot) == 1
     assert rasa.received == [(f"telegram:{RESIDENT}", "有人吗")]
+
+
+async def test_old_update_ids_button_payloads_and_answered_messages_are_pruned(
+    tg: Telegram, rasa: FakeRasa, org: Org, clock: ManualClock
+) -> None:
+    rasa.script = lambda s, m: [{"text": "选", "buttons": [{"title": "长", "payload": "/inform" + "x" * 80}]}]
+    update = tg.text_update(RESIDENT, "你好")
+    await tg.feed(update)
+    token = tg.api.sent(RESIDENT)[-1].buttons[0][1]
+    clock.advance(BUTTON_PAYLOADS_KEPT + timedelta(minutes=1))
+    assert "失效" in tg.answers(await tg.press(RESIDENT, token))[0]  # expired, though still stored
+    clock.advance(UPDATE_IDS_KEPT)
+    await tg.minhu.store.prune()
+    async with org.service.sessions() as session:
+        for model in (ProcessedUpdate, ButtonPayload, InboundMessage):
+            left = await session.scalar(select(func.count()).select_from(model))
+            assert left == (1 if model is ProcessedUpdate else 0), model  # the press just now stays
+    await tg.feed(update)  # Telegram would not repeat it this late; if it did, it is new again
+    assert len(rasa.received) == 2
