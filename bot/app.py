@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any, cast
 
 import structlog
@@ -18,6 +19,8 @@ from telegram.ext import (
     Application,
     ApplicationHandlerStop,
     BaseUpdateProcessor,
+    PersistenceInput,
+    PicklePersistence,
     TypeHandler,
 )
 
@@ -45,6 +48,9 @@ class BotConfig:
     port: int = 8443
     rasa_timeout: float = 60.0
     notice_after: float = 8.0  # seconds before a resident is told their answer is on its way
+    # Where a responder's half-finished card conversation (e.g. 办结 pressed, note not yet written) survives a
+    # restart; None keeps it in memory only.
+    state_file: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
@@ -56,6 +62,7 @@ class BotConfig:
             webhook_secret=settings.telegram_webhook_secret or None,
             listen=settings.telegram_webhook_listen,
             port=settings.telegram_webhook_port,
+            state_file=settings.data_dir / "telegram_conversations.pickle",
         )
 
 
@@ -113,6 +120,11 @@ def build_application(config: BotConfig, service: TicketService, *, rasa: RasaCl
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
     builder = Application.builder().token(config.token).rate_limiter(AIORateLimiter())
     builder = builder.concurrent_updates(InOrderPerUser())
+    if config.state_file is not None:
+        only_conversations = PersistenceInput(
+            bot_data=False, chat_data=False, user_data=True, callback_data=False
+        )
+        builder = builder.persistence(PicklePersistence(config.state_file, store_data=only_conversations))
     if config.api_url:
         api = config.api_url.rstrip("/")
         builder = builder.base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")

@@ -302,6 +302,7 @@ def register(application: App) -> None:
             },
             fallbacks=[CommandHandler("cancel", cancel)],
             name="ticket_card",
+            persistent=application.persistence is not None,  # BotConfig.state_file: survives restarts
         )
     application.add_handler(conversation)
     application.add_handler(CommandHandler("join", join))

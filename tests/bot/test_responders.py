@@ -5,10 +5,14 @@ points, duty, and escalation messages to staff (ManualClock, no sleeps)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
+from pathlib import Path
 
+from bot.app import build_application, minhu_of
 from bot.responders import TAKEN
-from tests.bot.conftest import RESIDENT, STAFF, STRANGER, VOLUNTEER, Telegram
+from tests.bot.conftest import RESIDENT, STAFF, STRANGER, VOLUNTEER, FakeRasa, Telegram, config_for
+from tests.bot.fake_api import FakeBotAPI
 from tests.conftest import Org
 from tickets.clock import ManualClock
 from tickets.models import Status, Ticket
@@ -180,3 +184,25 @@ async def test_a_sensitive_ticket_shows_a_summary_only_until_accepted(tg: Telegr
     card = next(c for c in calls if c.method == "editMessageText")
     assert "拖欠工资" in card.text and "3栋501" in card.text
     assert "13812345678" in card.text  # the assignee reads the description as written
+
+
+async def test_a_half_finished_card_conversation_survives_a_restart(
+    org: Org, api: FakeBotAPI, rasa: FakeRasa, tmp_path: Path
+) -> None:
+    config = config_for(api, rasa.url, state_file=tmp_path / "conversations.pickle")
+    first = build_application(config, org.service)
+    async with first:
+        tg = Telegram(first, api)
+        ticket = await resident_ticket(tg, org, "facility_repair", "楼道灯坏了")
+        await tg.bind(1101, "grid-a1")
+        await org.service.accept(ticket.number, org["grid-a1"])
+        await tg.press(1101, f"done:{ticket.number}")  # asks for the note; then the bot restarts
+    await minhu_of(first).relay.rasa.close()
+    second = build_application(config, org.service)
+    async with second:
+        tg = Telegram(second, api)
+        tg.update_ids = itertools.count(1000)
+        assert "已办结" in (await tg.say(1101, "换了新灯泡"))[-1]
+    await minhu_of(second).relay.rasa.close()
+    assert (await org.service.ticket(ticket.number, org.service_actor)).status == Status.RESOLVED
+    assert rasa.received == []  # the note did not go to the assistant as a new request
