@@ -54,6 +54,7 @@ class BotConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             token=settings.telegram_bot_token,
             rasa_url=settings.rasa_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from bot.app import telegram_bot
 from minhu.settings import Settings
@@ -18,9 +19,10 @@ async def test_no_token_no_bot(service: TicketService, api: FakeBotAPI) -> None:
 
 
 async def test_with_a_token_the_bot_polls_and_answers(
-    service: TicketService, api: FakeBotAPI, rasa: FakeRasa, tg: Telegram
+    service: TicketService, api: FakeBotAPI, rasa: FakeRasa, tg: Telegram, tmp_path: Path
 ) -> None:
-    settings = Settings(TELEGRAM_BOT_TOKEN="123456:RUN", TELEGRAM_API_URL=api.url)
+    data = tmp_path / "data"
+    settings = Settings(TELEGRAM_BOT_TOKEN="123456:RUN", TELEGRAM_API_URL=api.url, MINHU_DATA_DIR=data)
     api.updates.append(tg.text_update(RESIDENT, "在吗"))
     async with telegram_bot(settings, service, rasa_url=rasa.url):
         for _ in range(200):
@@ -29,3 +31,4 @@ async def test_with_a_token_the_bot_polls_and_answers(
             await asyncio.sleep(0.02)
     assert api.texts(RESIDENT) == ["收到:在吗"]
     assert {"getMe", "getUpdates"} <= {c.method for c in api.calls}
+    assert (data / "telegram_conversations.pickle").exists()
