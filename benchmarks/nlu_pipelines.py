@@ -19,6 +19,8 @@ Runs with any Python 3 (the app's 3.11 is fine): Rasa is only called as a subpro
     python benchmarks/nlu_pipelines.py --variants a,b --folds 3
     python benchmarks/nlu_pipelines.py --markdown reports/nlu-pipelines-table.md
 
+The CV folds are seeded (``--fold-seed``, default fixed) so variants are compared on the same splits.
+
 Results (Rasa reports, logs, results.json) go to ``reports/nlu-pipelines/`` (git-ignored).
 On the 2-core CI-sized machine a DIET variant takes several minutes for 5 folds; this is a
 one-off benchmark, not part of CI.
@@ -166,8 +168,34 @@ def heldout_sets(venv: Path, env: dict[str, str], out: Path) -> tuple[Path, Path
     return test, test_trad
 
 
+# `rasa test nlu --cross-validation` splits with StratifiedKFold(shuffle=True) and no random_state, i.e. from numpy's
+# global RNG: every run draws different folds, and that alone moves CV accuracy by ~0.5-1 point on this data. Seeding
+# numpy before Rasa starts gives every variant the same folds (for the same data).
+SEEDED_RASA = (
+    "import random, sys\n"
+    "import numpy as np\n"
+    "seed = int(sys.argv.pop(1))\n"
+    "np.random.seed(seed); random.seed(seed)\n"
+    "from rasa.__main__ import main\n"
+    "sys.argv[0] = 'rasa'\n"
+    "main()\n"
+)
+
+
+def rasa_cmd(venv: Path, fold_seed: int | None) -> list[str]:
+    if fold_seed is None:
+        return [str(venv / "bin" / "rasa")]
+    return [str(venv / "bin" / "python"), "-c", SEEDED_RASA, str(fold_seed)]
+
+
 def bench_variant(
-    venv: Path, cfg: Path, folds: int, out: Path, traditional: bool, heldout: tuple[Path, Path] | None
+    venv: Path,
+    cfg: Path,
+    folds: int,
+    out: Path,
+    traditional: bool,
+    heldout: tuple[Path, Path] | None,
+    fold_seed: int | None = None,
 ) -> dict:
     name = cfg.stem
     vdir = out / name
@@ -183,7 +211,7 @@ def bench_variant(
         log(f"{name}: {folds}-fold cross-validation")
         res["cv_seconds"] = run_logged(
             [
-                rasa,
+                *rasa_cmd(venv, fold_seed),
                 "test",
                 "nlu",
                 "--nlu",
@@ -306,6 +334,12 @@ def main() -> int:
         help="only these variants (comma-separated prefixes) get the held-out + Traditional test; default all",
     )
     ap.add_argument("--markdown", type=Path, help="also write the table to this file")
+    ap.add_argument(
+        "--fold-seed",
+        type=int,
+        default=20261123,
+        help="seed numpy before Rasa so every variant gets the same CV folds; -1 = Rasa's unseeded folds",
+    )
     args = ap.parse_args()
 
     configs = sorted(PIPELINES.glob("*.yml"))
@@ -330,7 +364,8 @@ def main() -> int:
         do_trad = not args.no_traditional and (
             not trad or any(cfg.stem == w or cfg.stem.startswith(w + "-") for w in trad)
         )
-        results.append(bench_variant(venv, cfg, args.folds, args.out, do_trad, heldout))
+        seed = None if args.fold_seed < 0 else args.fold_seed
+        results.append(bench_variant(venv, cfg, args.folds, args.out, do_trad, heldout, seed))
         (args.out / "results.json").write_text(
             json.dumps(
                 {"data": stats, "folds": args.folds, "results": results}, ensure_ascii=False, indent=2
