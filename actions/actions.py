@@ -26,7 +26,6 @@ from actions.texts import (
     NUMBER_RE,
     PRIVACY_NOTICE,
     SAVED_FOR_RETRY_TEXT,
-    SERVICE_INTENTS,
     SKIP,
     YES_WORDS,
     category_buttons,
@@ -175,7 +174,8 @@ class ActionStartRequest(Action):
     ) -> list[EventType]:
         intent, text, offer = intent_of(tracker), user_text(tracker), offer_of(tracker)
         answered: list[EventType] = [SlotSet("request_next", "answered")]
-        if intent not in SERVICE_INTENTS:  # affirm: a yes to what we offered last
+        service = await _service()
+        if intent not in service.catalogue.categories:  # affirm: a yes to what we offered last
             if offer.get("kind") == "guide":
                 return await self._open_form(
                     dispatcher, tracker, offer["category"], offer.get("text") or "", from_offer=True
@@ -185,11 +185,10 @@ class ActionStartRequest(Action):
                 return [*answered, SlotSet("offer", None)]
             dispatcher.utter_message(
                 text="好的。请问有什么需要帮忙的?可以直接说说您遇到的问题。",
-                buttons=category_buttons((await _service()).catalogue),
+                buttons=category_buttons(service.catalogue),
             )
             return answered
         entry = RUNTIME.guide.lookup(text) if text else None
-        service = await _service()
         if intent == "certificate" or (
             entry is not None and entry.kind == "consultation" and any(w in text for w in QUESTION_WORDS)
         ):

@@ -10,16 +10,6 @@ from tickets.catalogue import Catalogue
 
 WUHAN = ZoneInfo("Asia/Shanghai")
 NUMBER_RE = re.compile(r"MH-\d{8}-\d{4}", re.IGNORECASE)
-SERVICE_INTENTS = (
-    "eldercare",
-    "property",
-    "certificate",
-    "legal_aid",
-    "neighbor_dispute",
-    "environment",
-    "facility_repair",
-    "social_assistance",
-)
 SKIP = "-"  # a slot the resident chose not to answer (or that is known already)
 MIN_DESCRIPTION = 6  # characters (letters and digits) before a request is something we can act on
 
@@ -96,21 +86,13 @@ def when(moment: datetime, now: datetime) -> str:
 
 
 def category_name(catalogue: Catalogue, code: str | None) -> str:
-    if not code:
-        return "诉求"
-    try:
-        return catalogue.get(code).name
-    except Exception:
-        return "诉求"
+    category = catalogue.categories.get(code or "")
+    return category.name if category else "诉求"
 
 
 def category_buttons(catalogue: Catalogue) -> list[dict[str, str]]:
     """The service categories as buttons (payloads are intents, so no NLU guess is involved)."""
-    return [
-        {"title": catalogue.get(code).name, "payload": f"/{code}"}
-        for code in SERVICE_INTENTS
-        if code in catalogue.categories
-    ] + [
+    return [{"title": c.name, "payload": f"/{code}"} for code, c in catalogue.categories.items()] + [
         {"title": "查询办理进度", "payload": "/check_status"},
         {"title": "转人工", "payload": "/human_handoff"},
     ]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import json
-import os
 import re
 import signal
 import socket
@@ -37,6 +36,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from nlu_pipelines import rasa_env  # same folder: the scripts share how Rasa is run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -175,14 +176,7 @@ def run_phase(url: str, msgs: list[str], concurrency: int, timeout: float) -> di
 
 def start_server(model: str, port: int, startup_timeout: float) -> tuple[subprocess.Popen, float, Path]:
     venv = Path(script_last_line("rasa-env.sh"))
-    env = dict(os.environ)
-    env.update(
-        RASA_TELEMETRY_ENABLED="false",
-        PYTHONPATH=str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        SQLALCHEMY_SILENCE_UBER_WARNING="1",
-        PYTHONWARNINGS="ignore",
-    )
+    env = rasa_env()
     logdir = REPO / "reports"
     logdir.mkdir(exist_ok=True)
     logfile = logdir / "parse-latency-server.log"
