@@ -1,11 +1,16 @@
 """Create+dispatch throughput through the real TicketService.create_ticket (群众点单 → 社区派单).
 
-Every ticket is one call of ``TicketService.create_ticket``: one transaction that numbers the ticket
-(per-day counter upsert), inserts it and its events, picks responders (routing.candidates) and writes
-the offers and outbox rows. Runs on SQLite (a temp file) and on PostgreSQL (a fresh ``minhu_bench_*``
-database migrated with Alembic), with one worker, with N asyncio tasks sharing one engine, and with N
-processes (one engine each: shows whether the tasks are held back by the GIL). Then runs ``pgbench``
-(select-only and simple-update) on the same server as the ceiling.
+Every ticket is one call of ``TicketService.create_ticket``, the call the actions and the bot make. It
+validates the request, then hands it to the service's group commit: a call made while no create
+transaction of this process is in flight starts one at once; calls made meanwhile share the next one.
+A transaction reads the residents, the responders and their loads, takes the day's numbers (counter
+upsert), and writes tickets (already dispatched), events, offers, outbox rows and the responders'
+``last_assigned_at`` with one multi-row statement each. Runs on SQLite (a temp file) and on PostgreSQL
+(a fresh ``minhu_bench_*`` database migrated with Alembic), with one worker (every ticket its own
+transaction), with N asyncio tasks sharing one service (like one app process under load: their calls
+are coalesced), and with N processes of one worker each (one engine each: nothing to coalesce, they
+meet only in the database). Then runs ``pgbench`` (select-only and simple-update) on the same server as
+the ceiling.
 
 Every database this script creates is dropped (or its temp dir removed) before it exits.
 
@@ -190,6 +195,7 @@ class Result:
     run: Run
     statuses: dict[str, int] = field(default_factory=dict)
     statements: float | None = None
+    per_transaction: float | None = None  # tickets per create transaction (group commit batch size)
     machine_cpu: float = 0.0  # CPU seconds used by the whole machine (client + PostgreSQL + anything else)
     postgres_cpu: float = float("nan")  # CPU seconds used by the server processes of the database
     waits: str = ""  # what the server processes were doing (pg_stat_activity samples)
@@ -316,12 +322,17 @@ class WaitSampler:
 
 
 class StatementCounter:
+    """SQL statements sent, and create transactions (INSERT INTO tickets statements) among them."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.count = 0
+        self.transactions = 0
         event.listen(engine.sync_engine, "before_cursor_execute", self._on)
 
-    def _on(self, *_args: Any) -> None:
+    def _on(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.count += 1
+        if statement.lstrip().upper().startswith("INSERT INTO TICKETS"):
+            self.transactions += 1
 
 
 async def run_tasks(service: TicketService, requests: list[NewTicket], workers: int) -> Run:
@@ -353,7 +364,7 @@ async def in_process(
     limit: float,
     profile: int | None,
     meter: Meter,
-) -> tuple[Run, float, dict[str, int], tuple[float, float]]:
+) -> tuple[Run, tuple[float, float], dict[str, int], tuple[float, float]]:
     engine = create_engine(url)
     try:
         service = TicketService(session_factory(engine))
@@ -369,7 +380,7 @@ async def in_process(
         if profiler:
             profiler.disable()
             print_profile(profiler, profile or 30)
-        statements = counter.count / max(1, len(requests))
+        statements = (counter.count / max(1, len(requests)), len(requests) / max(1, counter.transactions))
         return run, statements, await outcome(engine), busy
     finally:
         await engine.dispose()
@@ -507,7 +518,7 @@ def run_backend(backend: str, args: argparse.Namespace, results: list[Result]) -
         for mode in args.modes:
             workers = 1 if mode == "single" else args.workers
             print(f"[{backend}] {mode}: {workers} worker(s), {args.tickets} tickets ...", flush=True)
-            statements = None
+            statements: tuple[float | None, float | None] = (None, None)
             meter = Meter(args.pg, name)
             if mode == "procs":
                 run, statuses, busy = in_processes(url, requests, warmup, workers, args.timeout, meter)
@@ -516,7 +527,7 @@ def run_backend(backend: str, args: argparse.Namespace, results: list[Result]) -
                 run, statements, statuses, busy = asyncio.run(
                     in_process(url, requests, warmup, workers, args.timeout, profile, meter)
                 )
-            result = Result(backend, mode, workers, run, statuses, statements, *busy)
+            result = Result(backend, mode, workers, run, statuses, *statements, *busy)
             results.append(result)
             server = (
                 ""
@@ -527,7 +538,8 @@ def run_backend(backend: str, args: argparse.Namespace, results: list[Result]) -
                 f"[{backend}] {mode}: {result.rate:.0f} tickets/s, "
                 f"p50 {pct(run.latencies, 0.5) * 1000:.1f} ms, p95 {pct(run.latencies, 0.95) * 1000:.1f} ms, "
                 f"client CPU {result.per_ticket_ms(run.cpu):.2f} ms/ticket, {server}"
-                f"machine CPU {result.per_ticket_ms(result.machine_cpu):.2f} ms/ticket, statuses {statuses}"
+                + (f"{result.per_transaction:.1f} tickets/transaction, " if result.per_transaction else "")
+                + f"machine CPU {result.per_ticket_ms(result.machine_cpu):.2f} ms/ticket, statuses {statuses}"
                 + (f", {len(run.errors)} errors e.g. {run.errors[0]}" if run.errors else ""),
                 flush=True,
             )
@@ -657,25 +669,26 @@ def main() -> int:
     )
     header = (
         f"{'backend':<9} {'mode':<6} {'workers':>7} {'tickets':>7} {'seconds':>8} {'tickets/s':>9} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'stmts/t':>7} {'cli CPU':>7} {'pg CPU':>7} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'stmts/t':>7} {'t/txn':>5} {'cli CPU':>7} {'pg CPU':>7} "
         f"{'all CPU':>7} {'dispatched':>10} {'errors':>6}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         stmts = f"{r.statements:.1f}" if r.statements is not None else "-"
+        per_txn = f"{r.per_transaction:.1f}" if r.per_transaction is not None else "-"
         dispatched = r.statuses.get(Status.DISPATCHED.value, 0)
         pg_cpu = "-" if math.isnan(r.postgres_cpu) else f"{r.per_ticket_ms(r.postgres_cpu):.2f}"
         lat = r.run.latencies
         print(
             f"{r.backend:<9} {r.mode:<6} {r.workers:>7} {r.tickets:>7} {r.run.seconds:>8.2f} {r.rate:>9.0f} "
             f"{pct(lat, 0.5) * 1000:>7.1f} {pct(lat, 0.95) * 1000:>7.1f} {pct(lat, 0.99) * 1000:>7.1f} "
-            f"{stmts:>7} {r.per_ticket_ms(r.run.cpu):>7.2f} {pg_cpu:>7} "
+            f"{stmts:>7} {per_txn:>5} {r.per_ticket_ms(r.run.cpu):>7.2f} {pg_cpu:>7} "
             f"{r.per_ticket_ms(r.machine_cpu):>7.2f} "
             f"{dispatched:>10} {len(r.run.errors):>6}"
         )
     print(
-        "stmts/t: SQL statements per ticket (in-process runs). CPU columns, in ms of CPU per ticket: cli ="
+        "stmts/t: SQL statements per ticket, t/txn: tickets per create transaction (in-process runs). CPU columns, in ms of CPU per ticket: cli ="
         " the benchmark's Python process(es), pg = the PostgreSQL server processes of the benchmark database,"
         " all = the whole machine (anything else running included)."
     )

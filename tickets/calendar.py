@@ -31,6 +31,16 @@ def _provisional(year: int) -> HolidayBase:
     return China(years=year)  # type: ignore[no-untyped-call]  # its __init__ is not annotated
 
 
+@cache
+def _is_workday(day: date) -> bool:
+    """Remembered per day: every deadline asks about several days, and the packages' data is fixed for
+    the life of the process."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return bool(_provisional(day.year).is_working_day(day))
+
+
 class WorkCalendar:
     def __init__(self, timezone: str, office_start: time, office_end: time) -> None:
         self.tz = ZoneInfo(timezone)
@@ -44,10 +54,7 @@ class WorkCalendar:
         return cls(catalogue.timezone, catalogue.office_start, catalogue.office_end)
 
     def is_workday(self, day: date) -> bool:
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return bool(_provisional(day.year).is_working_day(day))
+        return _is_workday(day)
 
     def deadline(self, start: datetime, within: Duration, *, urgent: bool = False) -> datetime:
         """When work started at `start` must be done. Urgent work runs on the plain clock."""

@@ -163,6 +163,15 @@ class Compound(Base):
     buildings: Mapped[int | None]  # number of 楼栋
 
 
+class OrgVersion(Base):
+    """One row: a token `load_org` changes whenever it runs, so every process that caches the org chart
+    (communities, grids, compounds, responders' grids) sees that its copy is stale on its next read."""
+
+    __tablename__ = "org_version"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[str] = mapped_column(String(32))
+
+
 class Responder(Base):
     """Anyone who answers tickets: volunteers, grid workers, staff, specialists."""
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tickets import orgchart
 from tickets.catalogue import Catalogue, Role
 from tickets.errors import DomainError
 from tickets.models import Base, Community, Compound, Grid, Responder, ResponderContact, Street
@@ -138,6 +139,7 @@ async def load_org(session: AsyncSession, spec: OrgSpec, catalogue: Catalogue) -
         for r in street_spec.responders:
             await _load_responder(session, r, street, communities, grids, catalogue, report)
     await session.flush()
+    await orgchart.bump_version(session)
     return report
 
 

@@ -7,19 +7,22 @@ the notifications, all or nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
-from tickets import metrics, outbox, points, routing
+from tickets import metrics, orgchart, outbox, points, routing
 from tickets.actors import SYSTEM, Actor
 from tickets.calendar import WorkCalendar
 from tickets.catalogue import Catalogue, Category, DispatchMode, Role
@@ -28,6 +31,7 @@ from tickets.db import unit_of_work
 from tickets.errors import (
     AlreadyTaken,
     ConcurrentChange,
+    DomainError,
     EmptyText,
     IllegalTransition,
     NotAllowed,
@@ -40,10 +44,11 @@ from tickets.errors import (
 )
 from tickets.models import (
     OPEN_TICKET_SQL,
+    Base,
     Community,
-    Compound,
     Grid,
     Level,
+    Notification,
     Offer,
     Rating,
     Resident,
@@ -59,6 +64,41 @@ from tickets.transitions import apply, check, record_creation
 
 MAX_TEXT = 4000
 MAX_REASON = 500
+# The tables the create path writes with Core (multi-row statements).
+TICKETS, EVENTS, OFFERS, OUTBOX, RESPONDERS = (
+    cast(Table, model.__table__) for model in (Ticket, TicketEvent, Offer, Notification, Responder)
+)
+# The create path's statements, built once (building costs more CPU than sending them).
+_RESIDENTS = select(
+    Resident.id,
+    Resident.channel_id,
+    Resident.phone,
+    Resident.community_id,
+    Resident.grid_id,
+    orgchart.version_column(),
+).where(Resident.id.in_(bindparam("ids", expanding=True)))
+_INSERT_TICKETS = insert(TICKETS).returning(TICKETS.c.id, TICKETS.c.number)
+_INSERT_EVENTS, _INSERT_OFFERS, _INSERT_OUTBOX = insert(EVENTS), insert(OFFERS), insert(OUTBOX)
+_GIVEN_WORK = (
+    update(RESPONDERS)
+    .where(RESPONDERS.c.id == bindparam("responder"))
+    .values(last_assigned_at=bindparam("at"))
+)
+
+
+@functools.cache
+def _counter_upsert(dialect: str) -> Any:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    k = bindparam("k", type_=Integer())
+    return (
+        insert_(TicketCounter)
+        .values(day=bindparam("day"), last=k)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + k})
+        .returning(TicketCounter.last)
+    )
+
+
+MAX_BATCH = 64  # requests a create transaction takes at most (group commit)
 DUPLICATE_SIMILARITY = 85  # rapidfuzz ratio (0-100) above which two requests are the same matter
 
 
@@ -97,6 +137,119 @@ class NewTicket:
     confidence: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A validated request, with its time and deadlines, waiting for its transaction."""
+
+    request: NewTicket
+    now: datetime
+    text: str
+    category: Category
+    phone: str | None
+    urgency: Urgency
+    respond_by: datetime
+    resolve_by: datetime
+
+
+def _event(
+    ticket: int, seq: int, at: datetime, actor: str, action: str, before: Status | None, after: Status
+) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket,
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "from_status": before,
+        "to_status": after,
+    }
+
+
+def _note(now: datetime, kind: str, responder_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """An outbox row for a responder (as outbox.notify writes it), its ticket id filled in later."""
+    return {
+        "created_at": now,
+        "kind": kind,
+        "recipient_type": "responder",
+        "recipient_id": responder_id,
+        "payload": payload,
+        "next_attempt_at": now,
+        "attempts": 0,
+    }
+
+
+M = TypeVar("M", bound=Base)
+
+
+def _detached(model: type[M], values: Mapping[str, Any]) -> M:
+    """A row written with Core as the ORM object a query would have returned (detached, every column
+    loaded), so callers get the same kind of Ticket from every path."""
+    configure_mappers()  # a no-op once done; new_instance() needs configured attributes
+    instance: M = model.__mapper__.class_manager.new_instance()
+    # Straight into the instance's dict (as a load does): setting 37 instrumented attributes one by one
+    # cost more CPU than writing the row.
+    instance.__dict__.update({column.key: values.get(column.key) for column in model.__table__.columns})
+    make_transient_to_detached(instance)
+    return instance
+
+
+class _Coalescer:
+    """Group commit for create_ticket: requests made while a batch is in flight wait and go together in
+    the next one; a request made when nothing is in flight starts a batch at once (no added latency when
+    idle). A caller cancelled before its batch started is dropped from it (no ticket)."""
+
+    def __init__(
+        self, run: Callable[[list[_Request]], Awaitable[list[Ticket | Exception]]], max_batch: int
+    ) -> None:
+        self.run, self.max_batch = run, max_batch
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pending: list[tuple[_Request, asyncio.Future[Ticket]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: _Request) -> Ticket:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:  # a service used from another event loop (tests, scripts)
+            self.loop, self.pending, self.task = loop, [], None
+        future: asyncio.Future[Ticket] = loop.create_future()
+        entry = (item, future)
+        self.pending.append(entry)
+        if self.task is None:
+            self.task = loop.create_task(self._drain())
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if entry in self.pending:
+                self.pending.remove(entry)
+            raise
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch = [entry for entry in self.pending[: self.max_batch] if not entry[1].done()]
+                del self.pending[: self.max_batch]  # a done future here: its caller was cancelled
+                if not batch:
+                    continue
+                try:
+                    outcomes = await self.run([item for item, _ in batch])
+                except BaseException as error:  # run() returns database errors; this is cancellation
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    raise
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+                # Let the callers just answered run first: one that makes its next request at once
+                # (a worker loop) joins the next batch instead of waiting for the one after it.
+                await asyncio.sleep(0)
+        finally:
+            self.task = None
+
+
 def _fold(text: str) -> str:
     """Text as compared for duplicates: no whitespace or punctuation, lower case."""
     return "".join(ch for ch in text.lower() if ch.isalnum())
@@ -124,6 +277,8 @@ class TicketService:
         self.catalogue = catalogue or Catalogue.load()
         self.calendar = calendar or WorkCalendar.for_catalogue(self.catalogue)
         self.policy = policy or Policy()
+        self._chart: orgchart.OrgChart | None = None
+        self._coalescer = _Coalescer(self._create_all, max_batch=MAX_BATCH)
 
     @asynccontextmanager
     async def _work(self) -> AsyncIterator[AsyncSession]:
@@ -169,8 +324,9 @@ class TicketService:
             if phone:
                 resident.phone = normalize_phone(phone)
             if community:
-                place = await self._locate(session, community, compound, None)
-                resident.community_id, resident.grid_id = place[0].id, place[1].id if place[1] else None
+                chart = await self._org(session, await orgchart.current_version(session))
+                found, grid = chart.locate(community, compound, None)
+                resident.community_id, resident.grid_id = found.id, grid.id if grid else None
             if address:
                 resident.address = clean_text(address)[:200]
             if consent and resident.consent_at is None:
@@ -182,46 +338,6 @@ class TicketService:
         if resident is None:
             raise NotAllowed("请先和民呼助手打个招呼,我们才能为您登记。")
         return resident
-
-    async def _locate(
-        self,
-        session: AsyncSession,
-        community: str | None,
-        compound: str | None,
-        grid: str | None,
-        *,
-        home: Community | None = None,
-    ) -> tuple[Community, Grid | None]:
-        """Community (by code or name) and, when the compound or grid says so, the grid."""
-        compound, grid = clean_text(compound or "")[:100], clean_text(grid or "")[:64]
-        found_compound = None
-        if compound:
-            found_compound = await session.scalar(
-                select(Compound).where(or_(Compound.name == compound, Compound.code == compound))
-            )
-        grid_row = None
-        if grid:
-            grid_row = await session.scalar(select(Grid).where(or_(Grid.code == grid, Grid.name == grid)))
-        elif found_compound:
-            grid_row = await session.get(Grid, found_compound.grid_id)
-        if community:
-            name = clean_text(community)
-            found = await session.scalar(
-                select(Community).where(
-                    or_(Community.code == name, Community.name == name, Community.name == f"{name}社区")
-                )
-            )
-            if found is None:
-                raise ValidationError(f"没有找到“{name[:20]}”这个社区,请从列表中选择您所在的社区。")
-        elif grid_row is not None:
-            found = await session.get_one(Community, grid_row.community_id)
-        elif home is not None:
-            found = home
-        else:
-            raise ValidationError("请告诉我们您住在哪个社区,方便安排就近的工作人员。")
-        if grid_row is not None and grid_row.community_id != found.id:
-            grid_row = None  # a compound of another community: trust the community the resident chose
-        return found, grid_row
 
     # ------------------------------------------------------------------ 群众点单
 
@@ -235,7 +351,31 @@ class TicketService:
 
     async def create_ticket(self, request: NewTicket) -> Ticket:
         """Register the request and dispatch it at once. The returned ticket says honestly whether a
-        responder was found (status dispatched) or it waits for staff (status created)."""
+        responder was found (status dispatched) or it waits for staff (status created).
+
+        Concurrent calls in one process share a transaction (group commit, `_Coalescer`): a call made
+        while none is in flight starts one at once; calls made meanwhile go together in the next. A
+        request that fails validation fails alone, before any of that."""
+        prepared = self._prepare(request)
+        return await self._coalescer.submit(prepared)
+
+    async def create_tickets(self, requests: Sequence[NewTicket]) -> list[Ticket | Exception]:
+        """Several requests in one transaction, in order: a ticket for each, or the error that request
+        alone met (invalid, unknown resident or community); if the transaction fails they are retried
+        one by one, so a database error reaches only the request that causes it."""
+        outcomes: list[Ticket | Exception | None] = [None] * len(requests)
+        valid: list[tuple[int, _Request]] = []
+        for i, request in enumerate(requests):
+            try:
+                valid.append((i, self._prepare(request)))
+            except DomainError as error:
+                outcomes[i] = error
+        for (i, _), outcome in zip(valid, await self._create_all([p for _, p in valid]), strict=True):
+            outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def _prepare(self, request: NewTicket) -> _Request:
+        """Everything about a request that needs no database: validation, the clock, the deadlines."""
         text = self._validate_text(request.text)
         category = self.catalogue.get(request.category)
         phone = normalize_phone(request.phone) if request.phone else None
@@ -246,46 +386,183 @@ class TicketService:
         except ValueError:
             raise ValidationError("紧急程度只能选“一般”或“紧急”。") from None
         now = self.clock.now()
+        urgent = urgency is Urgency.URGENT
+        return _Request(
+            request,
+            now,
+            text,
+            category,
+            phone,
+            urgency,
+            respond_by=self.calendar.deadline(now, category.respond_within, urgent=urgent),
+            resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
+        )
+
+    async def _create_all(self, items: Sequence[_Request]) -> list[Ticket | Exception]:
+        if not items:
+            return []
+        try:
+            return await self._create_batch(items)
+        except Exception as error:
+            self._chart = None  # whatever went wrong, do not trust the cached org chart for the retry
+            if len(items) == 1:
+                return [error]
+        outcomes: list[Ticket | Exception] = []
+        for item in items:  # one by one: the others must not fail with the one that breaks
+            try:
+                outcomes += await self._create_batch([item])
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+    async def _org(self, session: AsyncSession, version: str | None) -> orgchart.OrgChart:
+        """The cached org chart, reloaded in this session when `version` (the database's token, read by
+        the caller) says it changed, or when it is older than orgchart.MAX_AGE."""
+        now = self.clock.now()
+        chart = self._chart
+        if chart is None or chart.stale(version, now):
+            chart = self._chart = await orgchart.load(session, version, now)
+        return chart
+
+    async def _create_batch(self, items: Sequence[_Request]) -> list[Ticket | Exception]:
+        """One transaction for the batch: residents (with the org token), responders and their loads of
+        the batch's communities, the day's numbers, then one multi-row INSERT per table and one UPDATE of
+        the responders given work. Each ticket is routed in request order against the loads and
+        round-robin times left by the tickets before it, exactly as if they were created one by one, and
+        is inserted already dispatched, its `create` and `dispatch` events both written."""
+        outcomes: list[Ticket | Exception | None] = [None] * len(items)
         async with self._work() as session:
-            resident = await self._resident(session, request.resident_id)
-            home = await session.get(Community, resident.community_id) if resident.community_id else None
-            # A compound we do not know (a new building, a typo) still files at home, not an error.
-            community, grid = await self._locate(
-                session, request.community, request.compound, request.grid, home=home
+            conn = await session.connection()
+            ids = sorted({p.request.resident_id for p in items})
+            rows = (await conn.execute(_RESIDENTS, {"ids": ids})).all()
+            residents = {row[0]: row for row in rows}
+            chart = await self._org(session, rows[0][5]) if rows else None
+            placed: list[tuple[int, _Request, Any, orgchart.Place, orgchart.Place | None]] = []
+            for i, item in enumerate(items):
+                resident = residents.get(item.request.resident_id)
+                try:
+                    if resident is None or chart is None:
+                        raise NotAllowed("请先和民呼助手打个招呼,我们才能为您登记。")
+                    # A compound we do not know (a new building, a typo) still files at home, not an error.
+                    community, grid = chart.locate(
+                        item.request.community, item.request.compound, item.request.grid, home=resident[3]
+                    )
+                    if grid is None and community.id == resident[3] and resident[4]:
+                        grid = chart.grids.get(resident[4])
+                except DomainError as error:
+                    outcomes[i] = error
+                    continue
+                placed.append((i, item, resident, community, grid))
+            if placed:
+                assert chart is not None
+                tickets = await self._insert_dispatched(conn, chart, placed)
+                for (i, *_), ticket in zip(placed, tickets, strict=True):
+                    outcomes[i] = ticket
+        return [o for o in outcomes if o is not None]
+
+    async def _insert_dispatched(
+        self,
+        conn: AsyncConnection,
+        chart: orgchart.OrgChart,
+        placed: Sequence[tuple[int, _Request, Any, orgchart.Place, orgchart.Place | None]],
+    ) -> list[Ticket]:
+        pooled, loads = await routing.pool(conn, {community.id for _, _, _, community, _ in placed})
+        by_community: dict[int | None, list[routing.Pooled]] = {}
+        for responder in pooled:
+            by_community.setdefault(responder.community_id, []).append(responder)
+        numbers = await self._next_numbers(conn, [item.now for _, item, *_ in placed])
+        values: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        offers: list[dict[str, Any]] = []
+        notes: list[tuple[int, dict[str, Any]]] = []  # (ticket index, outbox row without ticket id)
+        given: dict[int, datetime] = {}  # responder id -> last_assigned_at to write
+        for n, ((_, item, resident, community, grid), number) in enumerate(zip(placed, numbers, strict=True)):
+            request, category, now = item.request, item.category, item.now
+            grab = category.dispatch == DispatchMode.GRAB  # new tickets start at grid level
+            mine = by_community.get(community.id, [])
+            found = routing.rank(
+                mine,
+                loads,
+                category,
+                Level.GRID,
+                in_grid=chart.grid_responders.get(grid.id, frozenset()) if grid else frozenset(),
+                limit=category.offer_to if grab else 1,
             )
-            if grid is None and home is not None and community.id == home.id and resident.grid_id:
-                grid = await session.get(Grid, resident.grid_id)
-            urgent = urgency is Urgency.URGENT
-            respond_by = self.calendar.deadline(now, category.respond_within, urgent=urgent)
-            ticket = Ticket(
-                number="",  # taken last, see below
-                resident_id=resident.id,
-                category=category.code,
-                text=text,
-                intent=request.intent,
-                confidence=request.confidence,
-                street_id=community.street_id,
-                community_id=community.id,
-                grid_id=grid.id if grid else None,
-                address=clean_text(" ".join(filter(None, [request.compound, request.address])))[:200] or None,
-                contact_phone=phone or resident.phone,
-                urgency=urgency,
-                channel=resident.channel_id.split(":", 1)[0],
-                status=Status.CREATED,
-                dispatch_mode=category.dispatch,
-                level=Level.GRID,
-                created_at=now,
-                respond_by=respond_by,
-                first_respond_by=respond_by,
-                resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
+            row = {
+                "number": number,
+                "resident_id": resident[0],
+                "category": category.code,
+                "text": item.text,
+                "intent": request.intent,
+                "confidence": request.confidence,
+                "street_id": community.parent,
+                "community_id": community.id,
+                "grid_id": grid.id if grid else None,
+                "address": clean_text(" ".join(filter(None, [request.compound, request.address])))[:200]
+                or None,
+                "contact_phone": item.phone or resident[2],
+                "urgency": item.urgency,
+                "channel": resident[1].split(":", 1)[0],
+                "status": Status.DISPATCHED if found else Status.CREATED,
+                "dispatch_mode": category.dispatch,
+                "assignee_id": found[0].id if found and not grab else None,
+                "level": int(Level.GRID),
+                "created_at": now,
+                "respond_by": item.respond_by,
+                "first_respond_by": item.respond_by,
+                "resolve_by": item.resolve_by,
+                "first_dispatched_at": now if found else None,
+                "reopen_count": 0,
+                "version": 2 if found else 1,  # the row version after each event, as apply() leaves it
+            }
+            values.append(row)
+            events.append(
+                _event(n, 1, now, str(Actor.resident(resident[0])), "create", None, Status.CREATED)
+                | {"data": {"category": category.code, "level": int(Level.GRID)}}
             )
-            # Read-only routing first: the day's number locks its counter row until commit, so it is
-            # taken as late as possible and concurrent creates queue on it only for the writes.
-            found = await self._candidates(session, ticket, category)
-            ticket.number = await self._next_number(session, now)
-            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
-            await self._dispatch(session, ticket, category, now, found=found)
-            return ticket
+            payload = {"number": number, "category": category.code}
+            if not found:
+                for staff in mine:
+                    if staff.role == Role.COMMUNITY_STAFF:
+                        notes.append((n, _note(now, "needs_dispatch", staff.id, {"level": 0, **payload})))
+                continue
+            for responder in found:
+                responder.last_assigned_at = given[responder.id] = now
+            dispatch = _event(n, 2, now, str(SYSTEM), "dispatch", Status.CREATED, Status.DISPATCHED)
+            if grab:
+                events.append(dispatch | {"data": {"mode": "grab", "offered": [r.id for r in found]}})
+                for responder in found:
+                    offers.append(
+                        {
+                            "ticket_id": n,
+                            "responder_id": responder.id,
+                            "round": 2,
+                            "offered_at": now,
+                            "state": "open",
+                        }
+                    )
+                    notes.append((n, _note(now, "offered", responder.id, payload)))
+            else:
+                loads[found[0].id] = loads.get(found[0].id, 0) + 1
+                events.append(dispatch | {"data": {"mode": "direct", "assignee": found[0].id}})
+                notes.append((n, _note(now, "assigned", found[0].id, payload)))
+
+        inserted = await conn.execute(_INSERT_TICKETS, values)
+        ids_by_number = {number: id_ for id_, number in inserted.all()}
+        ids = [ids_by_number[row["number"]] for row in values]
+        for row in events:
+            row["ticket_id"] = ids[row["ticket_id"]]
+        await conn.execute(_INSERT_EVENTS, events)
+        if offers:
+            for row in offers:
+                row["ticket_id"] = ids[row["ticket_id"]]
+            await conn.execute(_INSERT_OFFERS, offers)
+        if notes:
+            await conn.execute(insert(OUTBOX), [row | {"ticket_id": ids[n]} for n, row in notes])
+        if given:
+            # In id order: concurrent transactions lock responders in one order (no deadlock).
+            await conn.execute(_GIVEN_WORK, [{"responder": r, "at": at} for r, at in sorted(given.items())])
+        return [_detached(Ticket, row | {"id": id_}) for row, id_ in zip(values, ids, strict=True)]
 
     async def intake(self, request: NewTicket) -> Intake:
         """The resident-facing way in: a near-identical request (same resident and category, open ticket,
@@ -401,18 +678,26 @@ class TicketService:
             return ticket
 
     async def _next_number(self, session: AsyncSession, now: datetime) -> str:
-        """MH-YYYYMMDD-NNNN, counted per local day; an upsert keeps concurrent creators apart."""
-        day = now.astimezone(self.calendar.tz).strftime("%Y%m%d")
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(TicketCounter)
-            .values(day=day, last=1)
-            .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + 1})
-            .returning(TicketCounter.last)
-        )
-        last = (await session.execute(statement)).scalar_one()
-        return f"MH-{day}-{last:04d}"
+        return (await self._next_numbers(session, [now]))[0]
+
+    async def _next_numbers(self, db: AsyncSession | AsyncConnection, nows: Sequence[datetime]) -> list[str]:
+        """MH-YYYYMMDD-NNNN, counted per local day, one for each time given, in order: one upsert per day
+        (`last = last + k`) keeps concurrent creators apart. Its row lock lasts until COMMIT, so callers
+        take numbers after their reads."""
+        days = [now.astimezone(self.calendar.tz).strftime("%Y%m%d") for now in nows]
+        wanted: dict[str, int] = {}
+        for day in days:
+            wanted[day] = wanted.get(day, 0) + 1
+        dialect = db.get_bind().dialect if isinstance(db, AsyncSession) else db.dialect
+        statement = _counter_upsert(dialect.name)
+        nxt: dict[str, int] = {}
+        for day, k in sorted(wanted.items()):
+            nxt[day] = (await db.execute(statement, {"day": day, "k": k})).scalar_one() - k + 1
+        numbers = []
+        for day in days:
+            numbers.append(f"MH-{day}-{nxt[day]:04d}")
+            nxt[day] += 1
+        return numbers
 
     # ------------------------------------------------------------------ 社区派单
 
