@@ -571,8 +571,11 @@ class TicketService:
         text = self._validate_text(request.text)
         now = self.clock.now()
         window, limit = self.policy.duplicate_window, self.policy.max_tickets_per_hour
-        if window is not None:
-            async with self._work() as session:
+        if window is None and limit is None:
+            return Intake(await self.create_ticket(request))
+        recent = 0
+        async with self._work() as session:  # both checks in one short transaction
+            if window is not None:
                 candidates = (
                     await session.scalars(
                         select(Ticket)
@@ -597,16 +600,18 @@ class TicketService:
                             text=text,
                         )
                         return Intake(ticket, duplicate=True)
-        if limit is not None:
-            async with self._work() as session:
-                recent = await session.scalar(
-                    select(func.count(Ticket.id)).where(
-                        Ticket.resident_id == request.resident_id,
-                        Ticket.created_at > now - timedelta(hours=1),
+            if limit is not None:
+                recent = (
+                    await session.scalar(
+                        select(func.count(Ticket.id)).where(
+                            Ticket.resident_id == request.resident_id,
+                            Ticket.created_at > now - timedelta(hours=1),
+                        )
                     )
+                    or 0
                 )
-            if (recent or 0) >= limit:
-                raise TooManyTickets(limit=limit)
+        if limit is not None and recent >= limit:
+            raise TooManyTickets(limit=limit)
         return Intake(await self.create_ticket(request))
 
     async def handoff(self, resident_id: int, transcript: str, category: str | None = None) -> Ticket:
