@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -41,13 +42,18 @@ REQUESTS = [
 
 
 async def conversation(
-    http: aiohttp.ClientSession, url: str, sender: str, first: str, samples: list[float], think: float = 0.0
+    http: aiohttp.ClientSession,
+    url: str,
+    sender: str,
+    first: str,
+    samples: list[tuple[str, float]],
+    think: float = 0.0,
 ) -> bool:
     """One resident's request conversation; `think` is the mean pause (reading, typing) before each
     answer, drawn uniformly from 0.5x to 1.5x with a seed per resident; the first message comes at a
     random moment within one pause."""
     pauses = random.Random(sender)
-    message = first
+    message, answering = first, "request"
     for turn in range(12):
         if think:  # residents start at random moments too, not all in the same millisecond
             await asyncio.sleep(think * (pauses.uniform(0.5, 1.5) if turn else pauses.uniform(0, 1)))
@@ -56,11 +62,11 @@ async def conversation(
             f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}
         ) as r:
             replies = await r.json()
-        samples.append(time.perf_counter() - start)
+        samples.append((answering, time.perf_counter() - start))
         text = "\n".join(str(x.get("text") or "") for x in replies)
         if "已受理" in text or "稍等" in text or "已经保存了您的留言" in text:
             return "已受理" in text
-        message = next((a for cue, a in FORM_ANSWERS.items() if cue in text), "")
+        answering, message = next(((c, a) for c, a in FORM_ANSWERS.items() if c in text), ("", ""))
         if not message:
             return False
     return False
@@ -71,8 +77,8 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def level(url: str, residents: int, rounds: int, tag: str, think: float) -> dict[str, float]:
-    samples: list[float] = []
+async def level(url: str, residents: int, rounds: int, tag: str, think: float) -> dict[str, Any]:
+    samples: list[tuple[str, float]] = []
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=60), connector=aiohttp.TCPConnector(limit=0)
     ) as http:
@@ -96,24 +102,37 @@ async def level(url: str, residents: int, rounds: int, tag: str, think: float) -
             )
             ok += sum(results)
         elapsed = time.perf_counter() - start
+    seconds = [s for _, s in samples]
+    by_turn: dict[str, list[float]] = {}
+    for answering, s in samples:
+        by_turn.setdefault(answering, []).append(s)
     return {
         "think_s": think,
         "residents": residents,
         "messages": len(samples),
         "tickets": ok,
-        "p50_ms": round(statistics.median(samples) * 1000, 1),
-        "p95_ms": round(pct(samples, 95) * 1000, 1),
-        "max_ms": round(max(samples) * 1000, 1),
+        "p50_ms": round(statistics.median(seconds) * 1000, 1),
+        "p95_ms": round(pct(seconds, 95) * 1000, 1),
+        "max_ms": round(max(seconds) * 1000, 1),
         "msgs_per_s": round(len(samples) / elapsed, 1),
+        # which turn is slow: the reply to the first message, and to each form question (by its cue)
+        "turns": {
+            answering: {
+                "n": len(values),
+                "p50_ms": round(statistics.median(values) * 1000, 1),
+                "p95_ms": round(pct(values, 95) * 1000, 1),
+            }
+            for answering, values in by_turn.items()
+        },
     }
 
 
-async def run(args: argparse.Namespace) -> list[dict[str, float]]:
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     levels = [int(x) for x in args.levels.split(",")]
     thinks = [float(x) for x in args.think.split(",")]
     tag = str(int(time.time()))
 
-    async def measure(url: str) -> list[dict[str, float]]:
+    async def measure(url: str) -> list[dict[str, Any]]:
         return [await level(url, n, args.rounds, tag, t) for t in thinks for n in levels]
 
     if args.url:
@@ -167,6 +186,9 @@ def main() -> None:
             f"{f['think_s']:>7} {f['residents']:>9} {f['messages']:>8} {f['tickets']:>7} {f['p50_ms']:>8} {f['p95_ms']:>8} "
             f"{f['max_ms']:>8} {f['msgs_per_s']:>7}"
         )
+    for f in figures:
+        turns = ", ".join(f"{name or '?'} {t['p50_ms']}/{t['p95_ms']}" for name, t in f["turns"].items())
+        print(f"think {f['think_s']} s, {f['residents']} residents, p50/p95 ms by turn answered: {turns}")
     for f in figures:
         if f["residents"] == 20:
             verdict = "met" if f["p95_ms"] <= 80 else "NOT met"

@@ -3,7 +3,8 @@
 #
 # The model is written to models/minhu-<hash>.tar.gz where <hash> covers config.yml, domain.yml,
 # all Rasa training data (nlu/**/*.yml|yaml, plus dialogue/ once it exists), the jieba user
-# dictionaries (nlu/jieba/*), the custom components (nlu/**/*.py) and the Rasa pin file.
+# dictionaries (nlu/jieba/*), the custom components (nlu/components/*.py; not nlu/rasa_server.py, which
+# patches the server, not the model) and the Rasa pin file.
 # If that file exists, nothing is trained. Training progress goes to stderr; the LAST stdout line
 # is the model path:
 #
@@ -47,7 +48,7 @@ DATA_DIRS=(nlu)
 input_files() {
   printf '%s\n' config.yml domain.yml nlu/rasa-constraints.txt
   find "${DATA_DIRS[@]}" -type f \( -name '*.yml' -o -name '*.yaml' \) -not -path '*/__pycache__/*'
-  find nlu -type f -name '*.py' -not -path '*/__pycache__/*'
+  find nlu/components -type f -name '*.py' -not -path '*/__pycache__/*'
   [[ -d nlu/jieba ]] && find nlu/jieba -type f
   true
 }
@@ -80,7 +81,7 @@ export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 # Rasa's own training cache fingerprints component configs, code of the component class and
 # training data, but NOT the contents of jieba dictionary files. Key the cache folder by the
 # dictionaries (and components/pins) so a dictionary edit never reuses stale tokenization.
-CACHE_KEY="$( { find nlu -type f -name '*.py' -not -path '*/__pycache__/*'; \
+CACHE_KEY="$( { find nlu/components -type f -name '*.py' -not -path '*/__pycache__/*'; \
                [[ -d nlu/jieba ]] && find nlu/jieba -type f; echo nlu/rasa-constraints.txt; } | hash_files)"
 export RASA_CACHE_DIRECTORY="$CACHE_ROOT/rasa-train-cache/$CACHE_KEY"
 mkdir -p "$RASA_CACHE_DIRECTORY"

@@ -73,6 +73,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def rasa() -> Path:
+    """The `rasa` command of the Rasa venv (created if needed)."""
+    if shutil.which("python3.10") is None and not os.environ.get("MINHU_PYTHON310"):
+        _unavailable("python3.10 is not installed (needed for the Rasa venv)")
+    return Path(_script("rasa-env.sh")) / "bin" / "rasa"
+
+
 @dataclass
 class Stack:
     rasa_url: str

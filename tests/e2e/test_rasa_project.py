@@ -5,22 +5,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, _script, _unavailable
+from tests.e2e.conftest import REPO, _script
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def rasa() -> Path:
-    if shutil.which("python3.10") is None and not os.environ.get("MINHU_PYTHON310"):
-        _unavailable("python3.10 is not installed (needed for the Rasa venv)")
-    return Path(_script("rasa-env.sh")) / "bin" / "rasa"
 
 
 def run_rasa(rasa: Path, *args: str) -> subprocess.CompletedProcess[str]:
