@@ -114,7 +114,7 @@ async def communities() -> list[tuple[str, str]]:
             rows = await session.execute(select(Community.code, Community.name).order_by(Community.id))
             return [(code, name) for code, name in rows]
 
-    return await within(read)
+    return await RUNTIME.org_data("communities", read)
 
 
 async def compounds_of(community_name: str) -> list[str]:
@@ -131,7 +131,7 @@ async def compounds_of(community_name: str) -> list[str]:
             )
             return list(rows)
 
-    return await within(read)
+    return await RUNTIME.org_data(f"compounds:{community_name}", read)
 
 
 async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
@@ -142,10 +142,14 @@ async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
 
     async def read() -> dict[int, str]:
         async with service.sessions() as session:
-            rows = await session.execute(select(Responder.id, Responder.name).where(Responder.id.in_(wanted)))
+            rows = await session.execute(select(Responder.id, Responder.name))
             return {rid: name for rid, name in rows}
 
-    return await within(read)
+    names = await RUNTIME.org_data("responders", read)
+    if not wanted <= names.keys():  # someone who joined within the minute
+        RUNTIME.forget("responders")
+        names = await RUNTIME.org_data("responders", read)
+    return {i: names[i] for i in wanted if i in names}
 
 
 def match_community(text: str, known: Sequence[tuple[str, str]]) -> str | None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -27,6 +28,9 @@ T = TypeVar("T")
 # Rasa waits for the action server (its default timeout is far longer); we answer well within a few
 # seconds even when the database hangs, saving the request for a retry instead.
 CALL_TIMEOUT = float(os.environ.get("MINHU_ACTION_TIMEOUT", "8"))
+# The org's communities, compounds and responders' names are asked for on nearly every form turn and
+# change only when staff load a new org chart: read them at most once a minute.
+ORG_DATA_TTL_S = 60.0
 
 
 class Runtime:
@@ -38,6 +42,20 @@ class Runtime:
         self._pending: PendingStore | None = None
         self.residents: dict[str, int] = {}  # channel id -> resident id (ids never change)
         self._tasks: set[asyncio.Task[object]] = set()
+        self._org_data: dict[str, tuple[float, Any]] = {}
+        self.monotonic: Callable[[], float] = time.monotonic  # tests move it on
+
+    async def org_data(self, key: str, read: Callable[[], Awaitable[T]]) -> T:
+        """`read()`'s result, kept for ORG_DATA_TTL_S (see there)."""
+        held = self._org_data.get(key)
+        if held is not None and self.monotonic() < held[0]:
+            return held[1]  # type: ignore[no-any-return]
+        value = await within(read)
+        self._org_data[key] = (self.monotonic() + ORG_DATA_TTL_S, value)
+        return value
+
+    def forget(self, key: str) -> None:
+        self._org_data.pop(key, None)
 
     def background(self, work: Coroutine[object, object, object]) -> None:
         """Run work after the reply (a reference is kept until it is done)."""
@@ -50,6 +68,7 @@ class Runtime:
         self._service = service
         self._pending = pending
         self.residents.clear()
+        self._org_data.clear()
 
     async def service(self) -> TicketService:
         if self._service is None:
@@ -156,10 +175,13 @@ class PendingStore:
 
 async def register(service: TicketService, request: PendingRequest) -> Intake:
     """Resident record, what they told us to remember, then intake: the one path every request takes."""
-    resident = await service.resident_for(request.channel_id)
-    RUNTIME.residents[request.channel_id] = resident.id
+    resident_id = RUNTIME.residents.get(request.channel_id)
+    if resident_id is None:
+        resident_id = RUNTIME.residents[request.channel_id] = (
+            await service.resident_for(request.channel_id)
+        ).id
     await service.remember_resident(
-        resident.id,
+        resident_id,
         phone=request.phone,
         community=request.community,
         compound=request.compound,
@@ -167,7 +189,7 @@ async def register(service: TicketService, request: PendingRequest) -> Intake:
     )
     return await service.intake(
         NewTicket(
-            resident_id=resident.id,
+            resident_id=resident_id,
             category=request.category,
             text=request.text,
             community=request.community,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -22,13 +23,13 @@ from actions.actions import (
     ValidateFeedbackForm,
     ValidateRequestForm,
 )
-from actions.runtime import RUNTIME, PendingRequest
+from actions.runtime import ORG_DATA_TTL_S, RUNTIME, PendingRequest
 from actions.texts import PRIVACY_NOTICE, SAVED_FOR_RETRY_TEXT
 from tests.actions.conftest import Bot, buttons, texts, tracker
 from tests.conftest import count
 from tickets.actors import Actor
 from tickets.clock import ManualClock
-from tickets.models import Responder, Status, Ticket
+from tickets.models import Community, Responder, Status, Ticket
 
 READY = {
     "category": "property",
@@ -377,3 +378,21 @@ async def test_a_hanging_database_still_answers_quickly(bot: Bot, monkeypatch: A
     text, _ = await submit(bot, sender="web:slow")
     assert time.monotonic() - started < 3
     assert text == SAVED_FOR_RETRY_TEXT and [p.channel_id for p in RUNTIME.pending.all()] == ["web:slow"]
+
+
+async def test_the_org_lists_are_read_again_after_a_minute(bot: Bot) -> None:
+    start = 1000.0
+    RUNTIME.monotonic = lambda: start
+    try:
+        await bot.run(ActionAskCommunity(), tracker())
+        async with bot.service.sessions() as session, session.begin():
+            await session.execute(
+                update(Community).where(Community.name == "锦江社区").values(name="锦江新村社区")
+            )
+        messages, _ = await bot.run(ActionAskCommunity(), tracker())
+        assert buttons(messages) == ["安居社区", "锦江社区"]  # within the minute: the list read before
+        RUNTIME.monotonic = lambda: start + ORG_DATA_TTL_S + 1
+        messages, _ = await bot.run(ActionAskCommunity(), tracker())
+        assert buttons(messages) == ["安居社区", "锦江新村社区"]
+    finally:
+        RUNTIME.monotonic = time.monotonic
