@@ -260,3 +260,23 @@ async def test_a_hand_edit_of_the_org_is_seen_after_the_cache_expires(
     async with service.sessions() as session:
         jinjiang = await session.scalar(select(Community.id).where(Community.code == "jinjiang"))
     assert ticket.community_id == jinjiang
+
+
+async def test_a_failure_of_the_batch_machinery_reaches_its_callers_and_the_next_batch_works(
+    service: TicketService, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resident = await org.resident(compound="安居苑")
+    run = service._coalescer.run
+
+    async def broken(items: Any) -> Any:
+        return []  # a bug: no outcome for the requests
+
+    monkeypatch.setattr(service._coalescer, "run", broken)
+    results = await asyncio.gather(
+        *(service.create_ticket(NewTicket(resident, "facility_repair", f"路灯 {i}")) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)  # failed, not left waiting
+    monkeypatch.setattr(service._coalescer, "run", run)
+    ticket = await service.create_ticket(NewTicket(resident, "facility_repair", "路灯"))
+    assert ticket.number == "MH-20261123-0001"

@@ -223,19 +223,20 @@ class _Coalescer:
             raise
 
     async def _drain(self) -> None:
+        batch: list[tuple[_Request, asyncio.Future[Ticket]]] = []
         try:
             while self.pending:
                 batch = [entry for entry in self.pending[: self.max_batch] if not entry[1].done()]
                 del self.pending[: self.max_batch]  # a done future here: its caller was cancelled
                 if not batch:
                     continue
+                outcomes: list[Ticket | Exception]
                 try:
                     outcomes = await self.run([item for item, _ in batch])
-                except BaseException as error:  # run() returns database errors; this is cancellation
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    raise
+                    if len(outcomes) != len(batch):
+                        raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} requests")
+                except Exception as error:  # run() returns database errors per request: a bug
+                    outcomes = [error] * len(batch)
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue
@@ -243,9 +244,15 @@ class _Coalescer:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
+                batch = []
                 # Let the callers just answered run first: one that makes its next request at once
                 # (a worker loop) joins the next batch instead of waiting for the one after it.
                 await asyncio.sleep(0)
+        except BaseException:  # cancelled (the loop is closing): nobody may be left waiting
+            for _, future in [*batch, *self.pending]:
+                future.cancel()
+            self.pending = []
+            raise
         finally:
             self.task = None
 
