@@ -51,6 +51,9 @@ ENTITIES = {"community", "compound", "building", "room", "phone", "person", "tim
 # entity values that are numbers/codes are covered by regexes, not by the jieba dictionary
 REGEX_ENTITIES = {"building", "room", "phone"}
 
+# regexes that are intent features only (RegexFeaturizer); never an entity label
+FEATURE_REGEXES = {"status_done", "status_progress", "my_request", "greet_title"}
+
 MIN_TRAIN = {**{i: 60 for i in SERVICE_INTENTS}, **{i: 20 for i in CONVERSATIONAL_INTENTS}}
 MIN_TEST = {**{i: 12 for i in SERVICE_INTENTS}, **{i: 6 for i in CONVERSATIONAL_INTENTS}}
 MIN_TEST_TOTAL = 180
@@ -237,7 +240,7 @@ def test_regexes_compile_and_match_annotations() -> None:
     regexes: dict[str, list[re.Pattern[str]]] = {}
     for item in entity_items():
         if "regex" in item:
-            assert item["regex"] in ENTITIES
+            assert item["regex"] in ENTITIES | FEATURE_REGEXES
             regexes[item["regex"]] = [re.compile(p) for p in examples_block(item["examples"])]
     assert {"phone", "room"} <= set(regexes)
     for ex in (*train_examples(), *held_out_examples()):
@@ -246,6 +249,36 @@ def test_regexes_compile_and_match_annotations() -> None:
                 assert any(p.fullmatch(ent.text) for p in regexes["phone"]), ent.text
     assert regexes["phone"][0].search("电话13971234567")
     assert not regexes["phone"][0].fullmatch("12345678901")
+
+
+# (regex name, text, should any of its patterns match); case-insensitive like RegexFeaturizer(case_sensitive: false)
+FEATURE_REGEX_CASES = [
+    ("status_done", "我申请的低保批下来了冇", True),
+    ("status_done", "居住证明办好了没", True),
+    ("status_done", "派人了没有", True),
+    ("status_done", "社区能开吗", False),
+    ("status_done", "出生证明丢了 能补办吗", False),
+    ("status_done", "好了没事了", False),
+    ("status_progress", "公租房申请有消息了吗", True),
+    ("status_progress", "到哪一步了", True),
+    ("status_progress", "冇人来过 还说办结了", False),
+    ("my_request", "我报的路灯修了冇", True),
+    ("my_request", "不是我报的", False),
+    ("greet_title", "叔叔好", True),
+    ("greet_title", "网格员姐姐好", True),
+    ("greet_title", "好", False),
+    ("greet_title", "非常好", False),
+    ("greet_title", "师傅好 电梯又坏了", False),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "hit"), FEATURE_REGEX_CASES)
+def test_feature_regexes(name: str, text: str, hit: bool) -> None:
+    items = [item for item in entity_items() if item.get("regex") == name]
+    assert len(items) == 1
+    assert name not in ENTITIES
+    patterns = [re.compile(p, re.IGNORECASE) for p in examples_block(items[0]["examples"])]
+    assert any(p.search(text) for p in patterns) is hit
 
 
 def test_lookups_and_synonyms() -> None:
