@@ -2,7 +2,9 @@
 
 Each public method is one unit of work (one session, one transaction): it checks who is asking, validates
 its input, changes the ticket through the state machine, appends the event and writes the outbox rows for
-the notifications, all or nothing.
+the notifications, all or nothing. The one exception is creating tickets, the hot path: concurrent
+`create_ticket` calls of a process share a transaction (group commit, see `_Coalescer`), each request still
+all or nothing on its own (a failed batch is retried one request at a time).
 """
 
 from __future__ import annotations
