@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -72,12 +73,42 @@ async def conversation(
     return False
 
 
+def stack_processes(port: int) -> list[int]:
+    """The process started with `--port <port>` and its children (rasa-sdk's Sanic workers), from /proc."""
+    parents: dict[int, int] = {}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if b"--port" in args[:-1] and args[args.index(b"--port") + 1] == str(port).encode():
+            found.append(int(entry.name))
+    return found + [pid for pid, parent in parents.items() if parent in found]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def level(url: str, residents: int, rounds: int, tag: str, think: float) -> dict[str, Any]:
+async def level(
+    url: str, residents: int, rounds: int, tag: str, think: float, processes: dict[str, list[int]]
+) -> dict[str, Any]:
     samples: list[tuple[str, float]] = []
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=60), connector=aiohttp.TCPConnector(limit=0)
@@ -85,6 +116,7 @@ async def level(url: str, residents: int, rounds: int, tag: str, think: float) -
         # Warm-up (first-time resident path, model warm-up) not counted.
         await conversation(http, url, f"web:warm-{tag}-{residents}", REQUESTS[0], [])
         ok = 0
+        cpu_before = {name: cpu_seconds(pids) for name, pids in processes.items()}
         start = time.perf_counter()
         for r in range(rounds):
             results = await asyncio.gather(
@@ -102,6 +134,7 @@ async def level(url: str, residents: int, rounds: int, tag: str, think: float) -
             )
             ok += sum(results)
         elapsed = time.perf_counter() - start
+        cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in processes.items()}
     seconds = [s for _, s in samples]
     by_turn: dict[str, list[float]] = {}
     for answering, s in samples:
@@ -115,6 +148,8 @@ async def level(url: str, residents: int, rounds: int, tag: str, think: float) -
         "p95_ms": round(pct(seconds, 95) * 1000, 1),
         "max_ms": round(max(seconds) * 1000, 1),
         "msgs_per_s": round(len(samples) / elapsed, 1),
+        # CPU of the Rasa server and of the action server (with its workers), per message
+        **{f"{name}_cpu_ms": round(seconds * 1000 / len(samples), 1) for name, seconds in cpu.items()},
         # which turn is slow: the reply to the first message, and to each form question (by its cue)
         "turns": {
             answering: {
@@ -132,11 +167,15 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     thinks = [float(x) for x in args.think.split(",")]
     tag = str(int(time.time()))
 
-    async def measure(url: str) -> list[dict[str, Any]]:
-        return [await level(url, n, args.rounds, tag, t) for t in thinks for n in levels]
+    async def measure(url: str, action_port: int) -> list[dict[str, Any]]:
+        processes = {
+            "rasa": stack_processes(int(url.rsplit(":", 1)[1].strip("/"))),
+            "actions": stack_processes(action_port),
+        }
+        return [await level(url, n, args.rounds, tag, t, processes) for t in thinks for n in levels]
 
     if args.url:
-        return await measure(args.url)
+        return await measure(args.url, args.action_port)
 
     from alembic import command
 
@@ -154,10 +193,11 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             await load_org(session, parse_org(ROOT / "tests" / "fixtures" / "org.yml"), Catalogue.load())
         await engine.dispose()
         settings = Settings.model_validate({"MINHU_DATA_DIR": tmp, "DATABASE_URL": db_url})
+        action_port = free_port()
         async with local_stack(
-            settings, action_port=free_port(), rasa_port=free_port(), model=args.model
+            settings, action_port=action_port, rasa_port=free_port(), model=args.model
         ) as url:
-            return await measure(url)
+            return await measure(url, action_port)
 
 
 def main() -> None:
@@ -167,6 +207,9 @@ def main() -> None:
     parser.add_argument("--url", help="a running Rasa server (REST channel); default: start a local stack")
     parser.add_argument(
         "--model", help="a model file (default: scripts/rasa-train.sh's for the current inputs)"
+    )
+    parser.add_argument(
+        "--action-port", type=int, default=5055, help="with --url: the action server's port (for its CPU)"
     )
     parser.add_argument("--levels", default="1,20,50", help="concurrent residents, comma-separated")
     parser.add_argument(
@@ -180,11 +223,12 @@ def main() -> None:
     figures = asyncio.run(run(args))
     print(
         f"{'think s':>7} {'residents':>9} {'messages':>8} {'tickets':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'msg/s':>7}"
+        f" {'Rasa CPU ms/msg':>15} {'actions CPU ms/msg':>18}"
     )
     for f in figures:
         print(
             f"{f['think_s']:>7} {f['residents']:>9} {f['messages']:>8} {f['tickets']:>7} {f['p50_ms']:>8} {f['p95_ms']:>8} "
-            f"{f['max_ms']:>8} {f['msgs_per_s']:>7}"
+            f"{f['max_ms']:>8} {f['msgs_per_s']:>7} {f.get('rasa_cpu_ms', '-'):>15} {f.get('actions_cpu_ms', '-'):>18}"
         )
     for f in figures:
         turns = ", ".join(f"{name or '?'} {t['p50_ms']}/{t['p95_ms']}" for name, t in f["turns"].items())
