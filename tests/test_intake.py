@@ -5,14 +5,16 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from minhu.settings import Settings
 from minhu.wiring import policy_from
 from tests.conftest import Org, actions, count, notifications
 from tickets.actors import SYSTEM
 from tickets.clock import ManualClock
+from tickets.db import unit_of_work
 from tickets.errors import TooManyTickets
-from tickets.models import Status, Ticket
+from tickets.models import Responder, Status, Ticket
 from tickets.service import NewTicket, Policy, TicketService
 
 
@@ -129,6 +131,21 @@ async def test_handoff_goes_to_community_staff_with_the_masked_transcript(
     assert ("assigned", "responder", org["staff-a"]) in await notifications(service, ticket.number)
     # The staff member can take it like any other ticket.
     assert (await service.accept(ticket.number, org["staff-a"])).status == Status.ACCEPTED
+
+
+async def test_handoff_prefers_staff_on_duty_and_without_staff_tells_the_street(
+    service: TicketService, org: Org
+) -> None:
+    resident = await org.resident(community="jinjiang")
+    await service.set_on_duty(org["staff-j"], False)
+    ticket = await service.handoff(resident, "居民:转人工")
+    assert ticket.assignee_id == org["staff-j"]  # off duty, but the only staff member on record
+    async with unit_of_work(service.sessions) as session:
+        await session.execute(update(Responder).where(Responder.id == org["staff-j"]).values(active=False))
+    waiting = await service.handoff(resident, "居民:还是转人工")
+    assert (waiting.status, waiting.assignee_id) == (Status.CREATED, None)
+    assert await notifications(service, waiting.number) == [("needs_dispatch", "responder", org["street-1"])]
+    assert (ticket.number, waiting.number) == ("MH-20261123-0001", "MH-20261123-0002")
 
 
 async def test_handoff_keeps_the_conversation_category(service: TicketService, org: Org) -> None:

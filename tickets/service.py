@@ -637,7 +637,7 @@ class TicketService:
             community = await session.get_one(Community, resident.community_id)
             respond_by = self.calendar.deadline(now, category_row.respond_within)
             ticket = Ticket(
-                number=await self._next_number(session, now),
+                number="",  # taken last, see below
                 resident_id=resident.id,
                 category=category_row.code,
                 text=text,
@@ -657,14 +657,11 @@ class TicketService:
                 first_respond_by=respond_by,
                 resolve_by=self.calendar.deadline(now, category_row.resolve_within),
             )
-            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
-            staff = [
-                s for s in await routing.staff_of(session, ticket, Level.COMMUNITY) if s.on_duty
-            ] or list(await routing.staff_of(session, ticket, Level.COMMUNITY))
-            if not staff:
-                for street_staff in await routing.staff_of(session, ticket, Level.STREET):
-                    outbox.notify(session, "needs_dispatch", "responder", street_staff.id, ticket, now)
-                return ticket
+            # Reads first: the day's number locks its counter row until commit, and every create of every
+            # process needs that row.
+            on_record = list(await routing.staff_of(session, ticket, Level.COMMUNITY))
+            staff = [s for s in on_record if s.on_duty] or on_record
+            street_staff = [] if staff else await routing.staff_of(session, ticket, Level.STREET)
             loads = {
                 s.id: await session.scalar(
                     select(func.count(Ticket.id)).where(
@@ -674,6 +671,12 @@ class TicketService:
                 or 0
                 for s in staff
             }
+            ticket.number = await self._next_number(session, now)
+            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
+            if not staff:
+                for street in street_staff:
+                    outbox.notify(session, "needs_dispatch", "responder", street.id, ticket, now)
+                return ticket
             chosen = min(staff, key=lambda s: (loads[s.id], s.id))
             ticket.assignee_id = chosen.id
             chosen.last_assigned_at = now
