@@ -188,11 +188,8 @@ async def test_a_database_error_in_a_batch_reaches_only_its_request(
 
 
 @pytest.mark.postgres
-async def test_a_real_constraint_violation_fails_only_its_request(
-    service: TicketService, org: Org, engine: AsyncEngine
-) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite does not enforce VARCHAR lengths")
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # SQLite does not enforce VARCHAR lengths
+async def test_a_real_constraint_violation_fails_only_its_request(service: TicketService, org: Org) -> None:
     resident = await org.resident(compound="安居苑")
     lengths = [0, 30, 70, 10, 90]
     results = await asyncio.gather(
