@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -507,70 +506,6 @@ class ActionAskCompound(Action):
         ]
         dispatcher.utter_message(text="在哪个小区?", buttons=buttons)
         return []
-
-
-ASKS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "description": ("能再具体说说吗?比如什么东西出了问题、在哪里、持续多久了。", []),
-    "address": ("具体是几栋几单元几号(或者哪个位置)?不方便说可以点“跳过”。", [("跳过", "跳过")]),
-    "phone": (
-        "方便留个联系电话吗?只给接单的工作人员看,方便他们联系您。",
-        [("不留电话", "不留电话")],
-    ),
-    "urgency": ("这件事急不急?", [("急(有安全隐患或今天就要处理)", "急"), ("不急", "不急")]),
-    "fb_contacted": ("1. 工作人员联系过您吗?", [("联系过", "联系过"), ("没有联系", "没有联系")]),
-    "fb_solved": ("2. 问题解决了吗?", [("解决了", "解决了"), ("没有解决", "没有解决")]),
-    "fb_rating": (
-        "3. 您对这次办理满意吗?",
-        [("满意", "满意"), ("基本满意", "基本满意"), ("不满意", "不满意")],
-    ),
-}
-
-
-class _Ask(Action, ABC):
-    """A form question with its buttons (payloads are plain text: the answer fills the slot as said).
-    Abstract, so rasa-sdk registers only the concrete ones below."""
-
-    @property
-    @abstractmethod
-    def slot(self) -> str: ...
-
-    def name(self) -> str:
-        return f"action_ask_{self.slot}"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        text, choices = ASKS[self.slot]
-        dispatcher.utter_message(text=text, buttons=[{"title": t, "payload": p} for t, p in choices])
-        return []
-
-
-class ActionAskDescription(_Ask):
-    slot = "description"
-
-
-class ActionAskAddress(_Ask):
-    slot = "address"
-
-
-class ActionAskPhone(_Ask):
-    slot = "phone"
-
-
-class ActionAskUrgency(_Ask):
-    slot = "urgency"
-
-
-class ActionAskFbContacted(_Ask):
-    slot = "fb_contacted"
-
-
-class ActionAskFbSolved(_Ask):
-    slot = "fb_solved"
-
-
-class ActionAskFbRating(_Ask):
-    slot = "fb_rating"
 
 
 class ActionAskConfirm(Action):
