@@ -13,6 +13,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets.models import Notification, Ticket
 
 
+def row(
+    kind: str,
+    recipient_type: Literal["resident", "responder"],
+    recipient_id: int,
+    ticket_id: int | None,
+    now: datetime,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """An outbox row's columns: what `notify` adds through the session and the batched create path
+    inserts with one multi-row statement."""
+    return {
+        "created_at": now,
+        "kind": kind,
+        "recipient_type": recipient_type,
+        "recipient_id": recipient_id,
+        "ticket_id": ticket_id,
+        "payload": payload,
+        "next_attempt_at": now,
+        "attempts": 0,
+    }
+
+
 def notify(
     session: AsyncSession,
     kind: str,
@@ -26,13 +48,7 @@ def notify(
         payload.setdefault("number", ticket.number)
         payload.setdefault("category", ticket.category)
     note = Notification(
-        created_at=now,
-        kind=kind,
-        recipient_type=recipient_type,
-        recipient_id=recipient_id,
-        ticket_id=ticket.id if ticket is not None else None,
-        payload=payload,
-        next_attempt_at=now,
+        **row(kind, recipient_type, recipient_id, ticket.id if ticket is not None else None, now, payload)
     )
     session.add(note)
     return note

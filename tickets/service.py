@@ -167,19 +167,6 @@ def _event(
     }
 
 
-def _note(now: datetime, kind: str, responder_id: int, payload: dict[str, Any]) -> dict[str, Any]:
-    """An outbox row for a responder (as outbox.notify writes it), its ticket id filled in later."""
-    return {
-        "created_at": now,
-        "kind": kind,
-        "recipient_type": "responder",
-        "recipient_id": responder_id,
-        "payload": payload,
-        "next_attempt_at": now,
-        "attempts": 0,
-    }
-
-
 M = TypeVar("M", bound=Base)
 
 
@@ -483,7 +470,7 @@ class TicketService:
         values: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         offers: list[dict[str, Any]] = []
-        notes: list[tuple[int, dict[str, Any]]] = []  # (ticket index, outbox row without ticket id)
+        notes: list[tuple[int, dict[str, Any]]] = []  # (ticket index, outbox row, its ticket id set below)
         given: dict[int, datetime] = {}  # responder id -> last_assigned_at to write
         for n, ((_, item, resident, community, grid), number) in enumerate(zip(placed, numbers, strict=True)):
             request, category, now = item.request, item.category, item.now
@@ -533,7 +520,19 @@ class TicketService:
             if not found:
                 for staff in mine:
                     if staff.role == Role.COMMUNITY_STAFF:
-                        notes.append((n, _note(now, "needs_dispatch", staff.id, {"level": 0, **payload})))
+                        notes.append(
+                            (
+                                n,
+                                outbox.row(
+                                    "needs_dispatch",
+                                    "responder",
+                                    staff.id,
+                                    None,
+                                    now,
+                                    {"level": 0, **payload},
+                                ),
+                            )
+                        )
                 continue
             for responder in found:
                 responder.last_assigned_at = given[responder.id] = now
@@ -550,11 +549,11 @@ class TicketService:
                             "state": "open",
                         }
                     )
-                    notes.append((n, _note(now, "offered", responder.id, payload)))
+                    notes.append((n, outbox.row("offered", "responder", responder.id, None, now, payload)))
             else:
                 loads[found[0].id] = loads.get(found[0].id, 0) + 1
                 events.append(dispatch | {"data": {"mode": "direct", "assignee": found[0].id}})
-                notes.append((n, _note(now, "assigned", found[0].id, payload)))
+                notes.append((n, outbox.row("assigned", "responder", found[0].id, None, now, payload)))
 
         inserted = await conn.execute(_INSERT_TICKETS, values)
         ids_by_number = {number: id_ for id_, number in inserted.all()}
@@ -567,7 +566,7 @@ class TicketService:
                 row["ticket_id"] = ids[row["ticket_id"]]
             await conn.execute(_INSERT_OFFERS, offers)
         if notes:
-            await conn.execute(insert(OUTBOX), [row | {"ticket_id": ids[n]} for n, row in notes])
+            await conn.execute(_INSERT_OUTBOX, [row | {"ticket_id": ids[n]} for n, row in notes])
         if given:
             # In id order: concurrent transactions lock responders in one order (no deadlock).
             await conn.execute(_GIVEN_WORK, [{"responder": r, "at": at} for r, at in sorted(given.items())])
