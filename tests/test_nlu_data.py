@@ -22,6 +22,7 @@ NLU_DIR = ROOT / "nlu"
 INTENT_DIR = NLU_DIR / "intents"
 ENTITY_DIR = NLU_DIR / "entities"
 USERDICT = NLU_DIR / "jieba" / "userdict.txt"
+LEXICON = NLU_DIR / "lexicon.yml"
 TEST_FILE = ROOT / "tests" / "nlu" / "test_messages.yml"
 
 SERVICE_INTENTS = {
@@ -52,7 +53,16 @@ ENTITIES = {"community", "compound", "building", "room", "phone", "person", "tim
 REGEX_ENTITIES = {"building", "room", "phone"}
 
 # regexes that are intent features only (RegexFeaturizer); never an entity label
-FEATURE_REGEXES = {"status_done", "status_progress", "my_request", "greet_title"}
+FEATURE_REGEXES = {
+    "status_done",
+    "status_progress",
+    "my_request",
+    "greet_title",
+    "greet_bare",
+    "bare_no",
+    "bare_yes",
+    "wants_person",
+}
 
 MIN_TRAIN = {**{i: 60 for i in SERVICE_INTENTS}, **{i: 20 for i in CONVERSATIONAL_INTENTS}}
 MIN_TEST = {**{i: 12 for i in SERVICE_INTENTS}, **{i: 6 for i in CONVERSATIONAL_INTENTS}}
@@ -168,7 +178,7 @@ def near_duplicates(a: list[str], b: list[str] | None, cutoff: float) -> list[tu
 
 
 def all_data_files() -> list[Path]:
-    return [*sorted(INTENT_DIR.glob("*.yml")), *sorted(ENTITY_DIR.glob("*.yml")), TEST_FILE]
+    return [*sorted(INTENT_DIR.glob("*.yml")), *sorted(ENTITY_DIR.glob("*.yml")), LEXICON, TEST_FILE]
 
 
 @pytest.mark.parametrize("path", all_data_files(), ids=lambda p: p.name)
@@ -259,9 +269,13 @@ FEATURE_REGEX_CASES = [
     ("status_done", "社区能开吗", False),
     ("status_done", "出生证明丢了 能补办吗", False),
     ("status_done", "好了没事了", False),
+    ("status_done", "两项补贴申请 街道审完了没", True),
+    ("status_done", "无犯罪证明 出来了吗", True),
+    ("status_done", "证明什么时候能出来", False),
     ("status_progress", "公租房申请有消息了吗", True),
     ("status_progress", "到哪一步了", True),
     ("status_progress", "冇人来过 还说办结了", False),
+    ("status_progress", "公租房申请 排到第几号了", True),
     ("my_request", "我报的路灯修了冇", True),
     ("my_request", "不是我报的", False),
     ("greet_title", "叔叔好", True),
@@ -269,6 +283,24 @@ FEATURE_REGEX_CASES = [
     ("greet_title", "好", False),
     ("greet_title", "非常好", False),
     ("greet_title", "师傅好 电梯又坏了", False),
+    ("greet_title", "大伙好", True),
+    ("greet_bare", "下午好啊", True),
+    ("greet_bare", "妳好", True),
+    ("greet_bare", "早上好 我家电梯坏了", False),
+    ("bare_no", "没得", True),
+    ("bare_no", "拒绝", True),
+    ("bare_no", "没这回事", True),
+    ("bare_no", "没得错", False),
+    ("bare_no", "不错", False),
+    ("bare_yes", "没得错", True),
+    ("bare_yes", "嗯嗯", True),
+    ("bare_yes", "好 下午来也行", False),
+    ("wants_person", "不要机器人 要真人", True),
+    ("wants_person", "麻烦叫个管事的来", True),
+    ("wants_person", "talk to a person", True),
+    ("wants_person", "你是真人吗", False),
+    ("status_done", "证明能去拿了吗", True),
+    ("status_done", "有没有派人", True),
 ]
 
 
@@ -279,6 +311,65 @@ def test_feature_regexes(name: str, text: str, hit: bool) -> None:
     assert name not in ENTITIES
     patterns = [re.compile(p, re.IGNORECASE) for p in examples_block(items[0]["examples"])]
     assert any(p.search(text) for p in patterns) is hit
+
+
+# The domain lexicon's lookups are intent features (RegexFeaturizer), one per category they point to.
+LEXICON_LISTS = {
+    "lex_facility": "facility_repair",
+    "lex_environment": "environment",
+    "lex_property": "property",
+    "lex_neighbor": "neighbor_dispute",
+    "lex_legal": "legal_aid",
+    "lex_certificate": "certificate",
+    "lex_eldercare": "eldercare",
+    "lex_social": "social_assistance",
+    "lex_chitchat": "out_of_scope",
+    "lex_thank": "thank",
+    "lex_goodbye": "goodbye",
+    "lex_feedback": "feedback",
+}
+
+
+def lexicon() -> dict[str, list[str]]:
+    items = load_yaml(LEXICON)["nlu"]
+    assert all("lookup" in item for item in items)
+    return {item["lookup"]: examples_block(item["examples"]) for item in items}
+
+
+def test_lexicon_lists_one_category_each() -> None:
+    lists = lexicon()
+    assert set(lists) == set(LEXICON_LISTS)
+    assert not set(lists) & (ENTITIES | FEATURE_REGEXES)
+    assert set(LEXICON_LISTS.values()) <= ALL_INTENTS
+    owner: dict[str, str] = {}
+    for name, words in lists.items():
+        assert len(words) >= 20, f"{name}: a lexicon list this short adds little"
+        for word in words:
+            # word boundaries are off: a one-character entry would match inside unrelated words
+            assert len(word) >= 2, f"{name}: {word!r} is too short"
+            assert word == word.lower() and word == word.strip(), f"{name}: {word!r}"
+            assert word not in owner, f"{word!r} is in both {owner[word]} and {name}"
+            owner[word] = name
+
+
+def test_lexicon_words_point_to_their_category_in_training() -> None:
+    """Where a lexicon word occurs in the training data, it occurs mostly in its own category: a word
+    that belongs to another category under the scope rules would teach the model the wrong thing."""
+    by_word: dict[str, Counter[str]] = {}
+    lists = lexicon()
+    for ex in train_examples():
+        text = ex.text.lower()
+        for name, words in lists.items():
+            for word in words:
+                if word in text:
+                    by_word.setdefault(f"{name}:{word}", Counter())[ex.intent] += 1
+    wrong = {}
+    for key, counts in by_word.items():
+        name = key.split(":")[0]
+        own = counts[LEXICON_LISTS[name]]
+        if sum(counts.values()) >= 4 and own < 0.3 * sum(counts.values()):
+            wrong[key] = dict(counts)
+    assert not wrong, f"lexicon words mostly used by another category: {wrong}"
 
 
 def test_lookups_and_synonyms() -> None:
