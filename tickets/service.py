@@ -470,7 +470,8 @@ class TicketService:
         values: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         offers: list[dict[str, Any]] = []
-        notes: list[tuple[int, dict[str, Any]]] = []  # (ticket index, outbox row, its ticket id set below)
+        # outbox rows to write once the tickets have ids: (ticket index, kind, responder id, now, payload)
+        notes: list[tuple[int, str, int, datetime, dict[str, Any]]] = []
         given: dict[int, datetime] = {}  # responder id -> last_assigned_at to write
         for n, ((_, item, resident, community, grid), number) in enumerate(zip(placed, numbers, strict=True)):
             request, category, now = item.request, item.category, item.now
@@ -520,19 +521,7 @@ class TicketService:
             if not found:
                 for staff in mine:
                     if staff.role == Role.COMMUNITY_STAFF:
-                        notes.append(
-                            (
-                                n,
-                                outbox.row(
-                                    "needs_dispatch",
-                                    "responder",
-                                    staff.id,
-                                    None,
-                                    now,
-                                    {"level": 0, **payload},
-                                ),
-                            )
-                        )
+                        notes.append((n, "needs_dispatch", staff.id, now, {"level": 0, **payload}))
                 continue
             for responder in found:
                 responder.last_assigned_at = given[responder.id] = now
@@ -549,11 +538,11 @@ class TicketService:
                             "state": "open",
                         }
                     )
-                    notes.append((n, outbox.row("offered", "responder", responder.id, None, now, payload)))
+                    notes.append((n, "offered", responder.id, now, payload))
             else:
                 loads[found[0].id] = loads.get(found[0].id, 0) + 1
                 events.append(dispatch | {"data": {"mode": "direct", "assignee": found[0].id}})
-                notes.append((n, outbox.row("assigned", "responder", found[0].id, None, now, payload)))
+                notes.append((n, "assigned", found[0].id, now, payload))
 
         inserted = await conn.execute(_INSERT_TICKETS, values)
         ids_by_number = {number: id_ for id_, number in inserted.all()}
@@ -566,7 +555,10 @@ class TicketService:
                 row["ticket_id"] = ids[row["ticket_id"]]
             await conn.execute(_INSERT_OFFERS, offers)
         if notes:
-            await conn.execute(_INSERT_OUTBOX, [row | {"ticket_id": ids[n]} for n, row in notes])
+            await conn.execute(
+                _INSERT_OUTBOX,
+                [outbox.row(kind, "responder", to, ids[n], at, data) for n, kind, to, at, data in notes],
+            )
         if given:
             # In id order: concurrent transactions lock responders in one order (no deadlock).
             await conn.execute(_GIVEN_WORK, [{"responder": r, "at": at} for r, at in sorted(given.items())])
