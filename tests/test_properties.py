@@ -69,7 +69,7 @@ from tickets.models import (
 from tickets.points import points_for
 from tickets.privacy import clean_text
 from tickets.service import MAX_TEXT, NewTicket, Policy, TicketService
-from tickets.transitions import TRANSITIONS
+from tickets.transitions import TRANSITIONS, Action
 
 # ---------------------------------------------------------------------------------------------- settings
 
@@ -777,8 +777,10 @@ def check_ticket(
             f"but the previous event left it {previous['to_status']}"
         )
         assert ev["at"] >= previous["at"], f"{where}: event times go backwards"
-        allowed, _ = TRANSITIONS[ev["action"]]
-        assert ev["from_status"] in allowed, f"{where}: {ev['action']} from {ev['from_status']}"
+        move = TRANSITIONS[Action(ev["action"])]
+        assert move.allows(Status(ev["from_status"]), Status(ev["to_status"])), (
+            f"{where}: {ev['action']} from {ev['from_status']} to {ev['to_status']}"
+        )
     assert events[-1]["to_status"] == status, f"{where}: events end in {events[-1]['to_status']}"
     assert events[-1]["seq"] <= t["version"], f"{where}: seq {events[-1]['seq']} > version {t['version']}"
     assert all(e["at"] <= now for e in events), f"{where}: event in the future"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
+
+KINDS = ("resident", "responder", "system")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,14 @@ class Actor:
     @classmethod
     def responder(cls, responder_id: int) -> Actor:
         return cls("responder", responder_id)
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """The actor an event recorded ("responder:7", "system"); ValueError for anything else."""
+        kind, _, number = text.partition(":")
+        if kind not in KINDS or (kind == "system") != (number == ""):
+            raise ValueError(f"not an actor: {text[:40]!r}")
+        return cls(cast(Literal["resident", "responder", "system"], kind), int(number) if number else None)
 
 
 SYSTEM = Actor("system")

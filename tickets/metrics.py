@@ -49,8 +49,9 @@ Durations (plain elapsed time, not working hours)
 
 超期 overdue now
     Open, unpaused tickets of the slice past their deadline at `now` (an argument, from the injected
-    clock): status created or dispatched with respond_by < now, or status accepted with resolve_by < now;
-    tickets with `paused_at` set (waiting on the resident) are never overdue. Counted among the period's
+    clock), by the ticket's own rule (`Ticket.is_overdue` / `Ticket.overdue_condition`): status created or
+    dispatched with respond_by < now, or status accepted with resolve_by < now; tickets with `paused_at`
+    set (waiting on the resident) are never overdue. Counted among the period's
     tickets only: a report on November does not count October's tickets that are still late.
 
 重开率 reopen rate = reopened / resolved at least once
@@ -312,7 +313,6 @@ class Breakdown:
 
 # ------------------------------------------------------------------------------------------ the queries
 
-_OPEN_WAITING = (Status.CREATED, Status.DISPATCHED)
 _DONE = (Status.RESOLVED, Status.CLOSED)
 
 
@@ -339,15 +339,7 @@ def _count_columns(now: datetime) -> dict[str, Any]:
         "satisfied": _count(and_(live, Ticket.rating == Rating.SATISFIED)),
         "basic": _count(and_(live, Ticket.rating == Rating.BASIC)),
         "unsatisfied": _count(and_(live, Ticket.rating == Rating.UNSATISFIED)),
-        "overdue_now": _count(
-            and_(
-                Ticket.paused_at.is_(None),
-                or_(
-                    and_(Ticket.status.in_(_OPEN_WAITING), Ticket.respond_by < now),
-                    and_(Ticket.status == Status.ACCEPTED, Ticket.resolve_by < now),
-                ),
-            )
-        ),
+        "overdue_now": _count(Ticket.overdue_condition(now)),
         "reopened": _count(and_(live, Ticket.reopen_count > 0)),
         "ever_resolved": _count(
             and_(

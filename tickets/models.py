@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -19,6 +20,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
+    or_,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -78,6 +81,14 @@ class Status(StrEnum):
     def is_open(self) -> bool:
         return self in (Status.CREATED, Status.DISPATCHED, Status.ACCEPTED)
 
+    @property
+    def deadline(self) -> Deadline | None:
+        """The deadline that runs in this state: RESPOND while a responder is awaited (created,
+        dispatched), RESOLVE while it is being worked (accepted); None once it is finished."""
+        if self in (Status.CREATED, Status.DISPATCHED):
+            return Deadline.RESPOND
+        return Deadline.RESOLVE if self is Status.ACCEPTED else None
+
 
 STATUS_LABELS = {
     Status.CREATED: "已受理",
@@ -87,6 +98,17 @@ STATUS_LABELS = {
     Status.CLOSED: "已结案",
     Status.CANCELLED: "已撤销",
 }
+
+
+class Deadline(StrEnum):
+    """The two promises a ticket runs against, named as the columns that hold them."""
+
+    RESPOND = "respond_by"  # 响应: a responder accepts it
+    RESOLVE = "resolve_by"  # 办结: it is done
+
+    @property
+    def label(self) -> str:
+        return "响应" if self is Deadline.RESPOND else "办结"
 
 
 class Urgency(StrEnum):
@@ -200,6 +222,13 @@ class Responder(Base):
     def serves(self, category: str) -> bool:
         return not self.categories or category in self.categories
 
+    def covers(self, ticket: Ticket) -> bool:
+        """Whether the ticket is in this responder's area: their community, or for street staff (no
+        community) every community of their street."""
+        if self.community_id is None:
+            return self.street_id == ticket.street_id
+        return self.community_id == ticket.community_id
+
 
 class ResponderGrid(Base):
     __tablename__ = "responder_grids"
@@ -221,6 +250,12 @@ class ResponderContact(Base):
     responder: Mapped[Responder] = relationship(back_populates="contacts")
 
 
+def split_channel_id(channel_id: str) -> tuple[str, str]:
+    """("telegram", "123") from "telegram:123": the channel and the account on it."""
+    channel, _, handle = channel_id.partition(":")
+    return channel, handle
+
+
 class Resident(Base):
     __tablename__ = "residents"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -233,6 +268,8 @@ class Resident(Base):
     consent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
+
+_AWAITING_RESPONSE = tuple(s for s in Status if s.deadline is Deadline.RESPOND)
 
 # Written out literally (not as bound parameters) so the planner can match queries to the partial indexes.
 OPEN_TICKET_SQL = text("status IN ('created', 'dispatched', 'accepted')")
@@ -308,6 +345,39 @@ class Ticket(Base):
     # (e.g. two 接单 at once) cannot both win.
     __mapper_args__ = {"version_id_col": version}
 
+    # ---- deadlines: the one rule, in Python (`deadline`, `is_overdue`) and in SQL (`overdue_condition`)
+
+    def running_deadline(self) -> Deadline | None:
+        """Which promise the clock runs against now; None when no clock runs: the ticket is paused
+        (waiting on the resident) or finished (resolved, closed, cancelled)."""
+        if self.paused_at is not None:
+            return None
+        return Status(self.status).deadline
+
+    def deadline(self) -> datetime | None:
+        """When the running promise falls due; None when paused or finished (see `running_deadline`)."""
+        running = self.running_deadline()
+        if running is None:
+            return None
+        return self.respond_by if running is Deadline.RESPOND else self.resolve_by
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Past its running deadline at `now`. A paused or finished ticket is never overdue. The same rule
+        for queries is `Ticket.overdue_condition`."""
+        deadline = self.deadline()
+        return deadline is not None and deadline < now
+
+    @classmethod
+    def overdue_condition(cls, now: datetime) -> ColumnElement[bool]:
+        """`is_overdue` as a SQL condition, for the sweeper, the figures and the queues."""
+        return and_(
+            cls.paused_at.is_(None),
+            or_(
+                and_(cls.status.in_(_AWAITING_RESPONSE), cls.respond_by < now),
+                and_(cls.status == Status.ACCEPTED, cls.resolve_by < now),
+            ),
+        )
+
 
 class TicketEvent(Base):
     """Append-only history: who did what, when, and the state change it made."""
@@ -325,6 +395,14 @@ class TicketEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class OfferState(StrEnum):
+    OPEN = "open"  # waiting for the responder's 接单 / 不接
+    WON = "won"  # they accepted first
+    LOST = "lost"  # someone else accepted first
+    DECLINED = "declined"  # they said 不接
+    WITHDRAWN = "withdrawn"  # re-dispatched, escalated or cancelled before anyone accepted
+
+
 class Offer(Base):
     """A 抢单 offer of a ticket to one responder; the first to accept wins."""
 
@@ -337,7 +415,7 @@ class Offer(Base):
     responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)
     round: Mapped[int]  # the ticket version that made the offer: a re-dispatch starts a new round
     offered_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open, won, lost, declined, withdrawn
+    state: Mapped[OfferState] = mapped_column(String(16), default=OfferState.OPEN)
 
 
 class PointsEntry(Base):

@@ -1,21 +1,52 @@
 """Notifications are rows written in the same transaction as the change they announce (transactional
-outbox), so a channel that is down loses nothing; a delivery worker sends them later."""
+outbox), so a channel that is down loses nothing; a delivery worker of each channel claims them later,
+sends them and marks them delivered (`claim`, `delivered`, `retry`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tickets.db import unit_of_work
 from tickets.models import Notification, Ticket
 
 
+class Kind(StrEnum):
+    """What a notification says; each channel's delivery renders every kind."""
+
+    # to responders
+    OFFERED = "offered"  # 抢单: a ticket they may take (接单 / 不接)
+    ASSIGNED = "assigned"  # a ticket given to them (dispatch, reassignment, hand-off)
+    TAKEN = "taken"  # their offer went to someone who accepted first
+    WITHDRAWN = "withdrawn"  # their offer or assignment was withdrawn (re-dispatch, escalation, cancel)
+    RATED = "rated"  # the resident's rating and the points it earned
+    ESCALATED = "escalated"  # to staff: a ticket came up to their level, overdue
+    NEEDS_DISPATCH = "needs_dispatch"  # to staff: nobody could be found, dispatch by hand
+    # to residents
+    ACCEPTED = "accepted"  # someone took their request
+    RETURNED = "returned"  # the responder gave it back; it is being re-dispatched
+    RATE = "rate"  # 办结: the three 回访 questions
+    MESSAGE = "message"  # a message from the responder working their request
+
+
+class Recipient(StrEnum):
+    RESIDENT = "resident"
+    RESPONDER = "responder"
+
+
+# A responder's offer or assignment message, which a later TAKEN / WITHDRAWN edits in place.
+EDITABLE = (Kind.OFFERED, Kind.ASSIGNED)
+
+
 def row(
-    kind: str,
-    recipient_type: Literal["resident", "responder"],
+    kind: Kind,
+    recipient_type: Recipient,
     recipient_id: int,
     ticket_id: int | None,
     now: datetime,
@@ -35,23 +66,46 @@ def row(
     }
 
 
+def ticket_payload(number: str, category: str, **payload: Any) -> dict[str, Any]:
+    """What every ticket's notification carries, so a channel can word it without another read."""
+    return {"number": number, "category": category, **payload}
+
+
 def notify(
     session: AsyncSession,
-    kind: str,
-    recipient_type: Literal["resident", "responder"],
+    kind: Kind,
+    recipient_type: Recipient,
     recipient_id: int,
     ticket: Ticket | None,
     now: datetime,
     **payload: Any,
 ) -> Notification:
     if ticket is not None:
-        payload.setdefault("number", ticket.number)
-        payload.setdefault("category", ticket.category)
+        payload = ticket_payload(ticket.number, ticket.category, **payload)
     note = Notification(
         **row(kind, recipient_type, recipient_id, ticket.id if ticket is not None else None, now, payload)
     )
     session.add(note)
     return note
+
+
+# ------------------------------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A notification a delivery worker holds for the lease (a plain copy: no session behind it)."""
+
+    id: int
+    kind: Kind
+    recipient_type: Recipient
+    recipient_id: int
+    ticket_id: int | None
+    payload: dict[str, Any]
+
+    @property
+    def number(self) -> str:
+        return str(self.payload.get("number", ""))
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int = 50) -> Sequence[Notification]:
@@ -70,6 +124,40 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int = 50) -> Se
     return (await session.scalars(query)).all()
 
 
+async def claim(
+    sessions: async_sessionmaker[AsyncSession], now: datetime, lease: timedelta, limit: int = 50
+) -> list[Claimed]:
+    """Claim and lease a batch in one transaction: the rows' next attempt moves `lease` ahead, so another
+    worker (or this one after a restart) leaves them alone while this one sends them."""
+    async with unit_of_work(sessions) as session:
+        rows = await claim_due(session, now, limit)
+        for note in rows:
+            note.next_attempt_at = now + lease
+        return [
+            Claimed(
+                n.id, Kind(n.kind), Recipient(n.recipient_type), n.recipient_id, n.ticket_id, dict(n.payload)
+            )
+            for n in rows
+        ]
+
+
+async def delivered(
+    sessions: async_sessionmaker[AsyncSession],
+    note_id: int,
+    now: datetime,
+    *,
+    ref: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Done with it: sent (`ref`, where the channel put it) or given up for good (`error`, why)."""
+    async with unit_of_work(sessions) as session:
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == note_id)
+            .values(delivered_at=now, message_ref=ref, last_error=error[:500] if error else None)
+        )
+
+
 async def mark_delivered(session: AsyncSession, notification_id: int, now: datetime) -> None:
     await session.execute(
         update(Notification).where(Notification.id == notification_id).values(delivered_at=now)
@@ -81,3 +169,15 @@ def retry_later(note: Notification, now: datetime, error: str, *, after: timedel
     note.attempts += 1
     note.last_error = error[:500]
     note.next_attempt_at = now + (after or timedelta(seconds=min(600, 2**note.attempts)))
+
+
+async def retry(
+    sessions: async_sessionmaker[AsyncSession],
+    note_id: int,
+    now: datetime,
+    error: str,
+    *,
+    after: timedelta | None = None,
+) -> None:
+    async with unit_of_work(sessions) as session:
+        retry_later(await session.get_one(Notification, note_id), now, error, after=after)

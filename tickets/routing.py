@@ -1,23 +1,23 @@
 """社区派单: who should answer a ticket. Responders whose role serves the category, in the ticket's grid
 first, on duty and under capacity, least loaded first, then round-robin by who was given work longest ago.
 
-The rule itself is `rank` (plain Python over the responders and their loads), so the one-ticket path
-(`candidates`, re-dispatch after a decline or an escalation) and the batched create path
-(`TicketService.create_tickets`, which reads one `pool` for many tickets and keeps the loads up to date in
-memory between them) cannot drift apart."""
+The rule itself is `rank` (plain Python over the responders and their loads), used by the one dispatch
+decision (`tickets.dispatch.decide`) that both write paths share: the one-ticket path reads the ticket's
+`area`, the batched create path one `pool` for many tickets (keeping the loads up to date in memory between
+them)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, Row, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tickets.catalogue import Category, Role
-from tickets.models import Level, Offer, Responder, ResponderGrid, Status, Ticket
+from tickets.models import Level, Offer, OfferState, Responder, ResponderGrid, Status, Ticket
 
 OPEN_WORK = (Status.DISPATCHED, Status.ACCEPTED)
 
@@ -51,10 +51,15 @@ def open_load() -> ColumnElement[int]:
     )
 
 
+def staff_role(level: int) -> Role:
+    """The staff answerable at an escalation level: the community's up to COMMUNITY, then the street's."""
+    return Role.STREET_STAFF if level >= Level.STREET else Role.COMMUNITY_STAFF
+
+
 def eligible_roles(category: Category, level: int) -> frozenset[str]:
     if level == Level.GRID:
         return frozenset(r.value for r in category.roles)
-    return frozenset({(Role.COMMUNITY_STAFF if level == Level.COMMUNITY else Role.STREET_STAFF).value})
+    return frozenset({staff_role(level).value})
 
 
 def rank(
@@ -95,49 +100,6 @@ def rank(
     return fit[:limit]
 
 
-async def candidates(
-    session: AsyncSession,
-    ticket: Ticket,
-    category: Category,
-    *,
-    exclude: Collection[int] = (),
-    avoid: Collection[int] = (),
-    limit: int = 10,
-) -> Sequence[Responder]:
-    """Eligible responders for the ticket's current level, best first.
-    `exclude` never gets it (declined or returned it); `avoid` only when nobody else can (二次派单)."""
-    roles = eligible_roles(category, ticket.level)
-    query = select(Responder, open_load()).where(
-        Responder.active, Responder.on_duty, Responder.role.in_(sorted(roles))
-    )
-    if ticket.level >= Level.STREET:
-        query = query.where(Responder.street_id == ticket.street_id)
-    else:
-        query = query.where(Responder.community_id == ticket.community_id)
-    rows = (await session.execute(query)).all()
-    in_grid: set[int] = set()
-    if ticket.grid_id is not None and rows:
-        in_grid = set(
-            await session.scalars(
-                select(ResponderGrid.responder_id).where(
-                    ResponderGrid.grid_id == ticket.grid_id,
-                    ResponderGrid.responder_id.in_([r.id for r, _ in rows]),
-                )
-            )
-        )
-    loads = {r.id: load for r, load in rows}
-    return rank(
-        (r for r, _ in rows),
-        loads,
-        category,
-        ticket.level,
-        in_grid=in_grid,
-        exclude=exclude,
-        avoid=avoid,
-        limit=limit,
-    )
-
-
 @dataclass(slots=True)
 class Pooled:
     """A responder as the batched create path reads it (no ORM object); `last_assigned_at` is kept up to
@@ -157,47 +119,86 @@ class Pooled:
 
 # Built once: the create path runs it for every batch, and building the statement costs more CPU than
 # sending it.
-_POOL = (
-    select(
-        Responder.id,
-        Responder.role,
-        Responder.community_id,
-        Responder.on_duty,
-        Responder.capacity,
-        Responder.categories,
-        Responder.last_assigned_at,
-        open_load(),
-    )
-    .where(Responder.active, Responder.community_id.in_(bindparam("communities", expanding=True)))
-    .order_by(Responder.id)
+_POOLED = select(
+    Responder.id,
+    Responder.role,
+    Responder.community_id,
+    Responder.on_duty,
+    Responder.capacity,
+    Responder.categories,
+    Responder.last_assigned_at,
+    open_load(),
+).where(Responder.active)
+_POOL = _POOLED.where(Responder.community_id.in_(bindparam("communities", expanding=True))).order_by(
+    Responder.id
 )
+_STREET_POOL = _POOLED.where(Responder.street_id == bindparam("street")).order_by(Responder.id)
+
+# Given work: round-robin among equally loaded responders starts after whoever was given work last.
+_RESPONDERS = cast(Table, Responder.__table__)
+GIVEN_WORK = (
+    update(_RESPONDERS)
+    .where(_RESPONDERS.c.id == bindparam("responder"))
+    .values(last_assigned_at=bindparam("at"))
+)
+
+
+Loads = dict[int, int]  # responder id -> open tickets assigned to them
+
+
+def _pooled(rows: Sequence[Row[Any]] | Sequence[Any]) -> tuple[list[Pooled], Loads]:
+    pooled = [
+        Pooled(r.id, str(r.role), r.community_id, bool(r.on_duty), r.capacity, list(r.categories or []),
+               r.last_assigned_at)
+        for r in rows
+    ]  # fmt: skip
+    return pooled, {r.id: int(r[-1] or 0) for r in rows}
 
 
 async def pool(
     session: AsyncSession | AsyncConnection, community_ids: Collection[int]
-) -> tuple[list[Pooled], dict[int, int]]:
+) -> tuple[list[Pooled], Loads]:
     """Every active responder of these communities (staff and off-duty ones included: staff are told
     when nobody can take a ticket) and their loads, by id, in one statement."""
     if not community_ids:
         return [], {}
-    rows = (await session.execute(_POOL, {"communities": sorted(community_ids)})).all()
-    pooled = [Pooled(r[0], str(r[1]), r[2], bool(r[3]), r[4], list(r[5] or []), r[6]) for r in rows]
-    return pooled, {r[0]: int(r[7] or 0) for r in rows}
+    return _pooled((await session.execute(_POOL, {"communities": sorted(community_ids)})).all())
+
+
+async def area(session: AsyncSession, ticket: Ticket) -> tuple[list[Pooled], Loads]:
+    """Whoever may answer the ticket at its level, with their loads, in one statement: the responders of
+    its community (grid and community level), or of its whole street (street level)."""
+    if ticket.level >= Level.STREET:
+        return _pooled((await session.execute(_STREET_POOL, {"street": ticket.street_id})).all())
+    return await pool(session, {ticket.community_id})
+
+
+async def grid_members(session: AsyncSession, grid_id: int | None, among: Collection[int]) -> frozenset[int]:
+    """Which of `among` cover the grid (they come first: 小事不出网格)."""
+    if grid_id is None or not among:
+        return frozenset()
+    return frozenset(
+        await session.scalars(
+            select(ResponderGrid.responder_id).where(
+                ResponderGrid.grid_id == grid_id, ResponderGrid.responder_id.in_(sorted(among))
+            )
+        )
+    )
 
 
 async def open_offers(session: AsyncSession, ticket: Ticket) -> Sequence[Offer]:
     return (
-        await session.scalars(select(Offer).where(Offer.ticket_id == ticket.id, Offer.state == "open"))
+        await session.scalars(
+            select(Offer).where(Offer.ticket_id == ticket.id, Offer.state == OfferState.OPEN)
+        )
     ).all()
 
 
 async def staff_of(session: AsyncSession, ticket: Ticket, level: int) -> Sequence[Responder]:
     """Who hears about escalations and tickets nobody could take: the community's or the street's staff."""
-    query = select(Responder).where(Responder.active)
+    query = select(Responder).where(Responder.active, Responder.role == staff_role(level))
     if level >= Level.STREET:
-        query = query.where(Responder.street_id == ticket.street_id, Responder.role == Role.STREET_STAFF)
+        query = query.where(Responder.street_id == ticket.street_id)
     else:
-        query = query.where(
-            Responder.community_id == ticket.community_id, Responder.role == Role.COMMUNITY_STAFF
-        )
+        query = query.where(Responder.community_id == ticket.community_id)
     return (await session.scalars(query.order_by(Responder.id))).all()

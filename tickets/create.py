@@ -1,0 +1,413 @@
+"""Step 1 of the loop, 群众点单, its hot path: registering requests and dispatching them at once.
+
+Concurrent `create_ticket` calls of a process share one transaction (group commit, `_Coalescer`): a call made
+while none is in flight starts one at once; calls made meanwhile go together in the next. Each request is
+still all or nothing on its own: a request that fails validation fails alone, and a failed batch is retried
+one request at a time. A batch writes one multi-row INSERT per table; each ticket is dispatched by the same
+`tickets.dispatch.decide` as the one-ticket path, in request order against the loads the tickets before it
+left, exactly as if they were created one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Integer, Table, bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+
+from tickets import orgchart, outbox, routing
+from tickets.actors import SYSTEM, Actor
+from tickets.catalogue import Category
+from tickets.core import ServiceCore
+from tickets.dispatch import decide
+from tickets.errors import DomainError, NotAllowed, ValidationError
+from tickets.models import (
+    Base,
+    Level,
+    Notification,
+    Offer,
+    Resident,
+    Status,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    Urgency,
+    split_channel_id,
+)
+from tickets.outbox import Recipient
+from tickets.privacy import clean_text, normalize_phone
+from tickets.transitions import Action, creation_event, event_row
+
+MAX_BATCH = 64  # requests a create transaction takes at most (group commit)
+
+# The tables the create path writes with Core (multi-row statements).
+TICKETS, EVENTS, OFFERS, OUTBOX = (
+    cast(Table, m.__table__) for m in (Ticket, TicketEvent, Offer, Notification)
+)
+# The create path's statements, built once (building costs more CPU than sending them).
+_RESIDENTS = select(
+    Resident.id,
+    Resident.channel_id,
+    Resident.phone,
+    Resident.community_id,
+    Resident.grid_id,
+    orgchart.version_column().label("org_version"),
+).where(Resident.id.in_(bindparam("ids", expanding=True)))
+_INSERT_TICKETS = insert(TICKETS).returning(TICKETS.c.id, TICKETS.c.number)
+_INSERT_EVENTS, _INSERT_OFFERS, _INSERT_OUTBOX = insert(EVENTS), insert(OFFERS), insert(OUTBOX)
+
+
+@functools.cache
+def _counter_upsert(dialect: str) -> Any:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    k = bindparam("k", type_=Integer())
+    return (
+        insert_(TicketCounter)
+        .values(day=bindparam("day"), last=k)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + k})
+        .returning(TicketCounter.last)
+    )
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A resident's request (群众点单) as the edges hand it over."""
+
+    resident_id: int
+    category: str
+    text: str
+    community: str | None = None  # code or name; defaults to the resident's home community
+    compound: str | None = None  # 小区 name, locates the grid
+    grid: str | None = None  # grid code, when known
+    address: str | None = None  # free text: building and room
+    phone: str | None = None
+    urgency: Urgency = Urgency.NORMAL
+    intent: str | None = None
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A validated request, with its time and deadlines, waiting for its transaction."""
+
+    request: NewTicket
+    now: datetime
+    text: str
+    category: Category
+    phone: str | None
+    urgency: Urgency
+    respond_by: datetime
+    resolve_by: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """A request whose resident and place (community, grid) are known."""
+
+    request: _Request
+    resident: Any  # a _RESIDENTS row (id, channel_id, phone, community_id, grid_id)
+    community: orgchart.Place
+    grid: orgchart.Place | None
+
+
+M = TypeVar("M", bound=Base)
+
+
+def _detached(model: type[M], values: Mapping[str, Any]) -> M:
+    """A row written with Core as the ORM object a query would have returned (detached, every column
+    loaded), so callers get the same kind of Ticket from every path."""
+    configure_mappers()  # a no-op once done; new_instance() needs configured attributes
+    instance: M = model.__mapper__.class_manager.new_instance()
+    # Straight into the instance's dict (as a load does): setting 37 instrumented attributes one by one
+    # cost more CPU than writing the row.
+    instance.__dict__.update({column.key: values.get(column.key) for column in model.__table__.columns})
+    make_transient_to_detached(instance)
+    return instance
+
+
+class _Coalescer:
+    """Group commit for create_ticket: requests made while a batch is in flight wait and go together in
+    the next one; a request made when nothing is in flight starts a batch at once (no added latency when
+    idle). A caller cancelled before its batch started is dropped from it (no ticket)."""
+
+    def __init__(
+        self, run: Callable[[list[_Request]], Awaitable[list[Ticket | Exception]]], max_batch: int
+    ) -> None:
+        self.run, self.max_batch = run, max_batch
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pending: list[tuple[_Request, asyncio.Future[Ticket]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: _Request) -> Ticket:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:  # a service used from another event loop (tests, scripts)
+            self.loop, self.pending, self.task = loop, [], None
+        future: asyncio.Future[Ticket] = loop.create_future()
+        entry = (item, future)
+        self.pending.append(entry)
+        if self.task is None:
+            self.task = loop.create_task(self._drain())
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if entry in self.pending:
+                self.pending.remove(entry)
+            raise
+
+    async def _drain(self) -> None:
+        batch: list[tuple[_Request, asyncio.Future[Ticket]]] = []
+        try:
+            while self.pending:
+                batch = [entry for entry in self.pending[: self.max_batch] if not entry[1].done()]
+                del self.pending[: self.max_batch]  # a done future here: its caller was cancelled
+                if not batch:
+                    continue
+                outcomes: list[Ticket | Exception]
+                try:
+                    outcomes = await self.run([item for item, _ in batch])
+                    if len(outcomes) != len(batch):
+                        raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} requests")
+                except Exception as error:  # run() returns database errors per request: a bug
+                    outcomes = [error] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+                batch = []
+                # Let the callers just answered run first: one that makes its next request at once
+                # (a worker loop) joins the next batch instead of waiting for the one after it.
+                await asyncio.sleep(0)
+        except BaseException:  # cancelled (the loop is closing): nobody may be left waiting
+            for _, future in [*batch, *self.pending]:
+                future.cancel()
+            self.pending = []
+            raise
+        finally:
+            self.task = None
+
+
+class Creating(ServiceCore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._coalescer = _Coalescer(self._create_all, max_batch=MAX_BATCH)
+
+    async def create_ticket(self, request: NewTicket) -> Ticket:
+        """Register the request and dispatch it at once. The returned ticket says honestly whether a
+        responder was found (status dispatched) or it waits for staff (status created). Shares a
+        transaction with concurrent calls (see the module's docstring)."""
+        return await self._coalescer.submit(self._prepare(request))
+
+    async def create_tickets(self, requests: Sequence[NewTicket]) -> list[Ticket | Exception]:
+        """Several requests in one transaction, in order: a ticket for each, or the error that request
+        alone met (invalid, unknown resident or community); if the transaction fails they are retried
+        one by one, so a database error reaches only the request that causes it."""
+        outcomes: list[Ticket | Exception | None] = [None] * len(requests)
+        valid: list[tuple[int, _Request]] = []
+        for i, request in enumerate(requests):
+            try:
+                valid.append((i, self._prepare(request)))
+            except DomainError as error:
+                outcomes[i] = error
+        for (i, _), outcome in zip(valid, await self._create_all([p for _, p in valid]), strict=True):
+            outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def _prepare(self, request: NewTicket) -> _Request:
+        """Everything about a request that needs no database: validation, the clock, the deadlines."""
+        text = self._validate_text(request.text)
+        category = self.catalogue.get(request.category)
+        phone = normalize_phone(request.phone) if request.phone else None
+        if request.confidence is not None and not 0.0 <= request.confidence <= 1.0:
+            raise ValidationError("confidence must be between 0 and 1")
+        try:
+            urgency = Urgency(request.urgency)
+        except ValueError:
+            raise ValidationError("紧急程度只能选“一般”或“紧急”。") from None
+        now = self.clock.now()
+        urgent = urgency is Urgency.URGENT
+        return _Request(
+            request,
+            now,
+            text,
+            category,
+            phone,
+            urgency,
+            respond_by=self.calendar.deadline(now, category.respond_within, urgent=urgent),
+            resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
+        )
+
+    async def _create_all(self, items: Sequence[_Request]) -> list[Ticket | Exception]:
+        if not items:
+            return []
+        try:
+            return await self._create_batch(items)
+        except Exception as error:
+            self._chart = None  # whatever went wrong, do not trust the cached org chart for the retry
+            if len(items) == 1:
+                return [error]
+        outcomes: list[Ticket | Exception] = []
+        for item in items:  # one by one: the others must not fail with the one that breaks
+            try:
+                outcomes += await self._create_batch([item])
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+    async def _create_batch(self, items: Sequence[_Request]) -> list[Ticket | Exception]:
+        """One transaction for the batch: residents (with the org token), responders and their loads of
+        the batch's communities, the day's numbers, then one multi-row INSERT per table and one UPDATE of
+        the responders given work."""
+        outcomes: list[Ticket | Exception | None] = [None] * len(items)
+        async with self._work() as session:
+            conn = await session.connection()
+            ids = sorted({p.request.resident_id for p in items})
+            rows = (await conn.execute(_RESIDENTS, {"ids": ids})).all()
+            residents = {row.id: row for row in rows}
+            chart = await self._org(session, rows[0].org_version) if rows else None
+            placed: list[tuple[int, _Placed]] = []
+            for i, item in enumerate(items):
+                resident = residents.get(item.request.resident_id)
+                try:
+                    if resident is None or chart is None:
+                        raise NotAllowed("请先和民呼助手打个招呼,我们才能为您登记。")
+                    # A compound we do not know (a new building, a typo) still files at home, not an error.
+                    community, grid = chart.locate(
+                        item.request.community,
+                        item.request.compound,
+                        item.request.grid,
+                        home=resident.community_id,
+                    )
+                    if grid is None and community.id == resident.community_id and resident.grid_id:
+                        grid = chart.grids.get(resident.grid_id)
+                except DomainError as error:
+                    outcomes[i] = error
+                    continue
+                placed.append((i, _Placed(item, resident, community, grid)))
+            if placed:
+                assert chart is not None
+                tickets = await self._insert_dispatched(conn, chart, [p for _, p in placed])
+                for (i, _), ticket in zip(placed, tickets, strict=True):
+                    outcomes[i] = ticket
+        return [o for o in outcomes if o is not None]
+
+    async def _insert_dispatched(
+        self, conn: AsyncConnection, chart: orgchart.OrgChart, placed: Sequence[_Placed]
+    ) -> list[Ticket]:
+        pooled, loads = await routing.pool(conn, {p.community.id for p in placed})
+        by_community: dict[int | None, list[routing.Pooled]] = {}
+        for responder in pooled:
+            by_community.setdefault(responder.community_id, []).append(responder)
+        numbers = await self._next_numbers(conn, [p.request.now for p in placed])
+        values: list[dict[str, Any]] = []
+        # Rows that need the tickets' ids, keyed by the ticket's index until the INSERT returns them.
+        events: list[dict[str, Any]] = []
+        offers: list[dict[str, Any]] = []
+        notes: list[dict[str, Any]] = []
+        given: dict[int, datetime] = {}  # responder id -> last_assigned_at to write
+        for n, (place, number) in enumerate(zip(placed, numbers, strict=True)):
+            item, resident = place.request, place.resident
+            request, category, now = item.request, item.category, item.now
+            decision = decide(
+                category,
+                category.dispatch,
+                Level.GRID,  # new tickets start at grid level
+                by_community.get(place.community.id, []),
+                loads,
+                in_grid=chart.grid_responders.get(place.grid.id, frozenset()) if place.grid else frozenset(),
+            )
+            mine = [creation_event(n, now, Actor.resident(resident.id), category.code, int(Level.GRID))]
+            if decision.chosen:
+                dispatch = event_row(
+                    n, 2, now, SYSTEM, Action.DISPATCH, Status.CREATED, decision.status, decision.event_data()
+                )
+                mine.append(dispatch)
+                offers += decision.offers(n, dispatch["seq"], now)
+                for responder in pooled:
+                    if responder.id in decision.chosen:
+                        responder.last_assigned_at = given[responder.id] = now
+                if decision.assignee is not None:
+                    loads[decision.assignee] = loads.get(decision.assignee, 0) + 1
+            events += mine
+            payload = outbox.ticket_payload(number, category.code)
+            notes += [
+                outbox.row(kind, Recipient.RESPONDER, to, n, now, payload | extra)
+                for kind, to, extra in decision.notes()
+            ]
+            values.append(
+                {
+                    "number": number,
+                    "resident_id": resident.id,
+                    "category": category.code,
+                    "text": item.text,
+                    "intent": request.intent,
+                    "confidence": request.confidence,
+                    "street_id": place.community.parent,
+                    "community_id": place.community.id,
+                    "grid_id": place.grid.id if place.grid else None,
+                    "address": clean_text(" ".join(filter(None, [request.compound, request.address])))[:200]
+                    or None,
+                    "contact_phone": item.phone or resident.phone,
+                    "urgency": item.urgency,
+                    "channel": split_channel_id(resident.channel_id)[0],
+                    "status": decision.status,
+                    "dispatch_mode": category.dispatch,
+                    "assignee_id": decision.assignee,
+                    "level": int(Level.GRID),
+                    "created_at": now,
+                    "respond_by": item.respond_by,
+                    "first_respond_by": item.respond_by,
+                    "resolve_by": item.resolve_by,
+                    "first_dispatched_at": now if decision.chosen else None,
+                    "reopen_count": 0,
+                    "version": mine[-1][
+                        "seq"
+                    ],  # the row's version is its last event's seq, as apply() leaves it
+                }
+            )
+
+        inserted = await conn.execute(_INSERT_TICKETS, values)
+        ids_by_number = {number: id_ for id_, number in inserted.all()}
+        ids = [ids_by_number[row["number"]] for row in values]
+        for rows, statement in ((events, _INSERT_EVENTS), (offers, _INSERT_OFFERS), (notes, _INSERT_OUTBOX)):
+            if rows:
+                for row in rows:
+                    row["ticket_id"] = ids[row["ticket_id"]]
+                await conn.execute(statement, rows)
+        if given:
+            # In id order: concurrent transactions lock responders in one order (no deadlock).
+            await conn.execute(
+                routing.GIVEN_WORK, [{"responder": r, "at": at} for r, at in sorted(given.items())]
+            )
+        return [_detached(Ticket, row | {"id": id_}) for row, id_ in zip(values, ids, strict=True)]
+
+    async def _next_number(self, session: AsyncSession, now: datetime) -> str:
+        return (await self._next_numbers(session, [now]))[0]
+
+    async def _next_numbers(self, db: AsyncSession | AsyncConnection, nows: Sequence[datetime]) -> list[str]:
+        """MH-YYYYMMDD-NNNN, counted per local day, one for each time given, in order: one upsert per day
+        (`last = last + k`) keeps concurrent creators apart. Its row lock lasts until COMMIT, so callers
+        take numbers after their reads."""
+        days = [now.astimezone(self.calendar.tz).strftime("%Y%m%d") for now in nows]
+        wanted: dict[str, int] = {}
+        for day in days:
+            wanted[day] = wanted.get(day, 0) + 1
+        dialect = db.get_bind().dialect if isinstance(db, AsyncSession) else db.dialect
+        statement = _counter_upsert(dialect.name)
+        nxt: dict[str, int] = {}
+        for day, k in sorted(wanted.items()):
+            nxt[day] = (await db.execute(statement, {"day": day, "k": k})).scalar_one() - k + 1
+        numbers = []
+        for day in days:
+            numbers.append(f"MH-{day}-{nxt[day]:04d}")
+            nxt[day] += 1
+        return numbers
