@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import sys
@@ -28,10 +27,13 @@ from typing import Any
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# isort: split
+# benchmarks/common.py: the script's own folder is first on sys.path
+from common import REPO, cpu_seconds, pct
 
-from tests.e2e.conftest import FORM_ANSWERS, free_port  # noqa: E402
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.conftest import FORM_ANSWERS, free_port
 
 REQUESTS = [
     "地下车库积水 我车子都泡了 物业说排水泵坏了",
@@ -90,22 +92,6 @@ def stack_processes(port: int) -> list[int]:
     return found + [pid for pid, parent in parents.items() if parent in found]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 async def level(
     url: str, residents: int, rounds: int, tag: str, think: float, processes: dict[str, list[int]]
 ) -> dict[str, Any]:
@@ -145,7 +131,7 @@ async def level(
         "messages": len(samples),
         "tickets": ok,
         "p50_ms": round(statistics.median(seconds) * 1000, 1),
-        "p95_ms": round(pct(seconds, 95) * 1000, 1),
+        "p95_ms": round(pct(seconds, 0.95) * 1000, 1),
         "max_ms": round(max(seconds) * 1000, 1),
         "msgs_per_s": round(len(samples) / elapsed, 1),
         # CPU of the Rasa server and of the action server (with its workers), per message
@@ -155,7 +141,7 @@ async def level(
             answering: {
                 "n": len(values),
                 "p50_ms": round(statistics.median(values) * 1000, 1),
-                "p95_ms": round(pct(values, 95) * 1000, 1),
+                "p95_ms": round(pct(values, 0.95) * 1000, 1),
             }
             for answering, values in by_turn.items()
         },
@@ -190,7 +176,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         await asyncio.to_thread(command.upgrade, alembic_config(db_url), "head")
         engine = create_engine(db_url)
         async with unit_of_work(session_factory(engine)) as session:
-            await load_org(session, parse_org(ROOT / "tests" / "fixtures" / "org.yml"), Catalogue.load())
+            await load_org(session, parse_org(REPO / "tests" / "fixtures" / "org.yml"), Catalogue.load())
         await engine.dispose()
         settings = Settings.model_validate({"MINHU_DATA_DIR": tmp, "DATABASE_URL": db_url})
         action_port = free_port()

@@ -53,21 +53,13 @@ from tickets.models import Grid, Resident, Responder, Status, Ticket
 from tickets.org import OrgSpec, ResponderSpec, load_org, parse_org
 from tickets.service import NewTicket, TicketService
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ORG = ROOT / "tests" / "fixtures" / "org.yml"
-DEFAULT_PG = os.environ.get("MINHU_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# isort: split
+# benchmarks/common.py: the script's own folder is first on sys.path
+from common import DEFAULT_PG, REPO, TEXTS, pct, pg_admin, pg_url, process_cpu
+
+DEFAULT_ORG = REPO / "tests" / "fixtures" / "org.yml"
 # Tables a run writes; emptied before every timed run so each run starts from the same state.
 RUN_TABLES = ("offers", "outbox", "points_ledger", "ticket_events", "tickets", "ticket_counters")
-TEXTS = (
-    "楼道灯坏了一个多星期,晚上老人上下楼很不方便,麻烦尽快来修。",
-    "家里老人独居,腿脚不便,想预约每周两次上门助餐和陪同就医。",
-    "楼上邻居每天深夜装修噪音很大,沟通过几次没有效果,请社区帮忙调解。",
-    "需要开具居住证明办理孩子入学手续,请问需要带哪些材料?",
-    "小区垃圾站三天没有清运,气味很大,夏天容易招蚊虫。",
-    "物业费上涨没有公示,业主意见很大,希望社区出面协调。",
-    "房东不退押金,想咨询一下法律上怎么维权。",
-    "家里突发困难,想了解临时救助和低保的申请条件。",
-)
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -212,13 +204,6 @@ class Result:
         return seconds / max(1, self.tickets) * 1000
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def machine_busy() -> float:
     """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat); 0 elsewhere."""
     try:
@@ -227,15 +212,6 @@ def machine_busy() -> float:
         return 0.0
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) a local process has used so far (Linux /proc), None if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Meter:
@@ -478,19 +454,6 @@ def pg_parts(server: str) -> dict[str, str]:
         "user": parts.username or "postgres",
         "db": parts.path.lstrip("/") or "postgres",
     }
-
-
-async def pg_admin(server: str, sql: str) -> None:
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def pg_url(server: str, name: str) -> str:
-    base = server.rsplit("/", 1)[0]
-    return f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
 
 
 def run_backend(backend: str, args: argparse.Namespace, results: list[Result]) -> None:

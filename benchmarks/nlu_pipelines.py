@@ -38,7 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+# benchmarks/common.py: the script's own folder is first on sys.path
+from common import REPO, rasa_env, rasa_venv
+
 PIPELINES = REPO / "benchmarks" / "pipelines"
 FALLBACK_THRESHOLD = 0.6
 HELDOUT = "tests/nlu/test_messages.yml"
@@ -46,28 +48,6 @@ HELDOUT = "tests/nlu/test_messages.yml"
 
 def log(msg: str) -> None:
     print(f"[nlu-pipelines] {msg}", file=sys.stderr, flush=True)
-
-
-def rasa_venv() -> Path:
-    out = subprocess.run(
-        [str(REPO / "scripts" / "rasa-env.sh")], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
-
-
-def rasa_env(cache_dir: Path | None = None) -> dict[str, str]:
-    """The environment Rasa runs in: telemetry off, the repo importable, quiet libraries."""
-    env = dict(os.environ)
-    env.update(
-        RASA_TELEMETRY_ENABLED="false",
-        PYTHONPATH=str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        SQLALCHEMY_SILENCE_UBER_WARNING="1",
-        PYTHONWARNINGS="ignore",
-    )
-    if cache_dir is not None:  # a fresh Rasa training cache per variant: fair train times, no reuse
-        env["RASA_CACHE_DIRECTORY"] = str(cache_dir)
-    return env
 
 
 def run_logged(cmd: list[str], logfile: Path, env: dict[str, str], label: str) -> float:

@@ -37,9 +37,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from nlu_pipelines import rasa_env  # same folder: the scripts share how Rasa is run
-
-REPO = Path(__file__).resolve().parent.parent
+# benchmarks/common.py: the script's own folder is first on sys.path
+from common import REPO, pct, rasa_env, rasa_venv, script_last_line
 
 EXTRA_MESSAGES = [
     "電梯壞了三天了",
@@ -95,13 +94,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def script_last_line(script: str, *args: str) -> str:
-    out = subprocess.run(
-        [str(REPO / "scripts" / script), *args], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    return out.strip().splitlines()[-1]
-
-
 def mem_kb(pid: int) -> dict[str, int]:
     """VmRSS/VmHWM of pid plus its children (rasa run has no workers, but be safe)."""
     res = {"VmRSS": 0, "VmHWM": 0}
@@ -133,14 +125,6 @@ def post_parse(url: str, text: str, timeout: float) -> tuple[float, dict]:
     return time.perf_counter() - t0, data
 
 
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = max(0, min(len(s) - 1, round(q / 100 * (len(s) - 1))))
-    return s[k]
-
-
 def run_phase(url: str, msgs: list[str], concurrency: int, timeout: float) -> dict:
     lat: list[float] = []
     errors = 0
@@ -165,9 +149,9 @@ def run_phase(url: str, msgs: list[str], concurrency: int, timeout: float) -> di
         "concurrency": concurrency,
         "requests": len(msgs),
         "errors": errors,
-        "p50_ms": pct(ms, 50),
-        "p95_ms": pct(ms, 95),
-        "p99_ms": pct(ms, 99),
+        "p50_ms": pct(ms, 0.5),
+        "p95_ms": pct(ms, 0.95),
+        "p99_ms": pct(ms, 0.99),
         "max_ms": max(ms) if ms else float("nan"),
         "mean_ms": statistics.fmean(ms) if ms else float("nan"),
         "throughput_rps": len(lat) / wall if wall > 0 else 0.0,
@@ -175,7 +159,7 @@ def run_phase(url: str, msgs: list[str], concurrency: int, timeout: float) -> di
 
 
 def start_server(model: str, port: int, startup_timeout: float) -> tuple[subprocess.Popen, float, Path]:
-    venv = Path(script_last_line("rasa-env.sh"))
+    venv = rasa_venv()
     env = rasa_env()
     logdir = REPO / "reports"
     logdir.mkdir(exist_ok=True)

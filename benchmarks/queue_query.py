@@ -30,7 +30,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -43,18 +42,11 @@ from tickets.models import Responder
 from tickets.org import CommunitySpec, CompoundSpec, GridSpec, OrgSpec, ResponderSpec, StreetSpec, load_org
 from tickets.service import TicketService
 
-DEFAULT_PG = os.environ.get("MINHU_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# isort: split
+# benchmarks/common.py: the script's own folder is first on sys.path
+from common import DEFAULT_PG, TEXTS, pct, pg_admin, pg_dsn, pg_url, process_cpu
+
 OPEN = ("created", "dispatched", "accepted")
-TEXTS = (
-    "楼道灯坏了一个多星期,晚上老人上下楼很不方便,麻烦尽快来修。",
-    "家里老人独居,腿脚不便,想预约每周两次上门助餐和陪同就医。",
-    "楼上邻居每天深夜装修噪音很大,沟通过几次没有效果,请社区帮忙调解。",
-    "需要开具居住证明办理孩子入学手续,请问需要带哪些材料?",
-    "小区垃圾站三天没有清运,气味很大,夏天容易招蚊虫。",
-    "物业费上涨没有公示,业主意见很大,希望社区出面协调。",
-    "房东不退押金,想咨询一下法律上怎么维权,对方一直不接电话。",
-    "家里突发困难,想了解临时救助和低保的申请条件和办理流程。",
-)
 NOTES = (
     "已上门处理完毕,居民表示满意。",
     "已协调物业解决。",
@@ -341,11 +333,6 @@ async def fill(
 # ---------------------------------------------------------------------------------------------- timing
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
-
-
 Timings = dict[str, dict[str, list[tuple[float, float]]]]  # path → who → [(wall seconds, client CPU seconds)]
 Row = tuple[str, str, str, int, float, float, float, float, float, float]
 
@@ -461,14 +448,6 @@ async def backend_cpu(conn: asyncpg.Connection) -> dict[int, float]:
     return {pid: cpu for (pid,) in pids if (cpu := process_cpu(pid)) is not None}
 
 
-def process_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def report(title: str, measured: tuple[Timings, dict[tuple[str, str], float]]) -> list[Row]:
     results, server = measured
     rows = []
@@ -497,14 +476,6 @@ def report(title: str, measured: tuple[Timings, dict[tuple[str, str], float]]) -
 # ---------------------------------------------------------------------------------------------- main
 
 
-async def admin(server: str, sql: str) -> None:
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -529,10 +500,8 @@ def main() -> int:
         parser.error("need --runs ≥ 1, --tickets ≥ 1000 and 0 < --open-share < 1")
 
     name = f"minhu_bench_queue_{uuid.uuid4().hex[:8]}"
-    base = args.pg.rsplit("/", 1)[0]
-    dsn = f"{base}/{name}"
-    url = dsn.replace("postgresql://", "postgresql+asyncpg://")
-    asyncio.run(admin(args.pg, f'CREATE DATABASE "{name}"'))
+    dsn, url = pg_dsn(args.pg, name), pg_url(args.pg, name)
+    asyncio.run(pg_admin(args.pg, f'CREATE DATABASE "{name}"'))
     print(f"database {name} ({'kept' if args.keep else 'dropped at the end'})", flush=True)
     rows: list[Row] = []
     try:
@@ -602,7 +571,7 @@ def main() -> int:
             )
     finally:
         if not args.keep:
-            asyncio.run(admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     print(
         f"\nstaff queue at {args.tickets:,} tickets ({time.strftime('%Y-%m-%d %H:%M')}, "
