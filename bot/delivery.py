@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, assert_never
 
 import structlog
 from telegram import InlineKeyboardMarkup
@@ -30,8 +29,8 @@ from bot.residents import feedback_step
 from bot.responders import TAKEN, card_buttons, describe, offer_text
 from tickets import outbox
 from tickets.actors import SYSTEM
-from tickets.db import unit_of_work
-from tickets.models import Level, Notification, Rating
+from tickets.models import Deadline, Level, Rating, split_channel_id
+from tickets.outbox import Claimed, Kind, Recipient
 from tickets.privacy import mask_name
 
 log = structlog.get_logger("bot.delivery")
@@ -39,7 +38,8 @@ log = structlog.get_logger("bot.delivery")
 LEASE = timedelta(minutes=2)
 REPLAY_EVERY = 5  # delivery rounds between replays of residents' stored messages
 PRUNE_EVERY = 1800  # rounds (about an hour) between prunings of what channels keep (tickets/channels.py)
-EDITED_KINDS = {"taken": TAKEN, "withdrawn": "工单 {number} 已撤回或改派,无需再处理,谢谢!"}
+# An offer or assignment that ends this way is edited in place (the buttons go), or said anew.
+EDITED_KINDS = {Kind.TAKEN: TAKEN, Kind.WITHDRAWN: "工单 {number} 已撤回或改派,无需再处理,谢谢!"}
 
 
 def retry_after(error: RetryAfter) -> timedelta:
@@ -54,19 +54,13 @@ class Unreachable(Exception):
     """The recipient has no Telegram chat we can write to."""
 
 
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    kind: str
-    recipient_type: str
-    recipient_id: int
-    ticket_id: int | None
-    payload: dict[str, Any]
+Rendered = tuple[str, InlineKeyboardMarkup | None]
 
 
 class Delivery:
     def __init__(self, minhu: Minhu, bot: ExtBot[Any]) -> None:
         self.minhu, self.bot = minhu, bot
+        self.sessions = minhu.service.sessions
 
     @property
     def now(self) -> Any:
@@ -74,17 +68,7 @@ class Delivery:
 
     async def run_once(self, limit: int = 50) -> int:
         """Deliver what is due; returns how many were sent."""
-        now = self.now
-        async with unit_of_work(self.minhu.service.sessions) as session:
-            rows = await outbox.claim_due(session, now, limit)
-            claimed = []
-            for row in rows:
-                row.next_attempt_at = now + LEASE
-                claimed.append(
-                    Claimed(
-                        row.id, row.kind, row.recipient_type, row.recipient_id, row.ticket_id, row.payload
-                    )
-                )
+        claimed = await outbox.claim(self.sessions, self.now, LEASE, limit)
         sent = 0
         for i, note in enumerate(claimed):
             try:
@@ -93,47 +77,39 @@ class Delivery:
                 after = retry_after(error)
                 log.warning("telegram rate limit", retry_after=after.total_seconds())
                 for later in claimed[i:]:
-                    await self._retry(later.id, "429 RetryAfter", after)
+                    await outbox.retry(self.sessions, later.id, self.now, "429 RetryAfter", after=after)
                 break
             except (Forbidden, BadRequest, Unreachable) as error:
                 log.warning("notification given up", id=note.id, kind=note.kind, error=type(error).__name__)
-                await self._finish(note.id, None, f"未送达: {type(error).__name__}: {error}"[:500])
+                await outbox.delivered(
+                    self.sessions, note.id, self.now, error=f"未送达: {type(error).__name__}: {error}"
+                )
             except TelegramError as error:
                 log.warning("notification failed", id=note.id, error=type(error).__name__)
-                await self._retry(note.id, f"{type(error).__name__}: {error}", None)
+                await outbox.retry(self.sessions, note.id, self.now, f"{type(error).__name__}: {error}")
             else:
-                await self._finish(note.id, ref, None)
+                await outbox.delivered(self.sessions, note.id, self.now, ref=ref)
                 sent += 1
         return sent
-
-    async def _finish(self, note_id: int, ref: str | None, error: str | None) -> None:
-        async with unit_of_work(self.minhu.service.sessions) as session:
-            note = await session.get_one(Notification, note_id)
-            note.delivered_at, note.message_ref, note.last_error = self.now, ref, error
-
-    async def _retry(self, note_id: int, error: str, after: timedelta | None) -> None:
-        async with unit_of_work(self.minhu.service.sessions) as session:
-            outbox.retry_later(await session.get_one(Notification, note_id), self.now, error, after=after)
 
     # ------------------------------------------------------------------------------ rendering
 
     async def _chat(self, note: Claimed) -> int:
-        if note.recipient_type == "resident":
-            channel_id = await self.minhu.store.channel_of_resident(note.recipient_id)
-            if not channel_id.startswith(f"{CHANNEL}:"):
-                raise Unreachable(channel_id.split(":", 1)[0])
-            return int(channel_id.split(":", 1)[1])
-        handle = await self.minhu.store.contact_of(note.recipient_id, CHANNEL)
-        if handle is None or not handle.lstrip("-").isdigit():
+        if note.recipient_type is Recipient.RESIDENT:
+            channel, handle = split_channel_id(await self.minhu.store.channel_of_resident(note.recipient_id))
+            if channel != CHANNEL:
+                raise Unreachable(channel)
+            return int(handle)
+        contact = await self.minhu.store.contact_of(note.recipient_id, CHANNEL)
+        if contact is None or not contact.lstrip("-").isdigit():
             raise Unreachable("no telegram contact")
-        return int(handle)
+        return int(contact)
 
     async def send(self, note: Claimed) -> str:
         """Send (or edit in place) one notification; returns "chat:message id"."""
         chat = await self._chat(note)
-        number = str(note.payload.get("number", ""))
         if note.kind in EDITED_KINDS and note.ticket_id is not None:
-            text = EDITED_KINDS[note.kind].format(number=number)
+            text = EDITED_KINDS[note.kind].format(number=note.number)
             ref = await self.minhu.store.message_ref_of(note.ticket_id, note.recipient_id)
             if ref is not None:
                 ref_chat, message_id = (int(part) for part in ref.split(":"))
@@ -146,48 +122,52 @@ class Delivery:
                     # too old to edit, or deleted: say it in a new message
             message = await self.bot.send_message(chat, text)
             return f"{chat}:{message.message_id}"
-        text, markup = await self.render(note, number)
+        text, markup = await self.render(note)
         message = await self.bot.send_message(chat, text, reply_markup=markup)
         return f"{chat}:{message.message_id}"
 
-    async def render(self, note: Claimed, number: str) -> tuple[str, InlineKeyboardMarkup | None]:
-        service, payload = self.minhu.service, note.payload
+    async def render(self, note: Claimed) -> Rendered:
+        number, payload = note.number, note.payload
         card = keyboard([[("查看工单", f"card:{number}")]])
-        if note.kind == "rate":
-            who = mask_name(payload.get("responder_name"))
-            text, markup = feedback_step(number, "")
-            return f"您的诉求 {number} 已由{who}办结。请花半分钟回答三个问题:\n{text}", markup
-        if note.kind == "accepted":
-            who = mask_name(payload.get("responder_name"))
-            return f"您的诉求 {number} 已由{who}接单,很快会和您联系。", None
-        if note.kind == "returned":
-            return (
-                f"您的诉求 {number} 被退回重新安排(原因:{payload.get('reason', '')}),社区会尽快另派人员。",
-                None,
-            )
-        if note.kind == "rated":
-            rating = Rating.parse(str(payload.get("rating")))
-            return (
-                f"居民对工单 {number} 的评价:{rating.label},爱心积分 +{payload.get('points', 0)}。谢谢您!",
-                None,
-            )
-        if note.kind == "escalated":
-            level = Level(int(payload.get("level", Level.COMMUNITY))).label
-            late = "响应" if payload.get("reason") == "respond_by" else "办结"
-            return f"⚠️ 工单 {number} {late}超期,已升级到{level},请及时处理。", card
-        if note.kind == "needs_dispatch":
-            return f"工单 {number} 暂时没有合适的人员可派,请人工派单。", card
-        if note.kind in ("offered", "assigned"):
-            ticket = await service.ticket(number, SYSTEM)
-            responder = await self.minhu.store.responder(note.recipient_id)
-            if note.kind == "offered":
-                place = await service.place_of(ticket)
-                markup = keyboard([[("接单", f"acc:{number}"), ("不接", f"dec:{number}")]])
-                return offer_text(self.minhu, ticket, responder, place), markup
-            return describe(self.minhu, ticket, responder, heading=f"📌 派给您的工单 {number}"), card_buttons(
-                ticket, responder
-            )
-        return f"工单 {number} 有新进展,发送 /my 或 /mytickets 查看。", None
+        match note.kind:
+            case Kind.RATE:
+                who = mask_name(payload.get("responder_name"))
+                text, markup = feedback_step(number, "")
+                return f"您的诉求 {number} 已由{who}办结。请花半分钟回答三个问题:\n{text}", markup
+            case Kind.ACCEPTED:
+                who = mask_name(payload.get("responder_name"))
+                return f"您的诉求 {number} 已由{who}接单,很快会和您联系。", None
+            case Kind.RETURNED:
+                reason = payload.get("reason", "")
+                return f"您的诉求 {number} 被退回重新安排(原因:{reason}),社区会尽快另派人员。", None
+            case Kind.MESSAGE:
+                return f"关于您的诉求 {number},办理人员给您留言:\n{payload.get('text', '')}", None
+            case Kind.RATED:
+                rating = Rating.parse(str(payload.get("rating")))
+                points = payload.get("points", 0)
+                return f"居民对工单 {number} 的评价:{rating.label},爱心积分 +{points}。谢谢您!", None
+            case Kind.ESCALATED:
+                level = Level(int(payload.get("level", Level.COMMUNITY))).label
+                late = Deadline(payload.get("reason", Deadline.RESPOND)).label
+                return f"⚠️ 工单 {number} {late}超期,已升级到{level},请及时处理。", card
+            case Kind.NEEDS_DISPATCH:
+                return f"工单 {number} 暂时没有合适的人员可派,请人工派单。", card
+            case Kind.OFFERED | Kind.ASSIGNED:
+                return await self._work_card(note)
+            case Kind.TAKEN | Kind.WITHDRAWN:  # without a ticket to edit: said as a new message
+                return EDITED_KINDS[note.kind].format(number=number), None
+        assert_never(note.kind)
+
+    async def _work_card(self, note: Claimed) -> Rendered:
+        service, number = self.minhu.service, note.number
+        ticket = await service.ticket(number, SYSTEM)
+        responder = await self.minhu.store.responder(note.recipient_id)
+        if note.kind is Kind.OFFERED:
+            place = await service.place_of(ticket)
+            markup = keyboard([[("接单", f"acc:{number}"), ("不接", f"dec:{number}")]])
+            return offer_text(self.minhu, ticket, responder, place), markup
+        heading = f"📌 派给您的工单 {number}"
+        return describe(self.minhu, ticket, responder, heading=heading), card_buttons(ticket, responder)
 
 
 async def deliver_forever(delivery: Delivery, every: float = 2.0) -> None:

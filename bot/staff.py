@@ -5,7 +5,7 @@ from a ticket's card. Escalations reach them through the outbox (bot/delivery.py
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
@@ -15,7 +15,7 @@ from bot.responders import describe
 from tickets.actors import Actor
 from tickets.errors import NotAllowed
 from tickets.metrics import LoopFigures, Period
-from tickets.models import Responder, Status, Ticket
+from tickets.models import Responder, Status
 
 REASSIGN_REASON = "社区工作人员在 Telegram 上改派"
 PICK_LIMIT = 24
@@ -29,27 +29,21 @@ async def need_staff(update: Update, context: Context) -> Responder:
     return responder
 
 
-def overdue(ticket: Ticket, now: datetime) -> bool:
-    deadline = ticket.resolve_by if ticket.status == Status.ACCEPTED else ticket.respond_by
-    return deadline < now
-
-
 async def _list(update: Update, context: Context, *, only_overdue: bool) -> None:
     minhu = deps(context)
     staff = await need_staff(update, context)
     now = minhu.service.clock.now()
     tickets = sorted(
-        await minhu.service.queue(staff.id), key=lambda t: (not overdue(t, now), t.resolve_by, t.id)
+        await minhu.service.queue(staff.id, overdue_only=only_overdue),
+        key=lambda t: (not t.is_overdue(now), t.resolve_by, t.id),
     )
-    if only_overdue:
-        tickets = [t for t in tickets if overdue(t, now)]
     if not tickets:
         await say(update, "没有超期的工单。" if only_overdue else "本社区目前没有待办工单。")
         return
     title = f"超期工单 {len(tickets)} 张:" if only_overdue else f"待办工单 {len(tickets)} 张(超期在前):"
     lines, rows = [title], []
     for ticket in tickets[:PICK_LIMIT]:
-        flag = "⚠️超期 " if overdue(ticket, now) else ""
+        flag = "⚠️超期 " if ticket.is_overdue(now) else ""
         name = minhu.service.catalogue.get(ticket.category).name
         lines.append(f"· {flag}{ticket.number} {name} {Status(ticket.status).label}")
         rows.append([(f"{flag}{ticket.number}", f"card:{ticket.number}")])

@@ -27,6 +27,7 @@ from tickets.models import (
     Responder,
     ResponderContact,
 )
+from tickets.outbox import EDITABLE, Recipient
 from tickets.privacy import clean_text
 
 INVITE_VALID = timedelta(days=7)
@@ -143,9 +144,9 @@ class ChannelStore:
                 select(Notification.message_ref)
                 .where(
                     Notification.ticket_id == ticket_id,
-                    Notification.recipient_type == "responder",
+                    Notification.recipient_type == Recipient.RESPONDER,
                     Notification.recipient_id == responder_id,
-                    Notification.kind.in_(("offered", "assigned")),
+                    Notification.kind.in_(EDITABLE),
                     Notification.message_ref.is_not(None),
                 )
                 .order_by(Notification.id.desc())

@@ -71,7 +71,7 @@ async def test_offer_to_three_two_accept_at_once_one_wins_the_others_see_taken(
     assert await tg.deliver() == 0
 
 
-async def test_card_resolve_rating_and_points(tg: Telegram, org: Org) -> None:
+async def test_card_resolve_rating_and_points(tg: Telegram, org: Org, clock: ManualClock) -> None:
     ticket = await resident_ticket(tg, org, "facility_repair", "楼下路灯不亮")  # direct: grid-a1
     await tg.bind(1101, "grid-a1")
     await tg.deliver()
@@ -86,9 +86,15 @@ async def test_card_resolve_rating_and_points(tg: Telegram, org: Org) -> None:
     calls = await tg.press(1101, f"call:{ticket.number}")
     assert any("13912345678" in c.text for c in calls if c.method == "sendMessage")
 
+    await tg.deliver()  # the resident hears it was accepted
     await tg.press(1101, f"msg:{ticket.number}")
-    await tg.say(1101, "我明天上午九点到")
-    assert "我明天上午九点到" in tg.api.texts(RESIDENT)[-1]
+    assert "正在发给居民" in (await tg.say(1101, "我明天上午九点到"))[-1]
+    tg.api.fail_next(1, status=502)
+    assert await tg.deliver() == 0  # Telegram failed: kept for a retry, not taken as sent
+    assert not any("我明天上午九点到" in c.text for c in tg.api.delivered(RESIDENT))
+    clock.advance(timedelta(seconds=10))
+    assert await tg.deliver() == 1
+    assert "我明天上午九点到" in tg.api.delivered(RESIDENT)[-1].text
 
     await tg.press(1101, f"note:{ticket.number}")
     assert "已添加" in (await tg.say(1101, "已联系居民"))[0]
