@@ -17,7 +17,6 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy import select
 
 from actions.runtime import RUNTIME, PendingRequest, channel_id, register, within
 from actions.texts import (
@@ -40,7 +39,7 @@ from actions.texts import (
 from tickets.actors import Actor
 from tickets.catalogue import DispatchMode
 from tickets.errors import DomainError, TicketNotFound, TooManyTickets
-from tickets.models import Community, Compound, Grid, Resident, Responder, Status, Ticket
+from tickets.models import Resident, Status, Ticket
 from tickets.privacy import mask_name, mask_phone, normalize_phone
 from tickets.service import Intake, TicketService
 
@@ -107,30 +106,12 @@ def _clear(slots: Sequence[str]) -> list[EventType]:
 async def communities() -> list[tuple[str, str]]:
     """(code, name) of the org's communities, for buttons."""
     service = await _service()
-
-    async def read() -> list[tuple[str, str]]:
-        async with service.sessions() as session:
-            rows = await session.execute(select(Community.code, Community.name).order_by(Community.id))
-            return [(code, name) for code, name in rows]
-
-    return await RUNTIME.org_data("communities", read)
+    return await RUNTIME.org_data("communities", service.communities)
 
 
 async def compounds_of(community_name: str) -> list[str]:
     service = await _service()
-
-    async def read() -> list[str]:
-        async with service.sessions() as session:
-            rows = await session.scalars(
-                select(Compound.name)
-                .join(Grid, Grid.id == Compound.grid_id)
-                .join(Community, Community.id == Grid.community_id)
-                .where(Community.name == community_name)
-                .order_by(Compound.id)
-            )
-            return list(rows)
-
-    return await RUNTIME.org_data(f"compounds:{community_name}", read)
+    return await RUNTIME.org_data(f"compounds:{community_name}", lambda: service.compounds_of(community_name))
 
 
 async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
@@ -138,16 +119,10 @@ async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
     if not wanted:
         return {}
     service = await _service()
-
-    async def read() -> dict[int, str]:
-        async with service.sessions() as session:
-            rows = await session.execute(select(Responder.id, Responder.name))
-            return {rid: name for rid, name in rows}
-
-    names = await RUNTIME.org_data("responders", read)
+    names = await RUNTIME.org_data("responders", service.responder_names)
     if not wanted <= names.keys():  # someone who joined within the minute
         RUNTIME.forget("responders")
-        names = await RUNTIME.org_data("responders", read)
+        names = await RUNTIME.org_data("responders", service.responder_names)
     return {i: names[i] for i in wanted if i in names}
 
 
@@ -282,12 +257,7 @@ class ActionStartRequest(Action):
 
     async def _home_name(self, community_id: int) -> str:
         service = await _service()
-
-        async def read() -> str:
-            async with service.sessions() as session:
-                return (await session.get_one(Community, community_id)).name
-
-        return await within(read)
+        return await within(lambda: service.community_name(community_id))
 
 
 class ValidateRequestForm(FormValidationAction):
@@ -842,17 +812,9 @@ class ActionSubmitFeedback(Action):
             dispatcher.utter_message(text="抱歉,评价暂时没有保存成功,请稍后再试,或说“转人工”。")
             return done
         if Status(ticket.status) == Status.CLOSED:
-            history = await within(lambda: service.history(number, Actor.resident(resident_id)))
-            worker = next(
-                (
-                    e.actor
-                    for e in reversed(history)
-                    if e.action == "resolve" and e.actor.startswith("responder:")
-                ),
-                None,
-            )
-            names = await responder_names([int(worker.split(":")[1])] if worker else [])
-            who = mask_name(next(iter(names.values()), None))
+            # Closing keeps the assignee: who resolved it is who is thanked.
+            names = await responder_names([ticket.assignee_id])
+            who = mask_name(names.get(ticket.assignee_id or 0))
             dispatcher.utter_message(text=f"谢谢您的评价!我们会把您的认可转告给{who},工单 {number} 已结案。")
         else:
             dispatcher.utter_message(

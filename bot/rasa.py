@@ -22,7 +22,7 @@ from telegram.ext import ExtBot
 
 from bot.texts import split
 from tickets.channels import BUTTON_PAYLOADS_KEPT, ChannelStore
-from tickets.models import InboundMessage
+from tickets.models import InboundMessage, split_channel_id
 
 log = structlog.get_logger("bot.rasa")
 
@@ -91,7 +91,8 @@ async def send(
 
 
 def chat_of(sender: str) -> int:
-    return int(sender.split(":", 1)[1])
+    """The Telegram chat of a "telegram:<id>" sender."""
+    return int(split_channel_id(sender)[1])
 
 
 class Relay:
