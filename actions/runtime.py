@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from minhu.settings import Settings, get_settings
-from minhu.wiring import open_service
+from app.settings import Settings, get_settings
+from app.wiring import open_service
 from tickets.guide import Guide
 from tickets.models import Urgency
 from tickets.service import Intake, NewTicket, TicketService

@@ -165,7 +165,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     from alembic import command
 
-    from minhu.settings import Settings
+    from app.settings import Settings
     from minhu.stack import local_stack
     from tickets.catalogue import Catalogue
     from tickets.db import alembic_config, create_engine, session_factory, unit_of_work

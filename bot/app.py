@@ -24,12 +24,13 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from app.logs import where
+from app.settings import Settings
+from app.wiring import open_service
 from bot import residents, responders, staff
-from bot.common import CHANNEL, SORRY, App, Context, Minhu, deps, where
+from bot.common import CHANNEL, SORRY, App, Context, Minhu, deps
 from bot.delivery import Delivery, deliver_forever
 from bot.rasa import RasaClient, Relay
-from minhu.settings import Settings
-from minhu.wiring import open_service
 from tickets.channels import ChannelStore
 from tickets.service import TicketService
 

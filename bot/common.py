@@ -4,11 +4,9 @@ becomes its Chinese message, anything else a polite apology), and message splitt
 from __future__ import annotations
 
 import functools
-import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeAlias, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -16,6 +14,7 @@ import structlog
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from app.logs import where
 from bot.rasa import Relay
 from bot.texts import split
 from tickets.catalogue import Role
@@ -108,13 +107,6 @@ def guarded(
         return None
 
     return run
-
-
-def where(error: BaseException) -> str:
-    """Where an error was raised (file:line), for logs: tracebacks with their local variables would carry
-    residents' messages and phone numbers into the log."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
 
 
 async def _answer(update: Update, text: str) -> None:

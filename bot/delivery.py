@@ -24,7 +24,8 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.common import CHANNEL, Minhu, keyboard, where
+from app.logs import where
+from bot.common import CHANNEL, Minhu, keyboard
 from bot.residents import feedback_step
 from bot.responders import TAKEN, card_buttons, describe, offer_text
 from tickets import outbox

@@ -11,8 +11,8 @@ import typer
 import yaml
 from alembic import command
 
-from minhu.settings import get_settings
-from minhu.wiring import open_engine
+from app.settings import get_settings
+from app.wiring import open_engine
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, session_factory, unit_of_work
 from tickets.errors import DomainError
@@ -136,8 +136,8 @@ def bot_command(
 @app.command("sweep")
 def sweep_command() -> None:
     """One deadline sweep: escalate overdue tickets and auto-close unrated ones."""
-    from minhu.runner import sweep_once
-    from minhu.wiring import open_service
+    from app.wiring import open_service
+    from minhu.sweeper import sweep_once
 
     async def once() -> None:
         async with open_service(get_settings()) as service:

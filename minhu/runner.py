@@ -1,6 +1,6 @@
 """`minhu run`: the product on one machine. On a migrated database (demo org loaded on first start) it
-keeps the deadline sweeper (escalation and auto-close) running and, unless told otherwise, starts the
-assistant (action server + Rasa) and a terminal chat with it."""
+keeps the deadline sweeper (escalation and auto-close) running, starts the Telegram bot when a token is set
+and, unless told otherwise, the assistant (action server + Rasa) and a terminal chat with it."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 import structlog
 from sqlalchemy import func, select
 
+from app.settings import Settings
+from app.wiring import open_service
 from bot.app import telegram_bot
 from minhu.chat import chat_loop
-from minhu.settings import Settings
 from minhu.stack import local_stack
-from minhu.wiring import open_service
+from minhu.sweeper import sweep_forever
 from tickets.db import unit_of_work
 from tickets.models import Street
 from tickets.org import load_org, parse_org
@@ -44,18 +45,6 @@ def warn_if_calendar_runs_out(service: TicketService, within: timedelta = timede
             hint="pip install -U chinesecalendar; until then working days past that day are provisional "
             "(statutory holidays, no make-up workdays)",
         )
-
-
-async def sweep_once(service: TicketService) -> tuple[list[str], list[str]]:
-    return await service.escalate_overdue(), await service.auto_close()
-
-
-async def sweep_forever(service: TicketService, every: float) -> None:
-    while True:
-        escalated, closed = await sweep_once(service)
-        if escalated or closed:
-            log.info("sweep", escalated=len(escalated), auto_closed=len(closed))
-        await asyncio.sleep(every)
 
 
 async def run(

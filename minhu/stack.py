@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from minhu.settings import PROJECT_ROOT, Settings
+from app.settings import PROJECT_ROOT, Settings
 
 
 def _script(name: str) -> str:

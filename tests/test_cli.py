@@ -10,8 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
+from app.settings import get_settings
 from minhu.cli import app
-from minhu.settings import get_settings
 
 DEMO = Path(__file__).resolve().parent.parent / "tickets" / "data" / "demo_org.yml"
 FIXTURE_ORG = Path(__file__).resolve().parent / "fixtures" / "org.yml"

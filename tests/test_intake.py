@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from minhu.settings import Settings
-from minhu.wiring import policy_from
+from app.settings import Settings
+from app.wiring import policy_from
 from tests.conftest import Org, actions, count, notifications
 from tickets.actors import SYSTEM
 from tickets.clock import ManualClock

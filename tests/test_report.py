@@ -15,8 +15,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
+from app.settings import get_settings
 from minhu.cli import app
-from minhu.settings import get_settings
 from tests.conftest import FIXTURES, MONDAY_9AM, Org
 from tests.test_metrics import NOVEMBER, at, november_monday
 from tickets.catalogue import Catalogue

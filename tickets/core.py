@@ -39,7 +39,7 @@ MAX_REASON = 500
 class Policy:
     max_text: int = MAX_TEXT
     auto_close_after: timedelta = timedelta(days=7)
-    # Off in the domain (None); the app turns them on (its settings): intake() refuses a resident's
+    # Off in the domain (None); the app turns them on (app.settings): intake() refuses a resident's
     # ticket beyond this many per hour, and links a near-identical request to the resident's open ticket.
     max_tickets_per_hour: int | None = None
     duplicate_window: timedelta | None = None

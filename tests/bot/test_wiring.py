@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from app.settings import Settings
 from bot.app import telegram_bot
-from minhu.settings import Settings
 from tests.bot.conftest import RESIDENT, FakeRasa, Telegram
 from tests.bot.fake_api import FakeBotAPI
 from tickets.service import TicketService

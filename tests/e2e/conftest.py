@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from alembic import command
 
-from minhu.settings import Settings
+from app.settings import Settings
 from minhu.stack import running
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work

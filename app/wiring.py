@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from minhu.settings import Settings
+from app.settings import Settings
 from tickets.db import create_engine, ensure_migrated, session_factory
 from tickets.service import Policy, TicketService
 
