@@ -13,7 +13,7 @@ mark being committed (one HTTP response and one commit wide); every other path s
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import warnings
 from datetime import timedelta
 from typing import Any, assert_never
@@ -24,7 +24,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from app.logs import where
+from app.loops import run_forever
 from bot.common import CHANNEL, Minhu, keyboard
 from bot.residents import feedback_step
 from bot.responders import TAKEN, card_buttons, describe, offer_text
@@ -172,16 +172,16 @@ class Delivery:
 
 
 async def deliver_forever(delivery: Delivery, every: float = 2.0) -> None:
-    """The delivery loop beside the bot: the outbox, and residents' stored messages when Rasa is back."""
-    rounds = 0
-    while True:
-        try:
-            await delivery.run_once()
-            if rounds % REPLAY_EVERY == 0:
-                await delivery.minhu.relay.replay(delivery.bot)
-            if rounds % PRUNE_EVERY == 0:
-                await delivery.minhu.store.prune()
-        except Exception as error:  # keep delivering: one bad round must not stop the loop
-            log.error("delivery round failed", error=type(error).__name__, at=where(error))
-        rounds += 1
-        await asyncio.sleep(every)
+    """The delivery loop beside the bot: the outbox, and residents' stored messages when Rasa is back; a
+    failed round does not stop it (app.loops.run_forever)."""
+    rounds = itertools.count()
+
+    async def one_round() -> None:
+        n = next(rounds)
+        await delivery.run_once()
+        if n % REPLAY_EVERY == 0:
+            await delivery.minhu.relay.replay(delivery.bot)
+        if n % PRUNE_EVERY == 0:
+            await delivery.minhu.store.prune()
+
+    await run_forever(one_round, every, name="delivery round")

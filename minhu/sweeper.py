@@ -8,12 +8,10 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from app.logs import where
+from app.loops import MAX_BACKOFF, run_forever
 from tickets.service import TicketService
 
 log = structlog.get_logger("minhu.sweeper")
-
-MAX_BACKOFF = 600.0  # seconds: a database away for long is tried again every ten minutes
 
 
 async def sweep_once(service: TicketService) -> tuple[list[str], list[str]]:
@@ -27,18 +25,12 @@ async def sweep_forever(
     max_backoff: float = MAX_BACKOFF,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Sweep every `every` seconds. A failed sweep (the database away, a bug) is logged without personal data
-    and the loop carries on, waiting twice as long after each failure in a row (at most max_backoff): until
-    a restart nothing would escalate otherwise."""
-    wait = every
-    while True:
-        try:
-            escalated, closed = await sweep_once(service)
-        except Exception as error:
-            wait = min(wait * 2, max(max_backoff, every))
-            log.error("sweep failed", error=type(error).__name__, at=where(error), retry_in=wait)
-        else:
-            wait = every
-            if escalated or closed:
-                log.info("sweep", escalated=len(escalated), auto_closed=len(closed))
-        await sleep(wait)
+    """Sweep every `every` seconds for as long as the process runs; a failed sweep (the database away, a
+    bug) does not stop it (app.loops.run_forever): until a restart nothing would escalate otherwise."""
+
+    async def one_sweep() -> None:
+        escalated, closed = await sweep_once(service)
+        if escalated or closed:
+            log.info("sweep", escalated=len(escalated), auto_closed=len(closed))
+
+    await run_forever(one_sweep, every, name="sweep", max_backoff=max_backoff, sleep=sleep)

@@ -46,10 +46,9 @@ def test_the_walker_sees_imports_inside_functions_too() -> None:
     assert "tickets" in imports_of("bot") and "app" in imports_of("actions")
 
 
-@pytest.mark.parametrize("package", sorted(NEVER_IMPORTS))
+# A package not written yet (dashboard/ before its issue) has nothing to check.
+@pytest.mark.parametrize("package", sorted(p for p in NEVER_IMPORTS if (ROOT / p).is_dir()))
 def test_package_imports_nothing_above_or_beside_it(package: str) -> None:
-    if not (ROOT / package).is_dir():
-        pytest.skip(f"no {package}/ in this tree")
     imported = imports_of(package)
     wrong = {name: imported[name] for name in sorted(NEVER_IMPORTS[package] & imported.keys())}
     assert wrong == {}
