@@ -1,8 +1,9 @@
 """Authorization matrix: every command and button × every role, each allowed or refused as designed.
 
 Roles: the resident who owns the tickets (5001), the volunteer of this community who is offered / assigned
-them (1001, vol-a1), a volunteer of another community (2001, vol-j1), the community's staff (3001, staff-a)
-and a stranger (9001). Actions that change a ticket run their refused roles first.
+them (1001, vol-a1), a grid worker of the same community who is neither (1004, grid-a1: sees the tickets,
+may not work them), a volunteer of another community (2001, vol-j1), the community's staff (3001,
+staff-a) and a stranger (9001). Actions that change a ticket run their refused roles first.
 
 What counts as refused is what the bot itself says it did, not the wording of its reply: every refusal
 goes through bot.common.guarded, which answers with the error's polite message and logs a `refused` event
@@ -25,15 +26,18 @@ from tickets.errors import NotAllowed, TicketNotFound
 from tickets.models import Status
 from tickets.service import NewTicket
 
+COLLEAGUE = 1004
+
 ROLES = {
     "resident": RESIDENT,
     "volunteer": VOLUNTEER,
+    "colleague": COLLEAGUE,
     "other_volunteer": OTHER_VOLUNTEER,
     "staff": STAFF,
     "stranger": STRANGER,
 }
 EVERYONE = set(ROLES)
-RESPONDERS = {"volunteer", "other_volunteer", "staff"}
+RESPONDERS = {"volunteer", "colleague", "other_volunteer", "staff"}
 # Why a role is refused: it may not do this, or it may not even see the ticket (which the domain answers
 # as "not found", so that a ticket's existence does not leak to other communities).
 PERMISSION = {NotAllowed.code, TicketNotFound.code}
@@ -60,7 +64,7 @@ CARD_BUTTONS = {
     "msg": {"volunteer"},
     "card": {"staff"},
     "pick": {"staff"},
-    "dec": {"volunteer", "staff"},  # only shows the reasons; declining itself is checked below
+    "dec": {"volunteer", "colleague", "staff"},  # only shows the reasons; declining itself is checked below
 }
 
 
@@ -127,6 +131,7 @@ async def check(tg: Telegram, action: str, allowed: set[str], order: list[str] |
 
 async def test_every_command_and_button_for_every_role(roles: Telegram, org: Org) -> None:
     tg = roles
+    await tg.bind(COLLEAGUE, "grid-a1")
     me = await org.service.resident_for(f"telegram:{RESIDENT}")
     await org.service.remember_resident(me.id, community="anju", compound="安居苑", phone="13912345678")
     accepted = await org.service.create_ticket(NewTicket(me.id, "facility_repair", "路灯坏了"))
@@ -144,14 +149,14 @@ async def test_every_command_and_button_for_every_role(roles: Telegram, org: Org
         wrong += await check(tg, command, allowed)
     for prefix, allowed in CARD_BUTTONS.items():
         wrong += await check(tg, f"{prefix}:{accepted.number}", allowed)
-    refused_first = ["resident", "stranger", "other_volunteer", "staff", "volunteer"]
+    refused_first = ["resident", "stranger", "other_volunteer", "colleague", "staff", "volunteer"]
     wrong += await check(tg, f"decr:{declined.number}:0", {"volunteer"}, refused_first)
     wrong += await check(tg, f"acc:{offered.number}", {"volunteer"}, refused_first)
     assignees = [
         p for p in await org.service.assignable(accepted.number, org["staff-a"]) if p.code == "vol-a3"
     ]
     wrong += await check(tg, f"asg:{accepted.number}:{assignees[0].id}", {"staff"}, refused_first)
-    rating_order = ["stranger", "volunteer", "other_volunteer", "staff", "resident"]
+    rating_order = ["stranger", "volunteer", "colleague", "other_volunteer", "staff", "resident"]
     wrong += await check(tg, f"fb:{rated.number}:11s", {"resident"}, rating_order)
     assert wrong == [], "\n".join(wrong)
 
