@@ -1,5 +1,5 @@
 """What every handler module shares: the bot's dependencies, who is asking, guarded handlers (a domain error
-becomes its Chinese message, anything else a polite apology), and message splitting."""
+becomes its Chinese message and a `refused` log event, anything else a polite apology), and message splitting."""
 
 from __future__ import annotations
 
@@ -92,14 +92,18 @@ def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
 def guarded(
     handler: Callable[[Update, Context], Coroutine[Any, Any, R]],
 ) -> Callable[[Update, Context], Coroutine[Any, Any, R | None]]:
-    """A domain error is told to the user in its own words; anything else is logged (no personal data)
-    and answered with an apology. Callback queries are always answered, so the button stops spinning."""
+    """A domain error is told to the user in its own words and logged as a `refused` event (the handler,
+    the error's class and code: no personal data, and no need to read the Chinese text to know what was
+    refused and why; the bot's own "not registered" / "staff only" refusals are NotAllowed too); anything
+    else is logged as `handler failed` and answered with an apology. Callback queries are always answered,
+    so the button stops spinning."""
 
     @functools.wraps(handler)
     async def run(update: Update, context: Context) -> R | None:
         try:
             return await handler(update, context)
         except DomainError as error:
+            log.info("refused", handler=handler.__name__, error=type(error).__name__, code=error.code)
             await _answer(update, error.message)
         except Exception as error:
             log.error("handler failed", handler=handler.__name__, error=type(error).__name__, at=where(error))

@@ -22,8 +22,12 @@ Checked after every step (check_ticket, check_step):
 - points: ledger append-only, at most one entry per ticket, only for closed tickets and to their
   assignee; per ticket and per responder it pays points_for(the rating that closed it: the resident's
   answer, or none when auto-closed), and TicketService.points_of agrees;
-- a DomainError is an allowed outcome, but then no row of any table changed; an operation the oracle
-  in plan() calls legitimate must not raise one;
+- the oracle in plan() decides, from the state before each step, whether the operation is legitimate, and
+  the service must agree both ways: a legitimate operation succeeds (no DomainError at all: the steps run
+  one at a time, so there is no race to lose), an illegitimate one raises a DomainError and writes nothing
+  (no row of any table changes, so status and version stay). The one operation it cannot always call is
+  intake's near-duplicate (a text similar, not equal, to an open ticket's): there either outcome is fine
+  and the call itself checks the one it got;
 - after escalate_overdue / auto_close nothing is left overdue; at the end of each example the read side
   (history, visibility, worklists, staff queue, a resident's tickets) agrees with the rows.
 
@@ -32,7 +36,6 @@ How many examples: MINHU_HYPOTHESIS_PROFILE=quick|default|thorough, or MINHU_HYP
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -51,8 +54,9 @@ from tickets.actors import SYSTEM, Actor
 from tickets.catalogue import Catalogue, Role
 from tickets.clock import ManualClock
 from tickets.db import unit_of_work
-from tickets.errors import DomainError, TicketNotFound
+from tickets.errors import DomainError, TicketNotFound, ValidationError
 from tickets.models import (
+    RATING_LABELS,
     Level,
     Notification,
     Offer,
@@ -164,6 +168,14 @@ class Code:
 
 
 @dataclass(frozen=True)
+class Colleague:
+    """Someone of the ticket's community (or street) who is not the legitimate actor: the near miss a
+    permission check must catch (a random Code is mostly out of scope, refused for that alone)."""
+
+    i: int
+
+
+@dataclass(frozen=True)
 class Owner:
     """The resident who made the ticket."""
 
@@ -178,7 +190,7 @@ class System:
     pass
 
 
-Who = Right | Code
+Who = Right | Code | Colleague
 ResidentWho = Owner | OtherResident
 
 
@@ -241,7 +253,7 @@ class Pause:
 @dataclass(frozen=True)
 class Resume:
     ticket: int
-    who: Right | Owner | System | Code
+    who: Right | Owner | System | Code | Colleague
 
 
 @dataclass(frozen=True)
@@ -329,7 +341,9 @@ reasons = st.one_of(
     st.text(max_size=20),
 )
 ticket_idx = st.integers(0, 7)
-who = st.one_of(st.integers(0, 3).map(Right), st.sampled_from(ORG_CODES).map(Code))
+who = st.one_of(
+    st.integers(0, 3).map(Right), st.sampled_from(ORG_CODES).map(Code), st.integers(0, 12).map(Colleague)
+)
 resident_who = st.one_of(st.just(Owner()), st.integers(0, len(RESIDENTS) - 1).map(OtherResident))
 ratings = st.one_of(
     st.sampled_from([r.value for r in Rating]), st.sampled_from(["满意", "基本满意", "不满意", ""])
@@ -414,9 +428,11 @@ class Snapshot:
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     events: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     offers: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    by_number: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tickets = {t["id"]: t for t in self.rows["tickets"]}
+        self.by_number = {t["number"]: t for t in self.rows["tickets"]}
         events: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for e in sorted(self.rows["ticket_events"], key=lambda e: (e["ticket_id"], e["seq"])):
             events[e["ticket_id"]].append(e)
@@ -488,10 +504,15 @@ class World:
         )
 
     def pick(self, choice: Any, legit: list[int], ticket: dict[str, Any]) -> int:
-        """A responder id: Right(i) -> the i-th legitimate one (or someone of the ticket's community)."""
+        """A responder id: Right(i) -> the i-th legitimate one (or someone of the ticket's community),
+        Colleague(i) -> the i-th one of the ticket's community who is not legitimate (if there is one)."""
         if isinstance(choice, Code):
             return self.responders[choice.code]
-        pool = legit or sorted(rid for rid in self.info if self.in_scope(rid, ticket))
+        scope = sorted(rid for rid in self.info if self.in_scope(rid, ticket))
+        if isinstance(choice, Colleague):
+            pool = [rid for rid in scope if rid not in legit] or scope
+        else:
+            pool = legit or scope
         return pool[choice.i % len(pool)]
 
     def resident(self, choice: Any, ticket: dict[str, Any]) -> int:
@@ -556,7 +577,10 @@ def has_reason(reason: str | None) -> bool:
 Call = Callable[[], Awaitable[str]]
 
 
-def plan(world: World, op: Any, snap: Snapshot) -> tuple[bool, Call]:
+Expected = bool | None  # True: must succeed; False: must be refused; None: either (the call checks which)
+
+
+def plan(world: World, op: Any, snap: Snapshot) -> tuple[Expected, Call]:
     """What the operation does and whether it must succeed (the oracle), decided from the state before it."""
     service = world.service
     if isinstance(op, Create):
@@ -571,11 +595,9 @@ def plan(world: World, op: Any, snap: Snapshot) -> tuple[bool, Call]:
             phone=op.phone,
         )
         has_home = RESIDENTS[op.resident % len(RESIDENTS)][1] is not None
-        # Where: the community named, else the compound's, else home. (An unknown compound with no community
-        # named is refused even when the resident's home is known: see test_unknown_compound_falls_back_home.)
-        located = (
-            op.community is not None or (op.compound is None and has_home) or op.compound in KNOWN_COMPOUNDS
-        )
+        # Where: the community named, else the compound's, else home (an unknown compound falls back to the
+        # home community: test_unknown_compound_falls_back_to_the_home_community).
+        located = op.community is not None or op.compound in KNOWN_COMPOUNDS or has_home
         ok = (
             valid_text(op.text)
             and op.category in CATALOGUE.categories
@@ -598,16 +620,38 @@ def plan(world: World, op: Any, snap: Snapshot) -> tuple[bool, Call]:
         )
         limit = INTAKE_POLICY.max_tickets_per_hour or 0
         has_home = RESIDENTS[op.resident % len(RESIDENTS)][1] is not None
-        ok = valid_text(op.text) and op.category in CATALOGUE.categories and has_home and recent < limit
+        new_ok = valid_text(op.text) and op.category in CATALOGUE.categories and has_home and recent < limit
+        # The same matter again (same resident and category, open, within the window) is linked to the open
+        # ticket, whatever the hourly limit or the resident's home: certainly when the text is the same,
+        # perhaps when it is only similar (how similar is test_intake's business, not this oracle's).
+        window = INTAKE_POLICY.duplicate_window or timedelta(0)
+        candidates = {
+            t["number"]
+            for t in snap.tickets.values()
+            if t["resident_id"] == resident
+            and t["category"] == op.category
+            and Status(t["status"]) in OPEN
+            and t["created_at"] >= world.clock.now() - window
+        }
+        same = {n for n in candidates if snap.by_number[n]["text"] == clean_text(op.text)}
+        ok: Expected
+        if not valid_text(op.text):
+            ok = False
+        elif new_ok or same:
+            ok = True
+        else:
+            ok = None if candidates else False
         intake_service = world.intake_service
         assert intake_service is not None
 
         async def intake() -> str:
             result = await intake_service.intake(NewTicket(resident, op.category, op.text))
             if result.duplicate:
-                assert result.ticket.number in world.numbers, "linked to a ticket that is not the resident's"
-                assert result.ticket.resident_id == resident and result.ticket.status in OPEN
+                assert result.ticket.number in candidates, (
+                    f"linked to {result.ticket.number}, not an open ticket of the same matter {sorted(candidates)}"
+                )
                 return f"linked to {result.ticket.number} as a duplicate"
+            assert not same, f"{op.text!r} is the same as open {sorted(same)} but made a new ticket"
             assert recent < limit, f"intake made ticket {recent + 1} within the hour (limit {limit})"
             world.numbers.append(result.ticket.number)
             return f"created {result.ticket.number} ({result.ticket.status}, assignee {result.ticket.assignee_id})"
@@ -616,9 +660,10 @@ def plan(world: World, op: Any, snap: Snapshot) -> tuple[bool, Call]:
     if isinstance(op, Handoff):
         resident = world.residents[op.resident % len(world.residents)]
         has_home = RESIDENTS[op.resident % len(RESIDENTS)][1] is not None
+        # A long conversation is not refused: its last MAX_TEXT characters are kept.
         ok = (
             has_home
-            and valid_text(op.transcript)
+            and bool(clean_text(op.transcript))
             and (op.category is None or op.category in CATALOGUE.categories)
         )
 
@@ -722,7 +767,12 @@ def plan(world: World, op: Any, snap: Snapshot) -> tuple[bool, Call]:
         return ok, lambda: done(service.add_note(number, rid, op.note), f"{number} noted by {rid}")()
     if isinstance(op, Rate):
         resident = world.resident(op.who, t)
-        ok = status is R and resident == t["resident_id"] and op.rating in {r.value for r in Rating}
+        # The code or the words on the button (Rating.parse): "satisfied" or "满意".
+        ok = (
+            status is R
+            and resident == t["resident_id"]
+            and op.rating in {r.value for r in Rating} | set(RATING_LABELS.values())
+        )
         return ok, lambda: done(
             service.rate(
                 number,
@@ -1010,7 +1060,7 @@ class Runner:
     async def do(self, op: Any) -> DomainError | None:
         world, snap, step = self.world, self.snap, self.steps
         self.steps += 1
-        expected_ok, call = plan(world, op, snap)
+        expected, call = plan(world, op, snap)
         error: DomainError | None = None
         try:
             what = await call()
@@ -1021,13 +1071,15 @@ class Runner:
         if error is None:
             note(f"{step}: {op!r} -> {what}")
             event(f"ok: {type(op).__name__}")
+            assert expected is not False, f"{op!r} should have been refused, but: {what}"
         else:
             note(f"{step}: {op!r} -> {type(error).__name__}: {error.message}")
-            # A domain error is an allowed outcome, but then nothing at all was written.
+            event(f"refused: {type(op).__name__}")
+            # Refused: nothing at all was written (the ticket's status and version included).
             assert after.rows == snap.rows, (
                 f"{op!r} raised {type(error).__name__} but wrote:\n{diff(snap, after)}"
             )
-            assert not expected_ok, (
+            assert expected is not True, (
                 f"{op!r} should have worked but raised {type(error).__name__}: {error.message}"
             )
         check_step(world, snap, after, now)
@@ -1077,6 +1129,19 @@ happy_creates = st.builds(
 )
 happy_idx = st.integers(0, 2)  # fewer tickets in play, so each gets further
 progress = st.builds(Progress, happy_idx, st.integers(0, 5))
+# Now and then a near miss in the middle of the work: the right step by the wrong person of the same
+# community (or another resident), which the oracle calls illegitimate and the service must refuse.
+colleague = st.integers(0, 12).map(Colleague)
+near_misses = st.one_of(
+    st.builds(Accept, happy_idx, colleague),
+    st.builds(Decline, happy_idx, colleague, st.just("没空")),
+    st.builds(Return, happy_idx, colleague, st.just("需要专业人员")),
+    st.builds(Pause, happy_idx, colleague, st.just("约不到时间")),
+    st.builds(Resolve, happy_idx, colleague, st.just("已处理完毕 ✅")),
+    st.builds(Reassign, happy_idx, colleague, st.integers(0, 12).map(Right), st.just("改派")),
+    st.builds(Rate, happy_idx, st.integers(0, len(RESIDENTS) - 1).map(OtherResident), st.just("satisfied")),
+    st.builds(Cancel, happy_idx, st.integers(0, len(RESIDENTS) - 1).map(OtherResident)),
+)
 happy = st.one_of(
     progress,
     progress,
@@ -1104,6 +1169,7 @@ happy = st.one_of(
         Reassign, happy_idx, st.integers(0, 3).map(Right), st.integers(0, 12).map(Right), st.just("改派")
     ),
     happy_creates,
+    near_misses,
 )
 happy_scenarios = scenario(happy_creates, happy)
 
@@ -1267,8 +1333,10 @@ async def test_unknown_compound_falls_back_to_the_home_community(service: Ticket
 
 
 async def test_urgency_given_as_text_is_a_validation_error(service: TicketService, org: Org) -> None:
-    """rate() turns a bad rating string into ValidationError; create_ticket lets Urgency("紧急") escape as a
-    bare ValueError (a 500 at the edges)."""
+    """An edge that passes the urgency as words ("紧急") instead of an Urgency gets a ValidationError in
+    plain Chinese, like a bad rating string in rate(), not a bare ValueError (a 500 at the edges); and no
+    ticket is made. (Found here: Urgency("紧急") escaped create_ticket as a ValueError.)"""
     resident = await org.resident()
-    with contextlib.suppress(DomainError):
+    with pytest.raises(ValidationError):
         await service.create_ticket(NewTicket(resident, "certificate", "开证明", urgency="紧急"))  # type: ignore[arg-type]
+    assert list(await service.tickets_of_resident(resident)) == []

@@ -1,30 +1,46 @@
 """Authorization matrix: every command and button × every role, each allowed or refused as designed.
 
 Roles: the resident who owns the tickets (5001), the volunteer of this community who is offered / assigned
-them (1001, vol-a1), a volunteer of another community (2001, vol-j1), the community's staff (3001, staff-a)
-and a stranger (9001). A refusal is a polite Chinese message or button answer that says why; an allowed
-action answers without one. Actions that change a ticket run their refused roles first.
+them (1001, vol-a1), a grid worker of the same community who is neither (1004, grid-a1: sees the tickets,
+may not work them), a volunteer of another community (2001, vol-j1), the community's staff (3001,
+staff-a) and a stranger (9001). Actions that change a ticket run their refused roles first.
+
+What counts as refused is what the bot itself says it did, not the wording of its reply: every refusal
+goes through bot.common.guarded, which answers with the error's polite message and logs a `refused` event
+with the error's code. An allowed action answers, with no `refused` event and no failure logged; a refused
+one logs `refused` for a permission reason (not allowed, or a ticket the actor may not see is "not found")
+and still answers with a message.
 """
 
 from __future__ import annotations
 
-from bot.common import NOT_REGISTERED, STAFF_ONLY
+from dataclasses import dataclass
+from typing import Any
+
+from structlog.testing import capture_logs
+
 from tests.bot.conftest import OTHER_VOLUNTEER, RESIDENT, STAFF, STRANGER, VOLUNTEER, Telegram
 from tests.bot.fake_api import Call
 from tests.conftest import Org
+from tickets.errors import NotAllowed, TicketNotFound
 from tickets.models import Status
 from tickets.service import NewTicket
+
+COLLEAGUE = 1004
 
 ROLES = {
     "resident": RESIDENT,
     "volunteer": VOLUNTEER,
+    "colleague": COLLEAGUE,
     "other_volunteer": OTHER_VOLUNTEER,
     "staff": STAFF,
     "stranger": STRANGER,
 }
 EVERYONE = set(ROLES)
-RESPONDERS = {"volunteer", "other_volunteer", "staff"}
-REFUSALS = (NOT_REGISTERED[:8], STAFF_ONLY[:8], "只有", "没有找到", "没有派给您", "不属于", "没有权限")
+RESPONDERS = {"volunteer", "colleague", "other_volunteer", "staff"}
+# Why a role is refused: it may not do this, or it may not even see the ticket (which the domain answers
+# as "not found", so that a ticket's existence does not leak to other communities).
+PERMISSION = {NotAllowed.code, TicketNotFound.code}
 
 # command: roles allowed
 COMMANDS = {
@@ -48,44 +64,74 @@ CARD_BUTTONS = {
     "msg": {"volunteer"},
     "card": {"staff"},
     "pick": {"staff"},
-    "dec": {"volunteer", "staff"},  # only shows the reasons; declining itself is checked below
+    "dec": {"volunteer", "colleague", "staff"},  # only shows the reasons; declining itself is checked below
 }
 
 
-def refused(calls: list[Call]) -> bool:
-    said = [str(c.params.get("text") or "") for c in calls]
-    return any(marker in text for text in said for marker in REFUSALS)
+@dataclass
+class Outcome:
+    """What the bot did for one action: the Bot API calls it made and the events it logged."""
+
+    calls: list[Call]
+    logged: list[dict[str, Any]]
+
+    @property
+    def answered(self) -> bool:
+        return any(c.method in ("sendMessage", "answerCallbackQuery", "editMessageText") for c in self.calls)
+
+    @property
+    def told_why(self) -> bool:
+        return any(c.method in ("sendMessage", "answerCallbackQuery") and c.text for c in self.calls)
+
+    @property
+    def refusals(self) -> list[dict[str, Any]]:
+        return [e for e in self.logged if e["event"] == "refused"]
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [e for e in self.logged if e["log_level"] in ("error", "critical")]
+
+    def verdict(self, allowed: bool) -> str | None:
+        """None when the outcome is as designed, else what went wrong."""
+        if self.failures:
+            return f"failed: {self.failures}"
+        if allowed:
+            if self.refusals:
+                return f"refused: {self.refusals}"
+            return None if self.answered else "no answer"
+        if not any(e["code"] in PERMISSION for e in self.refusals):
+            return f"not refused for a permission reason (refusals: {self.refusals})"
+        return None if self.told_why else "refused without a message"
 
 
-def answered(calls: list[Call]) -> bool:
-    return any(c.method in ("sendMessage", "answerCallbackQuery", "editMessageText") for c in calls)
-
-
-async def run(tg: Telegram, role: str, action: str) -> list[Call]:
+async def run(tg: Telegram, role: str, action: str) -> Outcome:
     user = ROLES[role]
     before = len(tg.api.calls)
-    if action.startswith("/"):
-        await tg.say(user, action)
-    else:
-        await tg.press(user, action)
-    calls = tg.api.calls[before:]
+    with capture_logs() as logged:
+        if action.startswith("/"):
+            await tg.say(user, action)
+        else:
+            await tg.press(user, action)
+    outcome = Outcome(tg.api.calls[before:], logged)
     await tg.say(user, "/cancel")  # leave any conversation the button opened
-    return calls
+    return outcome
 
 
 async def check(tg: Telegram, action: str, allowed: set[str], order: list[str] | None = None) -> list[str]:
     """Returns the mismatches as readable lines (empty when the matrix holds)."""
     wrong = []
     for role in order or list(ROLES):
-        calls = await run(tg, role, action)
-        expected = role in allowed
-        if not answered(calls) or refused(calls) == expected:
-            wrong.append(f"{action} by {role}: expected {'allowed' if expected else 'refused'}, got {calls}")
+        outcome = await run(tg, role, action)
+        expected = "allowed" if role in allowed else "refused"
+        problem = outcome.verdict(role in allowed)
+        if problem is not None:
+            wrong.append(f"{action} by {role}: expected {expected}, {problem}; calls {outcome.calls}")
     return wrong
 
 
 async def test_every_command_and_button_for_every_role(roles: Telegram, org: Org) -> None:
     tg = roles
+    await tg.bind(COLLEAGUE, "grid-a1")
     me = await org.service.resident_for(f"telegram:{RESIDENT}")
     await org.service.remember_resident(me.id, community="anju", compound="安居苑", phone="13912345678")
     accepted = await org.service.create_ticket(NewTicket(me.id, "facility_repair", "路灯坏了"))
@@ -103,14 +149,14 @@ async def test_every_command_and_button_for_every_role(roles: Telegram, org: Org
         wrong += await check(tg, command, allowed)
     for prefix, allowed in CARD_BUTTONS.items():
         wrong += await check(tg, f"{prefix}:{accepted.number}", allowed)
-    refused_first = ["resident", "stranger", "other_volunteer", "staff", "volunteer"]
+    refused_first = ["resident", "stranger", "other_volunteer", "colleague", "staff", "volunteer"]
     wrong += await check(tg, f"decr:{declined.number}:0", {"volunteer"}, refused_first)
     wrong += await check(tg, f"acc:{offered.number}", {"volunteer"}, refused_first)
     assignees = [
         p for p in await org.service.assignable(accepted.number, org["staff-a"]) if p.code == "vol-a3"
     ]
     wrong += await check(tg, f"asg:{accepted.number}:{assignees[0].id}", {"staff"}, refused_first)
-    rating_order = ["stranger", "volunteer", "other_volunteer", "staff", "resident"]
+    rating_order = ["stranger", "volunteer", "colleague", "other_volunteer", "staff", "resident"]
     wrong += await check(tg, f"fb:{rated.number}:11s", {"resident"}, rating_order)
     assert wrong == [], "\n".join(wrong)
 
@@ -126,3 +172,22 @@ async def test_a_volunteer_of_another_community_never_sees_the_ticket(roles: Tel
     for prefix in ("call", "note", "card", "acc"):
         calls = await roles.press(OTHER_VOLUNTEER, f"{prefix}:{ticket.number}")
         assert not any("工资" in str(c.params) or "13912345678" in str(c.params) for c in calls)
+
+
+async def test_a_refusal_is_logged_with_its_reason_and_nothing_personal(roles: Telegram, org: Org) -> None:
+    """The `refused` event names the handler and the error, never the ticket, the user or what they wrote."""
+    me = await org.service.resident_for(f"telegram:{RESIDENT}")
+    await org.service.remember_resident(me.id, community="anju", phone="13912345678")
+    ticket = await org.service.create_ticket(NewTicket(me.id, "legal_aid", "工资被拖欠 13912345678"))
+    with capture_logs() as logged:
+        calls = await roles.press(STRANGER, f"call:{ticket.number}")
+    assert logged == [
+        {
+            "event": "refused",
+            "log_level": "info",
+            "handler": "reveal_phone",
+            "error": "NotAllowed",
+            "code": "not_allowed",
+        }
+    ]
+    assert roles.answers(calls) and "13912345678" not in str(calls)
