@@ -167,6 +167,32 @@ def responders_invite(
     )
 
 
+@responders_app.command("unbind")
+def responders_unbind(
+    code: Annotated[str, typer.Argument(help="The responder's code in the org chart, e.g. staff-a.")],
+    channel: Annotated[str, typer.Option(help="The channel whose account is removed.")] = "telegram",
+) -> None:
+    """Remove the responder's account on the channel (a lost phone, a new account): their next invite can
+    bind another one. An account never replaces a bound one by itself."""
+    from tickets.channels import ChannelStore
+    from tickets.clock import SystemClock
+
+    async def unbind() -> int:
+        async with open_engine(get_settings()) as engine:
+            return await ChannelStore(session_factory(engine), SystemClock()).unbind(code, channel)
+
+    try:
+        removed = asyncio.run(unbind())
+    except DomainError as error:
+        fail(error.message)
+    if removed:
+        typer.echo(
+            f"已解除 {code} 的 {channel} 账号绑定 (unbound). 请用 `minhu responders invite {code}` 重新邀请。"
+        )
+    else:
+        typer.echo(f"{code} 没有绑定 {channel} 账号 (nothing to unbind).")
+
+
 @app.command("bot")
 def bot_command(
     webhook: Annotated[

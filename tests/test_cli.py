@@ -151,3 +151,15 @@ def test_data_new_key_then_rekey_rewrites_the_phones_under_the_new_key(database:
     assert "responders.phone: re-encrypted 2" in rekeyed.output
     (current,) = key_ids()
     assert current != before.pop() and current in rekeyed.output
+
+
+def test_responders_unbind_removes_the_telegram_account(database: Path) -> None:
+    assert minhu("db", "upgrade").exit_code == 0
+    assert minhu("org", "load", str(FIXTURE_ORG)).exit_code == 0  # vol-a1 is bound to Telegram 1001
+    assert rows(database, "responder_contacts") == 1
+
+    unbound = minhu("responders", "unbind", "vol-a1")
+    assert unbound.exit_code == 0, unbound.output
+    assert "unbound" in unbound.output and rows(database, "responder_contacts") == 0
+    assert "nothing to unbind" in minhu("responders", "unbind", "vol-a1").output
+    assert minhu("responders", "unbind", "nobody").exit_code == 1

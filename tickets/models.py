@@ -240,10 +240,15 @@ class ResponderGrid(Base):
 
 
 class ResponderContact(Base):
-    """How to reach a responder on one channel, e.g. ("telegram", chat id)."""
+    """How to reach a responder on one channel, e.g. ("telegram", chat id): an account is one responder's,
+    and a responder has one account per channel."""
 
     __tablename__ = "responder_contacts"
-    __table_args__ = (UniqueConstraint("channel", "handle", name="uq_responder_contacts_channel_handle"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "handle", name="uq_responder_contacts_channel_handle"),  # one responder
+        # One account per channel: a second account never replaces the first silently (ChannelStore).
+        UniqueConstraint("responder_id", "channel", name="uq_responder_contacts_responder_channel"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(32))
