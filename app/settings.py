@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = Field(default="127.0.0.1", alias="TELEGRAM_WEBHOOK_LISTEN")
     telegram_webhook_port: int = Field(default=8443, alias="TELEGRAM_WEBHOOK_PORT")
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="MINHU_RASA_URL")
+    # Phones are encrypted at rest (tickets.crypto). MINHU_DATA_KEY: the current key (base64 of 32 bytes);
+    # MINHU_DATA_OLD_KEYS: earlier keys, comma-separated, that still decrypt. Unset: the key file in the data
+    # folder (created with mode 0600 on first use).
+    data_key: str = Field(default="", alias="MINHU_DATA_KEY", repr=False)
+    data_old_keys: str = Field(default="", alias="MINHU_DATA_OLD_KEYS", repr=False)
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "minhu.keys"
 
     @property
     def db_url(self) -> str:

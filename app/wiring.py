@@ -8,13 +8,25 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.datakeys import keyring_from
 from app.settings import Settings
+from tickets import crypto
 from tickets.db import create_engine, ensure_migrated, session_factory
 from tickets.service import Policy, TicketService
 
 
+def configure_data_keys(settings: Settings) -> crypto.Keyring:
+    """Hand the domain the keys that encrypt phones at rest (tickets.crypto): every process does this once,
+    before it reads or writes a phone (open_engine does it; `minhu db upgrade` too, for the migrations)."""
+    keyring = keyring_from(settings)
+    crypto.configure(keyring)
+    return keyring
+
+
 @asynccontextmanager
 async def open_engine(settings: Settings, *, require_migrated: bool = True) -> AsyncIterator[AsyncEngine]:
+    """The database engine, with the data keys configured."""
+    configure_data_keys(settings)
     engine = create_engine(settings.db_url)
     try:
         if require_migrated:

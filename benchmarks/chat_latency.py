@@ -166,6 +166,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from alembic import command
 
     from app.settings import Settings
+    from app.wiring import configure_data_keys
     from minhu.stack import local_stack
     from tickets.catalogue import Catalogue
     from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
@@ -173,12 +174,13 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     with tempfile.TemporaryDirectory(prefix="minhu-chat-bench-") as tmp:
         db_url = f"sqlite+aiosqlite:///{tmp}/minhu.db"
+        settings = Settings.model_validate({"MINHU_DATA_DIR": tmp, "DATABASE_URL": db_url})
+        configure_data_keys(settings)  # the key file in tmp: the action server reads the phones with it
         await asyncio.to_thread(command.upgrade, alembic_config(db_url), "head")
         engine = create_engine(db_url)
         async with unit_of_work(session_factory(engine)) as session:
             await load_org(session, parse_org(REPO / "tests" / "fixtures" / "org.yml"), Catalogue.load())
         await engine.dispose()
-        settings = Settings.model_validate({"MINHU_DATA_DIR": tmp, "DATABASE_URL": db_url})
         action_port = free_port()
         async with local_stack(
             settings, action_port=action_port, rasa_port=free_port(), model=args.model

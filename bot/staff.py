@@ -118,7 +118,10 @@ async def card(update: Update, context: Context) -> None:
     buttons = None
     if ticket.status in (Status.CREATED, Status.DISPATCHED, Status.ACCEPTED):
         label = "派单" if ticket.status == Status.CREATED else "改派"
-        buttons = keyboard([[(label, f"pick:{number}")]])
+        row = [(label, f"pick:{number}")]
+        if ticket.contact_phone:
+            row.append(("查看居民电话", f"call:{number}"))  # staff call too (the reveal is recorded)
+        buttons = keyboard([row])
     await say(update, describe(minhu, ticket, staff), buttons)
 
 

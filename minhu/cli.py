@@ -12,7 +12,7 @@ import yaml
 from alembic import command
 
 from app.settings import get_settings
-from app.wiring import open_engine
+from app.wiring import configure_data_keys, open_engine
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, session_factory, unit_of_work
 from tickets.errors import DomainError
@@ -25,6 +25,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 org_app = typer.Typer(help="Org chart: streets, communities, grids, responders.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="org")
+data_app = typer.Typer(help="Data keys: phones are encrypted at rest.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 responders_app = typer.Typer(help="Responders: volunteers, grid workers, staff.", no_args_is_help=True)
 app.add_typer(responders_app, name="responders")
 
@@ -37,7 +39,9 @@ def fail(message: str) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply the migrations (creates the database on first run)."""
-    command.upgrade(alembic_config(get_settings().db_url), revision)
+    settings = get_settings()
+    configure_data_keys(settings)  # migrations that rewrite stored phones need the data key
+    command.upgrade(alembic_config(settings.db_url), revision)
     typer.echo("数据库已是最新版本 (database is up to date).")
 
 
@@ -45,6 +49,54 @@ def db_upgrade(revision: str = "head") -> None:
 def db_current() -> None:
     """Show the database's migration revision."""
     command.current(alembic_config(get_settings().db_url))
+
+
+@data_app.command("new-key")
+def data_new_key() -> None:
+    """A new data key. Key file (default): appended as the current key, older keys still decrypt.
+    MINHU_DATA_KEY set: prints a key to put there (the old one goes to MINHU_DATA_OLD_KEYS)."""
+    from app.datakeys import KeyFileError, add_key
+    from tickets.crypto import DataKey
+
+    settings = get_settings()
+    if settings.data_key.strip():
+        key = DataKey.generate()
+        typer.echo(
+            f"新密钥 (new key) {key.id}:\n{key.encoded()}\n"
+            "Set MINHU_DATA_KEY to it, move the current key into MINHU_DATA_OLD_KEYS, restart every "
+            "Minhu process, then run `minhu data rekey`."
+        )
+        return
+    try:
+        key = add_key(settings.key_file)
+    except KeyFileError as error:
+        fail(str(error))
+    typer.echo(
+        f"新密钥 {key.id} 已加入 {settings.key_file} (new current key). Restart every Minhu process, "
+        "then run `minhu data rekey`."
+    )
+
+
+@data_app.command("rekey")
+def data_rekey() -> None:
+    """Re-encrypt every stored phone under the current data key (safe while Minhu runs)."""
+    from app.datakeys import KeyFileError
+    from tickets.crypto import DataKeyError, keyring, rekey
+    from tickets.models import Base
+
+    async def run() -> tuple[str, dict[str, int]]:
+        async with open_engine(get_settings()) as engine:
+            return keyring().current_id, await rekey(engine, Base.metadata)
+
+    try:
+        current, done = asyncio.run(run())
+    except (DataKeyError, KeyFileError) as error:
+        fail(f"无法重新加密 (cannot re-encrypt): {error}")
+    for column, n in done.items():
+        typer.echo(f"{column}: re-encrypted {n}")
+    typer.echo(
+        f"每个电话号码现在都由密钥 {current} 加密 (every value is now under key {current}); older keys may be removed."
+    )
 
 
 @org_app.command("load")
@@ -113,6 +165,32 @@ def responders_invite(
     typer.echo(
         f"邀请码 (invite code): {invite}\n请转告本人在 Telegram 上向民呼机器人发送:/join {invite}(7 天内有效,只能用一次)"
     )
+
+
+@responders_app.command("unbind")
+def responders_unbind(
+    code: Annotated[str, typer.Argument(help="The responder's code in the org chart, e.g. staff-a.")],
+    channel: Annotated[str, typer.Option(help="The channel whose account is removed.")] = "telegram",
+) -> None:
+    """Remove the responder's account on the channel (a lost phone, a new account): their next invite can
+    bind another one. An account never replaces a bound one by itself."""
+    from tickets.channels import ChannelStore
+    from tickets.clock import SystemClock
+
+    async def unbind() -> int:
+        async with open_engine(get_settings()) as engine:
+            return await ChannelStore(session_factory(engine), SystemClock()).unbind(code, channel)
+
+    try:
+        removed = asyncio.run(unbind())
+    except DomainError as error:
+        fail(error.message)
+    if removed:
+        typer.echo(
+            f"已解除 {code} 的 {channel} 账号绑定 (unbound). 请用 `minhu responders invite {code}` 重新邀请。"
+        )
+    else:
+        typer.echo(f"{code} 没有绑定 {channel} 账号 (nothing to unbind).")
 
 
 @app.command("bot")

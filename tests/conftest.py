@@ -21,6 +21,7 @@ from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tickets import crypto
 from tickets.actors import SYSTEM
 from tickets.catalogue import Catalogue
 from tickets.clock import ManualClock
@@ -34,6 +35,28 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Monday 23 November 2026, 09:00 in Wuhan: a normal working day.
 MONDAY_9AM = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
+
+# Phones are encrypted at rest (tickets.crypto); the app configures its key in app.wiring, the tests this
+# fixed one: before anything (the template databases are migrated once per session), and before every test
+# (a test may configure other keys).
+TEST_DATA_KEY = crypto.DataKey(bytes(range(32)))
+TEST_KEYRING = crypto.Keyring(TEST_DATA_KEY)
+crypto.configure(TEST_KEYRING)
+
+
+@pytest.fixture(autouse=True)
+def data_keys() -> Iterator[crypto.Keyring]:
+    crypto.configure(TEST_KEYRING)
+    yield TEST_KEYRING
+    crypto.configure(TEST_KEYRING)
+
+
+def write_test_key_file(data_dir: Path) -> None:
+    """The test key as a process started on `data_dir` reads it (the key file, mode 0600)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(data_dir / "minhu.keys", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(TEST_DATA_KEY.encoded() + "\n")
 
 
 def _pg_reachable() -> str | None:

@@ -128,3 +128,38 @@ def test_malformed_yaml_is_a_clear_error_not_a_traceback(
     assert isinstance(result.exception, SystemExit), result.exception
     assert "bad.yml" in result.stderr and "line" in result.stderr
     assert rows(database, "streets") == 0
+
+
+def test_data_new_key_then_rekey_rewrites_the_phones_under_the_new_key(database: Path) -> None:
+    assert minhu("db", "upgrade").exit_code == 0  # makes the key file on first use
+    key_file = database.parent / "minhu.keys"
+    assert key_file.exists()
+    assert minhu("org", "load", str(FIXTURE_ORG)).exit_code == 0  # two responders have phones
+
+    def key_ids() -> set[str]:
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute("SELECT phone FROM responders WHERE phone IS NOT NULL").fetchall()
+        return {phone.split(":")[0] for (phone,) in rows}
+
+    before = key_ids()
+    added = minhu("data", "new-key")
+    assert added.exit_code == 0, added.output
+    assert key_ids() == before  # nothing rewritten yet: the old key still decrypts
+
+    rekeyed = minhu("data", "rekey")
+    assert rekeyed.exit_code == 0, rekeyed.output
+    assert "responders.phone: re-encrypted 2" in rekeyed.output
+    (current,) = key_ids()
+    assert current != before.pop() and current in rekeyed.output
+
+
+def test_responders_unbind_removes_the_telegram_account(database: Path) -> None:
+    assert minhu("db", "upgrade").exit_code == 0
+    assert minhu("org", "load", str(FIXTURE_ORG)).exit_code == 0  # vol-a1 is bound to Telegram 1001
+    assert rows(database, "responder_contacts") == 1
+
+    unbound = minhu("responders", "unbind", "vol-a1")
+    assert unbound.exit_code == 0, unbound.output
+    assert "unbound" in unbound.output and rows(database, "responder_contacts") == 0
+    assert "nothing to unbind" in minhu("responders", "unbind", "vol-a1").output
+    assert minhu("responders", "unbind", "nobody").exit_code == 1

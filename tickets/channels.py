@@ -37,6 +37,14 @@ ANSWERED_MESSAGES_KEPT = timedelta(days=7)
 # Unambiguous characters only (no 0/O, 1/I/L): codes are read out over the phone.
 INVITE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 INVITE_LENGTH = 8
+ACCOUNT_BOUND_ELSEWHERE = (
+    "您好,这个账号已经绑定了社区为您登记的身份,不能再用发给其他同志的邀请码。"
+    "如果需要变更身份,请联系社区工作人员处理。"
+)
+RESPONDER_BOUND_ELSEWHERE = (
+    "您好,这个邀请码对应的同志已经绑定了另一个账号,不能再绑定新的账号。"
+    "如果您换了手机或账号,请联系社区工作人员先解除原来的绑定,再使用邀请码。"
+)
 
 
 def _hash(code: str) -> str:
@@ -82,7 +90,13 @@ class ChannelStore:
         return code
 
     async def redeem_invite(self, code: str, channel: str, handle: str) -> Responder:
-        """Bind the channel account to the invite's responder; the code cannot be used again."""
+        """Bind the channel account to the invite's responder; the code cannot be used again.
+
+        Nobody loses access silently: an account already bound to another responder cannot take this one's
+        invite (a volunteer holding a staff member's code does not become them), and a responder whose account
+        on the channel is another one keeps it until staff remove that binding (`minhu responders unbind`).
+        A refused code stays valid for the person it was made for. The same account redeeming an invite for
+        the responder it is bound to is fine."""
         now = self.clock.now()
         cleaned = clean_text(code or "")
         if not cleaned or len(cleaned) > 32:
@@ -96,19 +110,44 @@ class ChannelStore:
             responder = await session.get(Responder, invite.responder_id)
             if responder is None or not responder.active:
                 raise ResponderNotFound()
-            await session.execute(
-                delete(ResponderContact).where(
+            mine = await session.scalar(
+                select(ResponderContact).where(
                     ResponderContact.channel == channel, ResponderContact.handle == handle
                 )
             )
-            await session.execute(
-                delete(ResponderContact).where(
+            if mine is not None and mine.responder_id != responder.id:
+                raise NotAllowed(ACCOUNT_BOUND_ELSEWHERE)
+            theirs = await session.scalar(
+                select(ResponderContact).where(
                     ResponderContact.channel == channel, ResponderContact.responder_id == responder.id
                 )
             )
-            session.add(ResponderContact(responder_id=responder.id, channel=channel, handle=handle))
+            if theirs is not None and theirs.handle != handle:
+                raise NotAllowed(RESPONDER_BOUND_ELSEWHERE)
+            if theirs is None:
+                session.add(ResponderContact(responder_id=responder.id, channel=channel, handle=handle))
+                try:
+                    await session.flush()
+                except IntegrityError:  # bound meanwhile by a concurrent /join
+                    raise NotAllowed(RESPONDER_BOUND_ELSEWHERE) from None
             invite.used_at, invite.used_by = now, f"{channel}:{handle}"
             return responder
+
+    async def unbind(self, responder_code: str, channel: str) -> int:
+        """Remove the responder's binding on the channel (a lost phone, a new account), so a new invite can
+        bind another account. How many bindings were removed (0 or 1)."""
+        async with unit_of_work(self.sessions) as session:
+            responder = await session.scalar(
+                select(Responder).where(Responder.code == clean_text(responder_code))
+            )
+            if responder is None:
+                raise ResponderNotFound()
+            result = await session.execute(
+                delete(ResponderContact).where(
+                    ResponderContact.responder_id == responder.id, ResponderContact.channel == channel
+                )
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def responder_by_contact(self, channel: str, handle: str) -> Responder | None:
         async with self.sessions() as session:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from tickets.catalogue import DispatchMode, Role
+from tickets.crypto import EncryptedText
 
 # BigInteger ids on PostgreSQL, but SQLite only auto-increments a plain INTEGER primary key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -208,7 +209,7 @@ class Responder(Base):
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every category of the role
     capacity: Mapped[int] = mapped_column(default=5)
     on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
-    phone: Mapped[str | None] = mapped_column(String(32))
+    phone: Mapped[str | None] = mapped_column(EncryptedText)  # E.164, encrypted at rest (tickets.crypto)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_assigned_at: Mapped[datetime | None]  # round-robin among equally loaded responders
 
@@ -239,10 +240,15 @@ class ResponderGrid(Base):
 
 
 class ResponderContact(Base):
-    """How to reach a responder on one channel, e.g. ("telegram", chat id)."""
+    """How to reach a responder on one channel, e.g. ("telegram", chat id): an account is one responder's,
+    and a responder has one account per channel."""
 
     __tablename__ = "responder_contacts"
-    __table_args__ = (UniqueConstraint("channel", "handle", name="uq_responder_contacts_channel_handle"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "handle", name="uq_responder_contacts_channel_handle"),  # one responder
+        # One account per channel: a second account never replaces the first silently (ChannelStore).
+        UniqueConstraint("responder_id", "channel", name="uq_responder_contacts_responder_channel"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(32))
@@ -261,7 +267,8 @@ class Resident(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_id: Mapped[str] = mapped_column(String(128), unique=True)  # "telegram:123", "web:abc"
     display_name: Mapped[str | None] = mapped_column(String(50))
-    phone: Mapped[str | None] = mapped_column(String(32))  # shown masked except to assignee and staff
+    # E.164, encrypted at rest (tickets.crypto); shown masked, in full only through TicketService.reveal_phone
+    phone: Mapped[str | None] = mapped_column(EncryptedText)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
     address: Mapped[str | None] = mapped_column(String(200))
@@ -312,7 +319,7 @@ class Ticket(Base):
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
     address: Mapped[str | None] = mapped_column(String(200))
-    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    contact_phone: Mapped[str | None] = mapped_column(EncryptedText)  # as Resident.phone
     urgency: Mapped[Urgency] = mapped_column(String(16), default=Urgency.NORMAL)
     channel: Mapped[str] = mapped_column(String(32))
     status: Mapped[Status] = mapped_column(String(16))

@@ -192,10 +192,18 @@ async def _load_responder(
     if {g.id for g in responder.grids} != {g.id for g in their_grids}:
         responder.grids = their_grids
         report.count("responder_grids", created=new)
-    wanted = set(spec.contacts.items())
-    have = {(c.channel, c.handle) for c in responder.contacts}
-    if wanted != have:
-        responder.contacts = [c for c in responder.contacts if (c.channel, c.handle) in wanted] + [
-            ResponderContact(channel=ch, handle=h) for ch, h in sorted(wanted - have)
-        ]
+    # The file sets the accounts of the channels it names; an account bound with /join on a channel the file
+    # does not name is kept (reloading the org chart must not log staff out).
+    have = {c.channel: c for c in responder.contacts}
+    changed = False
+    for channel, handle in sorted(spec.contacts.items()):
+        contact = have.get(channel)
+        if contact is None:
+            responder.contacts.append(ResponderContact(channel=channel, handle=handle))
+        elif contact.handle != handle:
+            contact.handle = handle  # in place: one account per responder and channel
+        else:
+            continue
+        changed = True
+    if changed:
         report.count("responder_contacts", created=new)

@@ -37,6 +37,7 @@ class Action(StrEnum):
     AUTO_CLOSE = "auto_close"
     CANCEL = "cancel"
     LINK_DUPLICATE = "link_duplicate"
+    REVEAL_PHONE = "reveal_phone"
 
     @property
     def verb(self) -> str:
@@ -93,6 +94,8 @@ TRANSITIONS: dict[Action, Move] = {
     Action.AUTO_CLOSE: _move({R}, {X}, "自动结案"),
     Action.CANCEL: _move({C, D}, {Z}, "撤销"),
     Action.LINK_DUPLICATE: _move(set(OPEN), None, "合并"),
+    # Who may see the resident's full phone is TicketService.reveal_phone's rule; only while it is open.
+    Action.REVEAL_PHONE: _move(set(OPEN), None, "查看居民电话"),
 }
 
 

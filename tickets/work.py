@@ -1,6 +1,6 @@
 """Steps 3 and 4 of the loop, the responder's work: 党员接单 (`accept`, or `decline` an offer), working it
-(`pause` / `resume` the clock while waiting on the resident, `add_note`, `message_resident`, the resident's
-photos and locations through `attach`), giving it back (`return_ticket`) and 办结 (`resolve`). Whether they
+(`pause` / `resume` the clock while waiting on the resident, `add_note`, `message_resident`, `reveal_phone` to
+call the resident, the resident's photos and locations through `attach`), giving it back (`return_ticket`) and 办结 (`resolve`). Whether they
 are on duty (`set_on_duty`) decides whether they get new work."""
 
 from __future__ import annotations
@@ -198,6 +198,38 @@ class Working(Dispatching):
                 session, Kind.MESSAGE, Recipient.RESIDENT, ticket.resident_id, ticket, now, text=text
             )
             return ticket
+
+    async def reveal_phone(self, number: str, responder_id: int) -> str | None:
+        """The resident's full contact phone, to call them; every reveal is recorded as a `reveal_phone` event
+        (who and when, never the number). The rule, written only here: the assignee once they have accepted
+        it; staff of the ticket's area (its community, or street staff of its street) while it is open
+        (created, dispatched, accepted), because they dispatch and call; nobody once it is resolved, closed or
+        cancelled. Another responder of the area is refused; one of another area does not see the ticket.
+        None when the resident left no phone (nothing revealed, nothing recorded)."""
+        now = self.clock.now()
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            responder = await self._responder(session, responder_id)
+            if not responder.covers(ticket):
+                raise TicketNotFound(number=ticket.number)
+            staff = Role(responder.role).is_staff
+            assignee = ticket.assignee_id == responder.id
+            if not (staff or assignee):
+                raise NotAllowed("只有接单人和本社区工作人员可以查看居民电话。")
+            check(ticket, Action.REVEAL_PHONE)
+            if not staff and ticket.status != Status.ACCEPTED:
+                raise NotAllowed("请先接单,接单后才能查看居民电话。")
+            if ticket.contact_phone is None:
+                return None
+            await apply(
+                session,
+                ticket,
+                Action.REVEAL_PHONE,
+                actor=Actor.responder(responder.id),
+                now=now,
+                role="assignee" if assignee else "staff",
+            )
+            return ticket.contact_phone
 
     async def attach(self, resident_id: int, kind: str, reference: Mapping[str, Any]) -> Ticket | None:
         """A photo or location the resident sends: kept by reference (e.g. the channel's file id, never the

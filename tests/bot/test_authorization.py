@@ -22,8 +22,8 @@ from structlog.testing import capture_logs
 from tests.bot.conftest import OTHER_VOLUNTEER, RESIDENT, STAFF, STRANGER, VOLUNTEER, Telegram
 from tests.bot.fake_api import Call
 from tests.conftest import Org
-from tickets.errors import NotAllowed, TicketNotFound
-from tickets.models import Status
+from tickets.errors import IllegalTransition, NotAllowed, TicketNotFound
+from tickets.models import Rating, Status
 from tickets.service import NewTicket
 
 COLLEAGUE = 1004
@@ -191,3 +191,45 @@ async def test_a_refusal_is_logged_with_its_reason_and_nothing_personal(roles: T
         }
     ]
     assert roles.answers(calls) and "13912345678" not in str(calls)
+
+
+async def test_who_sees_the_residents_phone_open_and_after_close(roles: Telegram, org: Org) -> None:
+    """查看居民电话 through the bot follows TicketService.reveal_phone: the assignee and the community's staff
+    while it is open (each reveal recorded), nobody else, and nobody once it is closed."""
+    tg = roles
+    same_community, other_staff = 1002, 3002
+    await tg.bind(same_community, "vol-a2")
+    await tg.bind(other_staff, "staff-j")
+    me = await org.service.resident_for(f"telegram:{RESIDENT}")
+    await org.service.remember_resident(me.id, community="anju", compound="安居苑", phone="13912345678")
+    ticket = await org.service.create_ticket(NewTicket(me.id, "facility_repair", "路灯坏了"))
+    await org.service.reassign(ticket.number, org["staff-a"], org["vol-a1"], "熟悉情况")
+    await org.service.accept(ticket.number, org["vol-a1"])
+
+    async def sees_phone(user: int) -> bool:
+        """True when the number is shown; otherwise the user must have been told why not."""
+        with capture_logs() as logged:
+            calls = await tg.press(user, f"call:{ticket.number}")
+        if "13912345678" in " ".join(str(c.params.get("text") or "") for c in calls):
+            return True
+        reasons = {e.get("code") for e in logged if e["event"] == "refused"}
+        assert reasons & {*PERMISSION, IllegalTransition.code}, (user, logged)  # refused, and told why
+        return False
+
+    assert await sees_phone(VOLUNTEER)  # the assignee
+    assert await sees_phone(STAFF)  # the community's staff
+    for user in (same_community, other_staff, OTHER_VOLUNTEER, RESIDENT, STRANGER):
+        assert not await sees_phone(user), user
+    events = await org.service.history(ticket.number, org.service_actor)
+    assert [(e.actor, e.data) for e in events if e.action == "reveal_phone"] == [
+        (f"responder:{org['vol-a1']}", {"role": "assignee"}),
+        (f"responder:{org['staff-a']}", {"role": "staff"}),
+    ]
+
+    card = await tg.press(STAFF, f"card:{ticket.number}")  # staff get the button on the card
+    assert ("查看居民电话", f"call:{ticket.number}") in [b for c in card for b in c.buttons]
+
+    await org.service.resolve(ticket.number, org["vol-a1"], "已修好")
+    await org.service.rate(ticket.number, me.id, contacted=True, solved=True, rating=Rating.SATISFIED)
+    for user in (VOLUNTEER, STAFF, same_community, other_staff, OTHER_VOLUNTEER, RESIDENT):
+        assert not await sees_phone(user), user

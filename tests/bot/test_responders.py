@@ -13,9 +13,11 @@ from bot.app import build_application, minhu_of
 from bot.responders import TAKEN
 from tests.bot.conftest import RESIDENT, STAFF, STRANGER, VOLUNTEER, FakeRasa, Telegram, config_for
 from tests.bot.fake_api import FakeBotAPI
-from tests.conftest import Org
+from tests.conftest import FIXTURES, Org
 from tickets.clock import ManualClock
+from tickets.db import unit_of_work
 from tickets.models import Status, Ticket
+from tickets.org import load_org, parse_org
 from tickets.service import NewTicket
 
 
@@ -212,3 +214,58 @@ async def test_a_half_finished_card_conversation_survives_a_restart(
     await minhu_of(second).relay.rasa.close()
     assert (await org.service.ticket(ticket.number, org.service_actor)).status == Status.RESOLVED
     assert rasa.received == []  # the note did not go to the assistant as a new request
+
+
+async def test_a_bound_account_cannot_take_another_responders_invite(tg: Telegram, org: Org) -> None:
+    """A volunteer who gets hold of a staff member's invite does not become them, and the staff member keeps
+    their account; the refused code still works for the person it was made for."""
+    await tg.bind(STAFF, "staff-a")
+    code = await tg.minhu.store.create_invite("staff-a")
+    replies = await tg.say(VOLUNTEER, f"/join {code}")  # 1001 is vol-a1 (tests/fixtures/org.yml)
+    assert "已经绑定" in replies[-1] and "联系社区工作人员" in replies[-1], replies
+    assert "绑定成功" not in replies[-1]
+    assert (await tg.minhu.store.responder_by_contact("telegram", str(VOLUNTEER))).code == "vol-a1"
+    assert (await tg.minhu.store.responder_by_contact("telegram", str(STAFF))).code == "staff-a"
+    assert "只对社区工作人员" not in (await tg.say(STAFF, "/queue"))[0]  # the staff member keeps access
+    assert "只对社区工作人员" in (await tg.say(VOLUNTEER, "/queue"))[0]
+
+    unbound = await tg.minhu.store.create_invite("sw-a")  # a responder nobody is bound to yet
+    assert "已经绑定" in (await tg.say(VOLUNTEER, f"/join {unbound}"))[-1]
+    assert "绑定成功" in (await tg.say(1004, f"/join {unbound}"))[-1]  # still valid for its owner
+
+
+async def test_a_responders_bound_account_is_not_replaced_by_another(tg: Telegram, org: Org) -> None:
+    """An invite for a responder who already has a Telegram account works only from that account, until staff
+    remove the binding (`minhu responders unbind`)."""
+    await tg.bind(STAFF, "staff-a")
+    code = await tg.minhu.store.create_invite("staff-a")
+    replies = await tg.say(STRANGER, f"/join {code}")
+    assert "另一个账号" in replies[-1] and "联系社区工作人员" in replies[-1], replies
+    assert await tg.minhu.store.responder_by_contact("telegram", str(STRANGER)) is None
+    assert (await tg.minhu.store.responder_by_contact("telegram", str(STAFF))).code == "staff-a"
+
+    assert "绑定成功" in (await tg.say(STAFF, f"/join {code}"))[-1]  # the same account: fine
+    again = await tg.minhu.store.create_invite("staff-a")
+    assert await tg.minhu.store.unbind("staff-a", "telegram") == 1  # a new phone: staff unbind first
+    assert "绑定成功" in (await tg.say(STRANGER, f"/join {again}"))[-1]
+    assert await tg.minhu.store.responder_by_contact("telegram", str(STAFF)) is None
+
+
+async def test_two_accounts_joining_one_responder_at_once_bind_only_one(tg: Telegram, org: Org) -> None:
+    first = await tg.minhu.store.create_invite("sw-a")
+    second = await tg.minhu.store.create_invite("sw-a")
+    outcomes = await asyncio.gather(
+        tg.minhu.store.redeem_invite(first, "telegram", "7001"),
+        tg.minhu.store.redeem_invite(second, "telegram", "7002"),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["NotAllowed", "Responder"]
+    assert await tg.minhu.store.contact_of(org["sw-a"], "telegram") in ("7001", "7002")
+
+
+async def test_reloading_the_org_chart_keeps_accounts_bound_with_join(tg: Telegram, org: Org) -> None:
+    await tg.bind(STAFF, "staff-a")
+    async with unit_of_work(org.service.sessions) as session:
+        await load_org(session, parse_org(FIXTURES / "org.yml"), org.service.catalogue)
+    assert (await tg.minhu.store.responder_by_contact("telegram", str(STAFF))).code == "staff-a"
+    assert (await tg.minhu.store.responder_by_contact("telegram", str(VOLUNTEER))).code == "vol-a1"

@@ -23,6 +23,7 @@ from alembic import command
 
 from app.settings import Settings
 from minhu.stack import running
+from tests.conftest import write_test_key_file
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
 from tickets.org import load_org, parse_org
@@ -104,6 +105,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _unavailable(f"no rasa in {venv}")
 
     data_dir = tmp_path_factory.mktemp("e2e")
+    write_test_key_file(data_dir)  # the action server stores phones under the key the tests read with
     db_file = data_dir / "minhu.db"
     db_url = f"sqlite+aiosqlite:///{db_file}"
     command.upgrade(alembic_config(db_url), "head")
