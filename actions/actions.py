@@ -18,6 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.guard import Guarded
 from actions.runtime import RUNTIME, PendingRequest, channel_id, register, within
 from actions.texts import (
     MIN_DESCRIPTION,
@@ -141,7 +142,7 @@ def match_community(text: str, known: Sequence[tuple[str, str]]) -> str | None:
 # ---------------------------------------------------------------------------------- 群众点单 (request)
 
 
-class ActionStartRequest(Action):
+class ActionStartRequest(Guarded, Action):
     """A service request (or a yes to an offer): answer from the guide, or prefill and open the form."""
 
     def name(self) -> str:
@@ -260,7 +261,7 @@ class ActionStartRequest(Action):
         return await within(lambda: service.community_name(community_id))
 
 
-class ValidateRequestForm(FormValidationAction):
+class ValidateRequestForm(Guarded, FormValidationAction):
     def name(self) -> str:
         return "validate_request_form"
 
@@ -448,7 +449,7 @@ def _correction_buttons() -> list[dict[str, str]]:
     ]
 
 
-class ActionAskCommunity(Action):
+class ActionAskCommunity(Guarded, Action):
     def name(self) -> str:
         return "action_ask_community"
 
@@ -463,7 +464,7 @@ class ActionAskCommunity(Action):
         return []
 
 
-class ActionAskCompound(Action):
+class ActionAskCompound(Guarded, Action):
     def name(self) -> str:
         return "action_ask_compound"
 
@@ -478,7 +479,7 @@ class ActionAskCompound(Action):
         return []
 
 
-class ActionAskConfirm(Action):
+class ActionAskConfirm(Guarded, Action):
     """Reads the ticket back before it is registered."""
 
     def name(self) -> str:
@@ -504,7 +505,7 @@ class ActionAskConfirm(Action):
         return []
 
 
-class ActionSubmitRequest(Action):
+class ActionSubmitRequest(Guarded, Action):
     def name(self) -> str:
         return "action_submit_request"
 
@@ -595,7 +596,7 @@ async def status_lines(service: TicketService, tickets: Sequence[Ticket]) -> lis
     return lines
 
 
-class ActionCheckStatus(Action):
+class ActionCheckStatus(Guarded, Action):
     def name(self) -> str:
         return "action_check_status"
 
@@ -669,7 +670,7 @@ async def cancel_ticket(
     return [SlotSet("offer", None), SlotSet("ticket_number", None)]
 
 
-class ActionHandleDeny(Action):
+class ActionHandleDeny(Guarded, Action):
     """A no outside a form: declines what we offered last (guide help, or keeps cancelling a ticket)."""
 
     def name(self) -> str:
@@ -703,7 +704,7 @@ class ActionHandleDeny(Action):
 # ---------------------------------------------------------------------------------- 回访 (feedback)
 
 
-class ActionStartFeedback(Action):
+class ActionStartFeedback(Guarded, Action):
     def name(self) -> str:
         return "action_start_feedback"
 
@@ -750,7 +751,7 @@ class ActionStartFeedback(Action):
         return events
 
 
-class ValidateFeedbackForm(FormValidationAction):
+class ValidateFeedbackForm(Guarded, FormValidationAction):
     def name(self) -> str:
         return "validate_feedback_form"
 
@@ -782,7 +783,7 @@ class ValidateFeedbackForm(FormValidationAction):
         return {"fb_rating": rating}
 
 
-class ActionSubmitFeedback(Action):
+class ActionSubmitFeedback(Guarded, Action):
     def name(self) -> str:
         return "action_submit_feedback"
 
@@ -827,7 +828,7 @@ class ActionSubmitFeedback(Action):
 # ---------------------------------------------------------------------------------------- 转人工
 
 
-class ActionHandoff(Action):
+class ActionHandoff(Guarded, Action):
     def name(self) -> str:
         return "action_handoff"
 
@@ -877,7 +878,7 @@ class ActionHandoff(Action):
         return [SlotSet("ticket_number", ticket.number), SlotSet("offer", None)]
 
 
-class ActionFallback(Action):
+class ActionFallback(Guarded, Action):
     """Out of scope and low confidence: say so politely and offer the categories."""
 
     def name(self) -> str:
