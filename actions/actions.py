@@ -21,6 +21,7 @@ from rasa_sdk.types import DomainDict
 from actions.guard import Guarded
 from actions.runtime import RUNTIME, PendingRequest, channel_id, register, within
 from actions.texts import (
+    HANDOFF_SAVED_TEXT,
     MIN_DESCRIPTION,
     NUMBER_RE,
     PRIVACY_NOTICE,
@@ -41,7 +42,7 @@ from tickets.actors import Actor
 from tickets.catalogue import DispatchMode
 from tickets.errors import DomainError, TicketNotFound, TooManyTickets
 from tickets.models import Resident, Status, Ticket
-from tickets.privacy import mask_name, mask_phone, normalize_phone
+from tickets.privacy import clean_text, mask_name, mask_phone, normalize_phone, scrub
 from tickets.service import Intake, TicketService
 
 log = structlog.get_logger("actions")
@@ -116,14 +117,19 @@ async def compounds_of(community_name: str) -> list[str]:
 
 
 async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
+    """Responders' names by id; none when the database does not answer (mask_name says 工作人员)."""
     wanted = {i for i in ids if i}
     if not wanted:
         return {}
-    service = await _service()
-    names = await RUNTIME.org_data("responders", service.responder_names)
-    if not wanted <= names.keys():  # someone who joined within the minute
-        RUNTIME.forget("responders")
+    try:
+        service = await _service()
         names = await RUNTIME.org_data("responders", service.responder_names)
+        if not wanted <= names.keys():  # someone who joined within the minute
+            RUNTIME.forget("responders")
+            names = await RUNTIME.org_data("responders", service.responder_names)
+    except Exception as error:  # names only word the answer: what was done is said without them
+        log.warning("responder names unavailable", error=type(error).__name__)
+        return {}
     return {i: names[i] for i in wanted if i in names}
 
 
@@ -153,8 +159,8 @@ class ActionStartRequest(Guarded, Action):
     ) -> list[EventType]:
         intent, text, offer = intent_of(tracker), user_text(tracker), offer_of(tracker)
         answered: list[EventType] = [SlotSet("request_next", "answered")]
-        service = await _service()
-        if intent not in service.catalogue.categories:  # affirm: a yes to what we offered last
+        catalogue = RUNTIME.catalogue  # not the database: a new request is taken even when it is down
+        if intent not in catalogue.categories:  # affirm: a yes to what we offered last
             if offer.get("kind") == "guide":
                 return await self._open_form(
                     dispatcher, tracker, offer["category"], offer.get("text") or "", from_offer=True
@@ -164,7 +170,7 @@ class ActionStartRequest(Guarded, Action):
                 return [*answered, SlotSet("offer", None)]
             dispatcher.utter_message(
                 text="好的。请问有什么需要帮忙的?可以直接说说您遇到的问题。",
-                buttons=category_buttons(service.catalogue),
+                buttons=category_buttons(catalogue),
             )
             return answered
         entry = RUNTIME.guide.lookup(text) if text else None
@@ -181,7 +187,7 @@ class ActionStartRequest(Guarded, Action):
                 dispatcher.utter_message(text=entry.answer)
             category = entry.category if entry and entry.category else intent
             dispatcher.utter_message(
-                text=f"需要社区工作人员帮您办理「{category_name(service.catalogue, category)}」吗?",
+                text=f"需要社区工作人员帮您办理「{category_name(catalogue, category)}」吗?",
                 buttons=[
                     {"title": "需要,帮我登记", "payload": "/affirm"},
                     {"title": "不用了,谢谢", "payload": "/deny"},
@@ -222,7 +228,9 @@ class ActionStartRequest(Guarded, Action):
         except Exception as error:  # the database is down: still take the request, it is saved later
             log.warning("resident lookup failed", error=type(error).__name__)
             resident = None
-        if resident is not None and resident.consent_at is None and not tracker.get_slot("privacy_told"):
+        # Unknown while the database is away: told again rather than not at all (the request is saved
+        # and later registered with their consent).
+        if (resident is None or resident.consent_at is None) and not tracker.get_slot("privacy_told"):
             dispatcher.utter_message(text=PRIVACY_NOTICE)
             events.append(SlotSet("privacy_told", True))
         # What the message itself says (NLU entities), then what we remember about the resident.
@@ -243,8 +251,11 @@ class ActionStartRequest(Guarded, Action):
                 events.append(SlotSet("compound", compound))
             if place:
                 events.append(SlotSet("address", place))
-        elif resident is not None and resident.community_id is not None:
-            home = await self._home_name(resident.community_id)
+        elif (
+            resident is not None
+            and resident.community_id is not None
+            and (home := await self._home_name(resident.community_id))
+        ):
             events += [
                 SlotSet("community", home),
                 SlotSet("compound", SKIP),
@@ -252,13 +263,18 @@ class ActionStartRequest(Guarded, Action):
                 SlotSet("home", True),
             ]
         dispatcher.utter_message(
-            text=f"好的,我来帮您登记「{category_name((await _service()).catalogue, category)}」方面的诉求。"
+            text=f"好的,我来帮您登记「{category_name(RUNTIME.catalogue, category)}」方面的诉求。"
         )
         return [*events, SlotSet("request_next", "request")]
 
-    async def _home_name(self, community_id: int) -> str:
-        service = await _service()
-        return await within(lambda: service.community_name(community_id))
+    async def _home_name(self, community_id: int) -> str | None:
+        """The resident's home community, or None when the database stops answering (then asked)."""
+        try:
+            service = await _service()
+            return await within(lambda: service.community_name(community_id))
+        except Exception as error:
+            log.warning("home community lookup failed", error=type(error).__name__)
+            return None
 
 
 class ValidateRequestForm(Guarded, FormValidationAction):
@@ -456,7 +472,12 @@ class ActionAskCommunity(Guarded, Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        known = await communities()
+        try:
+            known = await communities()
+        except Exception as error:  # the database is away: asked without the buttons
+            log.warning("communities unavailable", error=type(error).__name__)
+            dispatcher.utter_message(text="请问您住在哪个社区?请直接写社区名称。")
+            return []
         dispatcher.utter_message(
             text="请问您住在哪个社区?",
             buttons=[{"title": name, "payload": name} for _, name in known],
@@ -471,7 +492,11 @@ class ActionAskCompound(Guarded, Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        names = await compounds_of(str(tracker.get_slot("community") or ""))
+        try:
+            names = await compounds_of(str(tracker.get_slot("community") or ""))
+        except Exception as error:  # the database is away: asked without the compounds' buttons
+            log.warning("compounds unavailable", error=type(error).__name__)
+            names = []
         buttons = [{"title": n, "payload": n} for n in names] + [
             {"title": "其他 / 不清楚", "payload": "其他"}
         ]
@@ -489,7 +514,7 @@ class ActionAskConfirm(Guarded, Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         slot = tracker.get_slot
-        catalogue = (await _service()).catalogue
+        catalogue = RUNTIME.catalogue
         where = " ".join(v for v in (slot("community"), slot("compound"), slot("address")) if v and v != SKIP)
         phone = slot("phone")
         lines = [
@@ -529,8 +554,8 @@ class ActionSubmitRequest(Guarded, Action):
             phone=_value(slot("phone")),
             urgency=str(slot("urgency") or "normal"),
         )
-        service = await _service()
         try:
+            service = await _service()
             intake = await within(lambda: register(service, request))
         except TooManyTickets as error:
             dispatcher.utter_message(text=error.message)
@@ -604,8 +629,8 @@ class ActionCheckStatus(Guarded, Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         text = user_text(tracker)
-        service = await _service()
         try:
+            service = await _service()
             resident_id = await resident_id_of(tracker)
             match = NUMBER_RE.search(text)
             if match:
@@ -616,7 +641,7 @@ class ActionCheckStatus(Guarded, Action):
                     dispatcher.utter_message(text=f"没有找到您名下的工单 {number},请核对一下工单号。")
                     return []
                 if any(w in text for w in ("撤销", "取消", "不要了", "不用了", "不办了")):
-                    return await cancel_ticket(dispatcher, service, resident_id, number)
+                    return await cancel_ticket(dispatcher, resident_id, number)
                 shown: Sequence[Ticket] = [ticket]
             else:
                 recent = await within(lambda: service.tickets_of_resident(resident_id, limit=10))
@@ -655,10 +680,9 @@ class ActionCheckStatus(Guarded, Action):
         return events
 
 
-async def cancel_ticket(
-    dispatcher: CollectingDispatcher, service: TicketService, resident_id: int, number: str
-) -> list[EventType]:
+async def cancel_ticket(dispatcher: CollectingDispatcher, resident_id: int, number: str) -> list[EventType]:
     try:
+        service = await _service()
         await within(lambda: service.cancel(number, resident_id, "居民在对话中撤销"))
     except TicketNotFound:
         dispatcher.utter_message(text=f"没有找到您名下的工单 {number}。")
@@ -666,6 +690,10 @@ async def cancel_ticket(
     except DomainError as error:
         dispatcher.utter_message(text=f"抱歉,{error.message}")
         return [SlotSet("offer", None)]
+    except Exception as error:
+        log.warning("cancel failed", error=type(error).__name__)
+        dispatcher.utter_message(text=f"抱歉,系统暂时有点忙,工单 {number} 还没有撤销,请稍后再试。")
+        return []
     dispatcher.utter_message(text=f"好的,工单 {number} 已撤销。有需要随时再找我们。")
     return [SlotSet("offer", None), SlotSet("ticket_number", None)]
 
@@ -690,13 +718,12 @@ class ActionHandleDeny(Guarded, Action):
             else None
         )
         if number:
-            service = await _service()
             try:
                 resident_id = await resident_id_of(tracker)
             except Exception:
                 dispatcher.utter_message(text="系统暂时忙,请稍后再试。")
                 return []
-            return await cancel_ticket(dispatcher, service, resident_id, number)
+            return await cancel_ticket(dispatcher, resident_id, number)
         dispatcher.utter_message(text="好的。还有其他需要帮忙的吗?")
         return [SlotSet("offer", None)]
 
@@ -711,10 +738,10 @@ class ActionStartFeedback(Guarded, Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        service = await _service()
         text = user_text(tracker)
         answered: list[EventType] = [SlotSet("request_next", "answered")]
         try:
+            service = await _service()
             resident_id = await resident_id_of(tracker)
             recent = await within(lambda: service.tickets_of_resident(resident_id, limit=20))
         except Exception:
@@ -793,8 +820,8 @@ class ActionSubmitFeedback(Guarded, Action):
         slot = tracker.get_slot
         done = [*_clear(FEEDBACK_SLOTS), SlotSet("fb_ticket", None), SlotSet("requested_slot", None)]
         number = str(slot("fb_ticket") or "")
-        service = await _service()
         try:
+            service = await _service()
             resident_id = await resident_id_of(tracker)
             ticket = await within(
                 lambda: service.rate(
@@ -845,26 +872,31 @@ class ActionHandoff(Guarded, Action):
             elif event.get("event") == "bot":
                 lines.append(f"助手:{text}")
         transcript = "\n".join(lines[-30:]) or "居民要求转人工。"
-        category = tracker.get_slot("category")
-        service = await _service()
+        community = tracker.get_slot("community")
+        request = PendingRequest(
+            channel_id=channel_id(tracker.sender_id),
+            category=str(tracker.get_slot("category") or ""),
+            text=scrub(clean_text(transcript)),  # phones and ID numbers masked before it is kept anywhere
+            community=str(community) if community and community != SKIP else None,
+            kind="handoff",
+        )
         try:
-            resident_id = await resident_id_of(tracker)
-            community = tracker.get_slot("community")
-            if community and community != SKIP:
-                await within(lambda: service.remember_resident(resident_id, community=str(community)))
-            ticket = await within(lambda: service.handoff(resident_id, transcript, category))
+            service = await _service()
+            ticket = (await within(lambda: register(service, request))).ticket
         except DomainError as error:
-            known = await communities()
+            try:
+                known = await communities()
+            except Exception:
+                known = []
             dispatcher.utter_message(
                 text=error.message + " 请回复您所在的社区名称,然后再说“转人工”。",
                 buttons=[{"title": n, "payload": n} for _, n in known],
             )
             return []
-        except Exception as error:
-            log.warning("handoff failed", error=type(error).__name__)
-            dispatcher.utter_message(
-                text="我们已经保存了您的留言。系统暂时有点忙,社区工作人员会尽快联系您;紧急情况请拨打 12345。"
-            )
+        except Exception as error:  # database down or too slow: kept, handed over once it is back
+            log.warning("handoff saved for retry", error=type(error).__name__)
+            RUNTIME.pending.add(request)
+            dispatcher.utter_message(text=HANDOFF_SAVED_TEXT)
             return []
         names = await responder_names([ticket.assignee_id])
         if ticket.assignee_id:
@@ -887,7 +919,7 @@ class ActionFallback(Guarded, Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        catalogue = (await _service()).catalogue
+        catalogue = RUNTIME.catalogue
         if intent_of(tracker) == "out_of_scope":
             text = "这个问题我帮不上忙,我主要负责社区服务。其他问题可以拨打 12345 市民热线。"
         else:

@@ -18,6 +18,7 @@ import structlog
 
 from app.settings import Settings, get_settings
 from app.wiring import open_service
+from tickets.catalogue import Catalogue
 from tickets.guide import Guide
 from tickets.models import Urgency
 from tickets.service import Intake, NewTicket, TicketService
@@ -39,6 +40,7 @@ class Runtime:
         self._stack: AsyncExitStack | None = None
         self._lock: asyncio.Lock | None = None
         self._guide: Guide | None = None
+        self._catalogue: Catalogue | None = None
         self._pending: PendingStore | None = None
         self.residents: dict[str, int] = {}  # channel id -> resident id (ids never change)
         self._tasks: set[asyncio.Task[object]] = set()
@@ -46,11 +48,19 @@ class Runtime:
         self.monotonic: Callable[[], float] = time.monotonic  # tests move it on
 
     async def org_data(self, key: str, read: Callable[[], Awaitable[T]]) -> T:
-        """`read()`'s result, kept for ORG_DATA_TTL_S (see there)."""
+        """`read()`'s result, kept for ORG_DATA_TTL_S (see there), and beyond while reading fails."""
         held = self._org_data.get(key)
         if held is not None and self.monotonic() < held[0]:
             return held[1]  # type: ignore[no-any-return]
-        value = await within(read)
+        try:
+            value = await within(read)
+        except Exception as error:
+            if held is None:
+                raise
+            # The database is away: what was read a while ago is still right (org charts change
+            # rarely); the form can go on and the request is saved when it is submitted.
+            log.warning("org data kept while the database is away", key=key, error=type(error).__name__)
+            return held[1]  # type: ignore[no-any-return]
         self._org_data[key] = (self.monotonic() + ORG_DATA_TTL_S, value)
         return value
 
@@ -71,15 +81,32 @@ class Runtime:
         self._org_data.clear()
 
     async def service(self) -> TicketService:
+        """The ticket service, opened on first use (within CALL_TIMEOUT); a database that cannot be
+        opened raises CoreUnavailable (never a domain error a resident would be shown), and the next
+        call tries again."""
         if self._service is None:
             if self._lock is None:
                 self._lock = asyncio.Lock()
-            async with self._lock:
-                if self._service is None:
-                    self._stack = AsyncExitStack()
-                    self._service = await self._stack.enter_async_context(open_service(get_settings()))
-                    log.info("action server connected", database=get_settings().db_url.split("@")[-1])
+            try:
+                async with asyncio.timeout(CALL_TIMEOUT), self._lock:
+                    if self._service is None:
+                        stack = AsyncExitStack()
+                        self._service = await stack.enter_async_context(open_service(get_settings()))
+                        self._stack = stack
+                        log.info("action server connected", database=get_settings().db_url.split("@")[-1])
+            except Exception as error:
+                raise CoreUnavailable(type(error).__name__) from error
         return self._service
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The service catalogue (categories and their names): a file, there even when the database
+        is not."""
+        if self._service is not None:
+            return self._service.catalogue
+        if self._catalogue is None:
+            self._catalogue = Catalogue.load()
+        return self._catalogue
 
     @property
     def guide(self) -> Guide:
@@ -92,6 +119,10 @@ class Runtime:
         if self._pending is None:
             self._pending = PendingStore.for_settings(get_settings())
         return self._pending
+
+
+class CoreUnavailable(Exception):
+    """The ticket service could not be opened (database down, hanging or not migrated)."""
 
 
 RUNTIME = Runtime()
@@ -116,6 +147,7 @@ class PendingRequest:
     phone: str | None = None
     urgency: str = Urgency.NORMAL.value
     saved_at: str = ""
+    kind: str = "request"  # or "handoff" (转人工: text is the conversation, masked)
 
 
 class PendingStore:
@@ -174,12 +206,17 @@ class PendingStore:
 
 
 async def register(service: TicketService, request: PendingRequest) -> Intake:
-    """Resident record, what they told us to remember, then intake: the one path every request takes."""
+    """Resident record, what they told us to remember, then intake (or 转人工): the one path every request
+    takes, at once or replayed."""
     resident_id = RUNTIME.residents.get(request.channel_id)
     if resident_id is None:
         resident_id = RUNTIME.residents[request.channel_id] = (
             await service.resident_for(request.channel_id)
         ).id
+    if request.kind == "handoff":
+        if request.community:
+            await service.remember_resident(resident_id, community=request.community)
+        return Intake(await service.handoff(resident_id, request.text, request.category or None))
     await service.remember_resident(
         resident_id,
         phone=request.phone,

@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 from rasa_sdk.endpoint import create_app
-from rasa_sdk.executor import ActionExecutor
+from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 from sanic import Sanic
 
-from actions.guard import BUSY_TEXT, is_guarded
+from actions.guard import BUSY_TEXT, FORM_BUSY_TEXT, Guarded, is_guarded
 from actions.runtime import RUNTIME, PendingStore
-from tests.actions.conftest import DOMAIN_FORMS
+from tests.actions.conftest import DOMAIN_FORMS, tracker
 from tests.e2e.conftest import free_port
 from tickets.catalogue import Catalogue
 from tickets.clock import SystemClock
@@ -128,10 +128,16 @@ async def test_failing_actions_answer_politely_and_leak_nothing(
                 bodies.append(body)
                 said = " ".join(str(r.get("text") or "") for r in (await response.json())["responses"])
                 assert re.search(r"[\u4e00-\u9fff]", said), (name, said)  # a Chinese answer, not silence
-    # The ask action reads the org's communities: it failed, and said so.
-    ask = call("action_ask_community")
-    async with aiohttp.ClientSession() as http, http.post(f"{action_server}/webhook", json=ask) as response:
-        assert [r["text"] for r in (await response.json())["responses"]] == [BUSY_TEXT]
+    # The community answer is checked against the org's communities: that failed, the guard said so and
+    # left the slot unfilled.
+    answer = call("validate_request_form")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{action_server}/webhook", json=answer) as response,
+    ):
+        result = await response.json()
+    assert [r["text"] for r in result["responses"]] == [FORM_BUSY_TEXT]
+    assert result["events"] == [{"event": "slot", "timestamp": None, "name": "community", "value": None}]
     # No error body: neither the error's text nor the request (the tracker) comes back; answers may repeat
     # what the resident said to them (the read-back), the logs never.
     assert not any("INSERT failed" in body or "request_body" in body for body in bodies)
@@ -139,3 +145,22 @@ async def test_failing_actions_answer_politely_and_leak_nothing(
     for secret in SECRETS:
         assert secret not in logs.out + logs.err + caplog.text
     assert "action failed" in logs.out + logs.err + caplog.text  # the failure is logged, without the words
+
+
+class Broken(Guarded):  # not an rasa-sdk Action: the executor does not serve it
+    def name(self) -> str:
+        return "action_broken"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Any, domain: Any) -> list[Any]:
+        dispatcher.utter_message(text="您的工单")
+        raise RuntimeError(SECRET)
+
+
+async def test_half_an_answer_is_dropped_for_the_polite_one(capfd: pytest.CaptureFixture[str]) -> None:
+    dispatcher = CollectingDispatcher()
+    assert await Broken().run(dispatcher, tracker(), {}) == []
+    assert [m["text"] for m in dispatcher.messages] == [BUSY_TEXT]
+    logs = capfd.readouterr()
+    assert (
+        "action=action_broken" in logs.out and "error=RuntimeError" in logs.out and "420102" not in logs.out
+    )
