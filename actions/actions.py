@@ -565,7 +565,7 @@ class ActionSubmitRequest(Guarded, Action):
             return done
         except Exception as error:  # database or dispatcher down, or too slow: keep it for a retry
             log.warning("request saved for retry", error=type(error).__name__)
-            RUNTIME.pending.add(request)
+            RUNTIME.save_for_retry(request)
             dispatcher.utter_message(text=SAVED_FOR_RETRY_TEXT)
             return done
         dispatcher.utter_message(text=await accepted_text(service, intake))
@@ -895,7 +895,7 @@ class ActionHandoff(Guarded, Action):
             return []
         except Exception as error:  # database down or too slow: kept, handed over once it is back
             log.warning("handoff saved for retry", error=type(error).__name__)
-            RUNTIME.pending.add(request)
+            RUNTIME.save_for_retry(request)
             dispatcher.utter_message(text=HANDOFF_SAVED_TEXT)
             return []
         names = await responder_names([ticket.assignee_id])
