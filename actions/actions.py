@@ -22,6 +22,7 @@ from actions.guard import Guarded
 from actions.runtime import RUNTIME, PendingRequest, channel_id, register, within
 from actions.texts import (
     HANDOFF_SAVED_TEXT,
+    HANDOFF_SAVED_UNPLACED_TEXT,
     MIN_DESCRIPTION,
     NUMBER_RE,
     PRIVACY_NOTICE,
@@ -896,7 +897,9 @@ class ActionHandoff(Guarded, Action):
         except Exception as error:  # database down or too slow: kept, handed over once it is back
             log.warning("handoff saved for retry", error=type(error).__name__)
             RUNTIME.save_for_retry(request)
-            dispatcher.utter_message(text=HANDOFF_SAVED_TEXT)
+            dispatcher.utter_message(
+                text=HANDOFF_SAVED_TEXT if request.community else HANDOFF_SAVED_UNPLACED_TEXT
+            )
             return []
         names = await responder_names([ticket.assignee_id])
         if ticket.assignee_id:

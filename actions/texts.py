@@ -26,6 +26,11 @@ HANDOFF_SAVED_TEXT = (
     "我们已经保存了您的留言和转人工的请求。系统暂时有点忙,恢复后会马上转给社区工作人员,并把工单号发给您。"
     "如果情况紧急,请直接拨打社区电话或 12345 热线。"
 )
+# Saved without a community in the conversation: it is handed over if we know their home, else it cannot be.
+HANDOFF_SAVED_UNPLACED_TEXT = (
+    "我们已经保存了您的留言和转人工的请求。系统暂时有点忙,恢复后会马上转给您所在社区的工作人员,并把工单号发给您;"
+    "如果您还没有告诉过我们住在哪个社区,请稍后再说一次“转人工”。如果情况紧急,请直接拨打社区电话或 12345 热线。"
+)
 
 CANCEL_WORDS = ("取消", "不办了", "算了", "不用了", "不要了", "不弄了", "撤销", "不需要了", "取消登记")
 SKIP_WORDS = ("跳过", "不留", "不用", "不方便", "没有", "不想说", "不知道", "无")
