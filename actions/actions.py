@@ -18,8 +18,11 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.guard import Guarded
 from actions.runtime import RUNTIME, PendingRequest, channel_id, register, within
 from actions.texts import (
+    HANDOFF_SAVED_TEXT,
+    HANDOFF_SAVED_UNPLACED_TEXT,
     MIN_DESCRIPTION,
     NUMBER_RE,
     PRIVACY_NOTICE,
@@ -40,7 +43,7 @@ from tickets.actors import Actor
 from tickets.catalogue import DispatchMode
 from tickets.errors import DomainError, TicketNotFound, TooManyTickets
 from tickets.models import Resident, Status, Ticket
-from tickets.privacy import mask_name, mask_phone, normalize_phone
+from tickets.privacy import clean_text, mask_name, mask_phone, normalize_phone, scrub
 from tickets.service import Intake, TicketService
 
 log = structlog.get_logger("actions")
@@ -115,14 +118,19 @@ async def compounds_of(community_name: str) -> list[str]:
 
 
 async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
+    """Responders' names by id; none when the database does not answer (mask_name says 工作人员)."""
     wanted = {i for i in ids if i}
     if not wanted:
         return {}
-    service = await _service()
-    names = await RUNTIME.org_data("responders", service.responder_names)
-    if not wanted <= names.keys():  # someone who joined within the minute
-        RUNTIME.forget("responders")
+    try:
+        service = await _service()
         names = await RUNTIME.org_data("responders", service.responder_names)
+        if not wanted <= names.keys():  # someone who joined within the minute
+            RUNTIME.forget("responders")
+            names = await RUNTIME.org_data("responders", service.responder_names)
+    except Exception as error:  # names only word the answer: what was done is said without them
+        log.warning("responder names unavailable", error=type(error).__name__)
+        return {}
     return {i: names[i] for i in wanted if i in names}
 
 
@@ -141,7 +149,7 @@ def match_community(text: str, known: Sequence[tuple[str, str]]) -> str | None:
 # ---------------------------------------------------------------------------------- 群众点单 (request)
 
 
-class ActionStartRequest(Action):
+class ActionStartRequest(Guarded, Action):
     """A service request (or a yes to an offer): answer from the guide, or prefill and open the form."""
 
     def name(self) -> str:
@@ -152,8 +160,8 @@ class ActionStartRequest(Action):
     ) -> list[EventType]:
         intent, text, offer = intent_of(tracker), user_text(tracker), offer_of(tracker)
         answered: list[EventType] = [SlotSet("request_next", "answered")]
-        service = await _service()
-        if intent not in service.catalogue.categories:  # affirm: a yes to what we offered last
+        catalogue = RUNTIME.catalogue  # not the database: a new request is taken even when it is down
+        if intent not in catalogue.categories:  # affirm: a yes to what we offered last
             if offer.get("kind") == "guide":
                 return await self._open_form(
                     dispatcher, tracker, offer["category"], offer.get("text") or "", from_offer=True
@@ -163,7 +171,7 @@ class ActionStartRequest(Action):
                 return [*answered, SlotSet("offer", None)]
             dispatcher.utter_message(
                 text="好的。请问有什么需要帮忙的?可以直接说说您遇到的问题。",
-                buttons=category_buttons(service.catalogue),
+                buttons=category_buttons(catalogue),
             )
             return answered
         entry = RUNTIME.guide.lookup(text) if text else None
@@ -180,7 +188,7 @@ class ActionStartRequest(Action):
                 dispatcher.utter_message(text=entry.answer)
             category = entry.category if entry and entry.category else intent
             dispatcher.utter_message(
-                text=f"需要社区工作人员帮您办理「{category_name(service.catalogue, category)}」吗?",
+                text=f"需要社区工作人员帮您办理「{category_name(catalogue, category)}」吗?",
                 buttons=[
                     {"title": "需要,帮我登记", "payload": "/affirm"},
                     {"title": "不用了,谢谢", "payload": "/deny"},
@@ -221,7 +229,9 @@ class ActionStartRequest(Action):
         except Exception as error:  # the database is down: still take the request, it is saved later
             log.warning("resident lookup failed", error=type(error).__name__)
             resident = None
-        if resident is not None and resident.consent_at is None and not tracker.get_slot("privacy_told"):
+        # Unknown while the database is away: told again rather than not at all (the request is saved
+        # and later registered with their consent).
+        if (resident is None or resident.consent_at is None) and not tracker.get_slot("privacy_told"):
             dispatcher.utter_message(text=PRIVACY_NOTICE)
             events.append(SlotSet("privacy_told", True))
         # What the message itself says (NLU entities), then what we remember about the resident.
@@ -242,8 +252,11 @@ class ActionStartRequest(Action):
                 events.append(SlotSet("compound", compound))
             if place:
                 events.append(SlotSet("address", place))
-        elif resident is not None and resident.community_id is not None:
-            home = await self._home_name(resident.community_id)
+        elif (
+            resident is not None
+            and resident.community_id is not None
+            and (home := await self._home_name(resident.community_id))
+        ):
             events += [
                 SlotSet("community", home),
                 SlotSet("compound", SKIP),
@@ -251,16 +264,21 @@ class ActionStartRequest(Action):
                 SlotSet("home", True),
             ]
         dispatcher.utter_message(
-            text=f"好的,我来帮您登记「{category_name((await _service()).catalogue, category)}」方面的诉求。"
+            text=f"好的,我来帮您登记「{category_name(RUNTIME.catalogue, category)}」方面的诉求。"
         )
         return [*events, SlotSet("request_next", "request")]
 
-    async def _home_name(self, community_id: int) -> str:
-        service = await _service()
-        return await within(lambda: service.community_name(community_id))
+    async def _home_name(self, community_id: int) -> str | None:
+        """The resident's home community, or None when the database stops answering (then asked)."""
+        try:
+            service = await _service()
+            return await within(lambda: service.community_name(community_id))
+        except Exception as error:
+            log.warning("home community lookup failed", error=type(error).__name__)
+            return None
 
 
-class ValidateRequestForm(FormValidationAction):
+class ValidateRequestForm(Guarded, FormValidationAction):
     def name(self) -> str:
         return "validate_request_form"
 
@@ -448,14 +466,19 @@ def _correction_buttons() -> list[dict[str, str]]:
     ]
 
 
-class ActionAskCommunity(Action):
+class ActionAskCommunity(Guarded, Action):
     def name(self) -> str:
         return "action_ask_community"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        known = await communities()
+        try:
+            known = await communities()
+        except Exception as error:  # the database is away: asked without the buttons
+            log.warning("communities unavailable", error=type(error).__name__)
+            dispatcher.utter_message(text="请问您住在哪个社区?请直接写社区名称。")
+            return []
         dispatcher.utter_message(
             text="请问您住在哪个社区?",
             buttons=[{"title": name, "payload": name} for _, name in known],
@@ -463,14 +486,18 @@ class ActionAskCommunity(Action):
         return []
 
 
-class ActionAskCompound(Action):
+class ActionAskCompound(Guarded, Action):
     def name(self) -> str:
         return "action_ask_compound"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        names = await compounds_of(str(tracker.get_slot("community") or ""))
+        try:
+            names = await compounds_of(str(tracker.get_slot("community") or ""))
+        except Exception as error:  # the database is away: asked without the compounds' buttons
+            log.warning("compounds unavailable", error=type(error).__name__)
+            names = []
         buttons = [{"title": n, "payload": n} for n in names] + [
             {"title": "其他 / 不清楚", "payload": "其他"}
         ]
@@ -478,7 +505,7 @@ class ActionAskCompound(Action):
         return []
 
 
-class ActionAskConfirm(Action):
+class ActionAskConfirm(Guarded, Action):
     """Reads the ticket back before it is registered."""
 
     def name(self) -> str:
@@ -488,7 +515,7 @@ class ActionAskConfirm(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         slot = tracker.get_slot
-        catalogue = (await _service()).catalogue
+        catalogue = RUNTIME.catalogue
         where = " ".join(v for v in (slot("community"), slot("compound"), slot("address")) if v and v != SKIP)
         phone = slot("phone")
         lines = [
@@ -504,7 +531,7 @@ class ActionAskConfirm(Action):
         return []
 
 
-class ActionSubmitRequest(Action):
+class ActionSubmitRequest(Guarded, Action):
     def name(self) -> str:
         return "action_submit_request"
 
@@ -528,8 +555,8 @@ class ActionSubmitRequest(Action):
             phone=_value(slot("phone")),
             urgency=str(slot("urgency") or "normal"),
         )
-        service = await _service()
         try:
+            service = await _service()
             intake = await within(lambda: register(service, request))
         except TooManyTickets as error:
             dispatcher.utter_message(text=error.message)
@@ -539,7 +566,7 @@ class ActionSubmitRequest(Action):
             return done
         except Exception as error:  # database or dispatcher down, or too slow: keep it for a retry
             log.warning("request saved for retry", error=type(error).__name__)
-            RUNTIME.pending.add(request)
+            RUNTIME.save_for_retry(request)
             dispatcher.utter_message(text=SAVED_FOR_RETRY_TEXT)
             return done
         dispatcher.utter_message(text=await accepted_text(service, intake))
@@ -595,7 +622,7 @@ async def status_lines(service: TicketService, tickets: Sequence[Ticket]) -> lis
     return lines
 
 
-class ActionCheckStatus(Action):
+class ActionCheckStatus(Guarded, Action):
     def name(self) -> str:
         return "action_check_status"
 
@@ -603,8 +630,8 @@ class ActionCheckStatus(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         text = user_text(tracker)
-        service = await _service()
         try:
+            service = await _service()
             resident_id = await resident_id_of(tracker)
             match = NUMBER_RE.search(text)
             if match:
@@ -615,7 +642,7 @@ class ActionCheckStatus(Action):
                     dispatcher.utter_message(text=f"没有找到您名下的工单 {number},请核对一下工单号。")
                     return []
                 if any(w in text for w in ("撤销", "取消", "不要了", "不用了", "不办了")):
-                    return await cancel_ticket(dispatcher, service, resident_id, number)
+                    return await cancel_ticket(dispatcher, resident_id, number)
                 shown: Sequence[Ticket] = [ticket]
             else:
                 recent = await within(lambda: service.tickets_of_resident(resident_id, limit=10))
@@ -654,10 +681,9 @@ class ActionCheckStatus(Action):
         return events
 
 
-async def cancel_ticket(
-    dispatcher: CollectingDispatcher, service: TicketService, resident_id: int, number: str
-) -> list[EventType]:
+async def cancel_ticket(dispatcher: CollectingDispatcher, resident_id: int, number: str) -> list[EventType]:
     try:
+        service = await _service()
         await within(lambda: service.cancel(number, resident_id, "居民在对话中撤销"))
     except TicketNotFound:
         dispatcher.utter_message(text=f"没有找到您名下的工单 {number}。")
@@ -665,11 +691,15 @@ async def cancel_ticket(
     except DomainError as error:
         dispatcher.utter_message(text=f"抱歉,{error.message}")
         return [SlotSet("offer", None)]
+    except Exception as error:
+        log.warning("cancel failed", error=type(error).__name__)
+        dispatcher.utter_message(text=f"抱歉,系统暂时有点忙,工单 {number} 还没有撤销,请稍后再试。")
+        return []
     dispatcher.utter_message(text=f"好的,工单 {number} 已撤销。有需要随时再找我们。")
     return [SlotSet("offer", None), SlotSet("ticket_number", None)]
 
 
-class ActionHandleDeny(Action):
+class ActionHandleDeny(Guarded, Action):
     """A no outside a form: declines what we offered last (guide help, or keeps cancelling a ticket)."""
 
     def name(self) -> str:
@@ -689,13 +719,12 @@ class ActionHandleDeny(Action):
             else None
         )
         if number:
-            service = await _service()
             try:
                 resident_id = await resident_id_of(tracker)
             except Exception:
                 dispatcher.utter_message(text="系统暂时忙,请稍后再试。")
                 return []
-            return await cancel_ticket(dispatcher, service, resident_id, number)
+            return await cancel_ticket(dispatcher, resident_id, number)
         dispatcher.utter_message(text="好的。还有其他需要帮忙的吗?")
         return [SlotSet("offer", None)]
 
@@ -703,17 +732,17 @@ class ActionHandleDeny(Action):
 # ---------------------------------------------------------------------------------- 回访 (feedback)
 
 
-class ActionStartFeedback(Action):
+class ActionStartFeedback(Guarded, Action):
     def name(self) -> str:
         return "action_start_feedback"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        service = await _service()
         text = user_text(tracker)
         answered: list[EventType] = [SlotSet("request_next", "answered")]
         try:
+            service = await _service()
             resident_id = await resident_id_of(tracker)
             recent = await within(lambda: service.tickets_of_resident(resident_id, limit=20))
         except Exception:
@@ -750,7 +779,7 @@ class ActionStartFeedback(Action):
         return events
 
 
-class ValidateFeedbackForm(FormValidationAction):
+class ValidateFeedbackForm(Guarded, FormValidationAction):
     def name(self) -> str:
         return "validate_feedback_form"
 
@@ -782,7 +811,7 @@ class ValidateFeedbackForm(FormValidationAction):
         return {"fb_rating": rating}
 
 
-class ActionSubmitFeedback(Action):
+class ActionSubmitFeedback(Guarded, Action):
     def name(self) -> str:
         return "action_submit_feedback"
 
@@ -792,8 +821,8 @@ class ActionSubmitFeedback(Action):
         slot = tracker.get_slot
         done = [*_clear(FEEDBACK_SLOTS), SlotSet("fb_ticket", None), SlotSet("requested_slot", None)]
         number = str(slot("fb_ticket") or "")
-        service = await _service()
         try:
+            service = await _service()
             resident_id = await resident_id_of(tracker)
             ticket = await within(
                 lambda: service.rate(
@@ -827,7 +856,7 @@ class ActionSubmitFeedback(Action):
 # ---------------------------------------------------------------------------------------- 转人工
 
 
-class ActionHandoff(Action):
+class ActionHandoff(Guarded, Action):
     def name(self) -> str:
         return "action_handoff"
 
@@ -844,25 +873,32 @@ class ActionHandoff(Action):
             elif event.get("event") == "bot":
                 lines.append(f"助手:{text}")
         transcript = "\n".join(lines[-30:]) or "居民要求转人工。"
-        category = tracker.get_slot("category")
-        service = await _service()
+        community = tracker.get_slot("community")
+        request = PendingRequest(
+            channel_id=channel_id(tracker.sender_id),
+            category=str(tracker.get_slot("category") or ""),
+            text=scrub(clean_text(transcript)),  # phones and ID numbers masked before it is kept anywhere
+            community=str(community) if community and community != SKIP else None,
+            kind="handoff",
+        )
         try:
-            resident_id = await resident_id_of(tracker)
-            community = tracker.get_slot("community")
-            if community and community != SKIP:
-                await within(lambda: service.remember_resident(resident_id, community=str(community)))
-            ticket = await within(lambda: service.handoff(resident_id, transcript, category))
+            service = await _service()
+            ticket = (await within(lambda: register(service, request))).ticket
         except DomainError as error:
-            known = await communities()
+            try:
+                known = await communities()
+            except Exception:
+                known = []
             dispatcher.utter_message(
                 text=error.message + " 请回复您所在的社区名称,然后再说“转人工”。",
                 buttons=[{"title": n, "payload": n} for _, n in known],
             )
             return []
-        except Exception as error:
-            log.warning("handoff failed", error=type(error).__name__)
+        except Exception as error:  # database down or too slow: kept, handed over once it is back
+            log.warning("handoff saved for retry", error=type(error).__name__)
+            RUNTIME.save_for_retry(request)
             dispatcher.utter_message(
-                text="我们已经保存了您的留言。系统暂时有点忙,社区工作人员会尽快联系您;紧急情况请拨打 12345。"
+                text=HANDOFF_SAVED_TEXT if request.community else HANDOFF_SAVED_UNPLACED_TEXT
             )
             return []
         names = await responder_names([ticket.assignee_id])
@@ -877,7 +913,7 @@ class ActionHandoff(Action):
         return [SlotSet("ticket_number", ticket.number), SlotSet("offer", None)]
 
 
-class ActionFallback(Action):
+class ActionFallback(Guarded, Action):
     """Out of scope and low confidence: say so politely and offer the categories."""
 
     def name(self) -> str:
@@ -886,7 +922,7 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        catalogue = (await _service()).catalogue
+        catalogue = RUNTIME.catalogue
         if intent_of(tracker) == "out_of_scope":
             text = "这个问题我帮不上忙,我主要负责社区服务。其他问题可以拨打 12345 市民热线。"
         else:

@@ -4,6 +4,7 @@ by tests), the guide, the pending-request store, and a time limit for every call
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -16,8 +17,13 @@ from typing import Any, TypeVar
 
 import structlog
 
+from app.loops import run_forever
 from app.settings import Settings, get_settings
 from app.wiring import open_service
+from tickets.catalogue import Catalogue
+from tickets.clock import SystemClock
+from tickets.create import MAX_BACKDATE
+from tickets.errors import DomainError, TooManyTickets
 from tickets.guide import Guide
 from tickets.models import Urgency
 from tickets.service import Intake, NewTicket, TicketService
@@ -31,6 +37,9 @@ CALL_TIMEOUT = float(os.environ.get("MINHU_ACTION_TIMEOUT", "8"))
 # The org's communities, compounds and responders' names are asked for on nearly every form turn and
 # change only when staff load a new org chart: read them at most once a minute.
 ORG_DATA_TTL_S = 60.0
+# Requests saved while the database was away are registered by the action server itself, a round every
+# this many seconds while any wait (app.loops.run_forever): within a minute of the database coming back.
+REPLAY_EVERY_S = 20.0
 
 
 class Runtime:
@@ -39,18 +48,29 @@ class Runtime:
         self._stack: AsyncExitStack | None = None
         self._lock: asyncio.Lock | None = None
         self._guide: Guide | None = None
+        self._catalogue: Catalogue | None = None
         self._pending: PendingStore | None = None
         self.residents: dict[str, int] = {}  # channel id -> resident id (ids never change)
         self._tasks: set[asyncio.Task[object]] = set()
         self._org_data: dict[str, tuple[float, Any]] = {}
         self.monotonic: Callable[[], float] = time.monotonic  # tests move it on
+        self.replay_every = REPLAY_EVERY_S
+        self._replaying: asyncio.Task[None] | None = None
 
     async def org_data(self, key: str, read: Callable[[], Awaitable[T]]) -> T:
-        """`read()`'s result, kept for ORG_DATA_TTL_S (see there)."""
+        """`read()`'s result, kept for ORG_DATA_TTL_S (see there), and beyond while reading fails."""
         held = self._org_data.get(key)
         if held is not None and self.monotonic() < held[0]:
             return held[1]  # type: ignore[no-any-return]
-        value = await within(read)
+        try:
+            value = await within(read)
+        except Exception as error:
+            if held is None:
+                raise
+            # The database is away: what was read a while ago is still right (org charts change
+            # rarely); the form can go on and the request is saved when it is submitted.
+            log.warning("org data kept while the database is away", key=key, error=type(error).__name__)
+            return held[1]  # type: ignore[no-any-return]
         self._org_data[key] = (self.monotonic() + ORG_DATA_TTL_S, value)
         return value
 
@@ -65,21 +85,78 @@ class Runtime:
 
     def set_service(self, service: TicketService | None, pending: PendingStore | None = None) -> None:
         """Tests (and embedders) hand over their own service."""
+        if self._replaying is not None:
+            self._replaying.cancel()
+            self._replaying = None
         self._service = service
         self._pending = pending
         self.residents.clear()
         self._org_data.clear()
 
     async def service(self) -> TicketService:
+        """The ticket service, opened on first use (within CALL_TIMEOUT); a database that cannot be
+        opened raises CoreUnavailable (never a domain error a resident would be shown), and the next
+        call tries again."""
+        self.replay_soon()
         if self._service is None:
             if self._lock is None:
                 self._lock = asyncio.Lock()
-            async with self._lock:
-                if self._service is None:
-                    self._stack = AsyncExitStack()
-                    self._service = await self._stack.enter_async_context(open_service(get_settings()))
-                    log.info("action server connected", database=get_settings().db_url.split("@")[-1])
+            try:
+                async with asyncio.timeout(CALL_TIMEOUT), self._lock:
+                    if self._service is None:
+                        stack = AsyncExitStack()
+                        self._service = await stack.enter_async_context(open_service(get_settings()))
+                        self._stack = stack
+                        log.info("action server connected", database=get_settings().db_url.split("@")[-1])
+            except Exception as error:
+                raise CoreUnavailable(type(error).__name__) from error
         return self._service
+
+    def now(self) -> datetime:
+        """The service's clock (a test's ManualClock), or the system's before the service is open."""
+        return (self._service.clock if self._service is not None else SystemClock()).now()
+
+    def save_for_retry(self, request: PendingRequest) -> None:
+        """Keep a request the core could not take now, with the time the resident made it; the replay
+        loop registers it once the database is back."""
+        request.saved_at = request.saved_at or self.now().isoformat()
+        self.pending.add(request)
+        self.replay_soon()
+
+    def replay_soon(self) -> None:
+        """Start the replay loop of this process when requests wait (at most one: it goes on once
+        started, a round costs a look at the file while nothing waits)."""
+        running = self._replaying
+        if running is not None and not running.done() and running.get_loop() is asyncio.get_running_loop():
+            return
+        if self.pending.waiting():
+            self._replaying = asyncio.create_task(self._replay_forever())
+
+    async def _replay_forever(self) -> None:
+        await asyncio.sleep(self.replay_every)  # the database has just failed: not at once
+        await run_forever(
+            self._replay_round, self.replay_every, name="pending replay", max_backoff=3 * self.replay_every
+        )
+
+    async def _replay_round(self) -> None:
+        if not self.pending.waiting():
+            return
+        try:
+            service = await self.service()
+        except CoreUnavailable as error:  # still away: the next round tries again, at the same pace
+            log.warning("saved requests wait for the database", error=str(error))
+            return
+        await self.pending.replay(service)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The service catalogue (categories and their names): a file, there even when the database
+        is not."""
+        if self._service is not None:
+            return self._service.catalogue
+        if self._catalogue is None:
+            self._catalogue = Catalogue.load()
+        return self._catalogue
 
     @property
     def guide(self) -> Guide:
@@ -92,6 +169,10 @@ class Runtime:
         if self._pending is None:
             self._pending = PendingStore.for_settings(get_settings())
         return self._pending
+
+
+class CoreUnavailable(Exception):
+    """The ticket service could not be opened (database down, hanging or not migrated)."""
 
 
 RUNTIME = Runtime()
@@ -116,6 +197,7 @@ class PendingRequest:
     phone: str | None = None
     urgency: str = Urgency.NORMAL.value
     saved_at: str = ""
+    kind: str = "request"  # or "handoff" (转人工: text is the conversation, masked)
 
 
 class PendingStore:
@@ -132,12 +214,29 @@ class PendingStore:
 
     def add(self, request: PendingRequest) -> None:
         request.saved_at = request.saved_at or datetime.now(UTC).isoformat()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._append(self.path, request)
+
+    @staticmethod
+    def _append(path: Path, request: PendingRequest) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(asdict(request), ensure_ascii=False) + "\n"
-        with self.path.open("a", encoding="utf-8") as file:
+        with path.open("a", encoding="utf-8") as file:
             file.write(line)
             file.flush()
             os.fsync(file.fileno())
+
+    @property
+    def _claimed(self) -> Path:
+        return self.path.with_suffix(".replaying")
+
+    @property
+    def rejected(self) -> Path:
+        """Saved requests the core refused for good (an unknown category, a hand-off without a community):
+        kept for staff to read, not retried."""
+        return self.path.with_suffix(".rejected.jsonl")
+
+    def waiting(self) -> bool:
+        return self.path.exists() or self._claimed.exists()
 
     def all(self) -> list[PendingRequest]:
         if not self.path.exists():
@@ -149,37 +248,67 @@ class PendingStore:
         return rows
 
     async def replay(self, service: TicketService) -> list[Intake]:
-        """Register every saved request; the ones that still fail stay in the file."""
-        if not self.path.exists():
-            return []
+        """Register the saved requests in order, each as made at its saved time and announced to the
+        resident (outbox, Kind.REGISTERED). The first failure that is not the core's refusal (the database
+        still away) ends the round and keeps it and the rest; a request the core refuses for good is set
+        aside (`rejected`); one refused for now (the hourly limit) is kept."""
         async with self._lock:
-            claimed = self.path.with_suffix(".replaying")
-            if not claimed.exists():
+            claimed = self._claimed
+            if not claimed.exists():  # else a round that died midway: go on with what it claimed
+                if not self.path.exists():
+                    return []
                 self.path.rename(claimed)
+            requests = [
+                PendingRequest(**json.loads(line))
+                for line in claimed.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
             done: list[Intake] = []
             left: list[PendingRequest] = []
-            for line in claimed.read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
-                request = PendingRequest(**json.loads(line))
+            for i, request in enumerate(requests):
                 try:
-                    done.append(await register(service, request))
-                except Exception as error:  # still failing: keep it
-                    log.warning("pending request still failing", error=type(error).__name__)
+                    done.append(await within(functools.partial(register, service, request, replayed=True)))
+                except TooManyTickets:
                     left.append(request)
+                except DomainError as error:
+                    log.warning("saved request refused", kind=request.kind, error=type(error).__name__)
+                    self._append(self.rejected, request)
+                except Exception as error:
+                    log.warning(
+                        "saved requests still wait", waiting=len(requests) - i, error=type(error).__name__
+                    )
+                    left += requests[i:]
+                    break
             for request in left:
                 self.add(request)
             claimed.unlink()
+            if done:
+                log.info("saved requests registered", registered=len(done), waiting=len(left))
             return done
 
 
-async def register(service: TicketService, request: PendingRequest) -> Intake:
-    """Resident record, what they told us to remember, then intake: the one path every request takes."""
+async def register(service: TicketService, request: PendingRequest, *, replayed: bool = False) -> Intake:
+    """Resident record, what they told us to remember, then intake (or 转人工): the one path every request
+    takes, at once or replayed. A replayed one keeps the time it was saved (unless older than the domain
+    backdates: then it is registered as made now) and the resident is sent its number."""
     resident_id = RUNTIME.residents.get(request.channel_id)
     if resident_id is None:
         resident_id = RUNTIME.residents[request.channel_id] = (
             await service.resident_for(request.channel_id)
         ).id
+    received_at = _saved_time(request, service.clock.now()) if replayed else None
+    if request.kind == "handoff":
+        if request.community:
+            await service.remember_resident(resident_id, community=request.community)
+        return Intake(
+            await service.handoff(
+                resident_id,
+                request.text,
+                request.category or None,
+                received_at=received_at,
+                announce=replayed,
+            )
+        )
     await service.remember_resident(
         resident_id,
         phone=request.phone,
@@ -198,8 +327,20 @@ async def register(service: TicketService, request: PendingRequest) -> Intake:
             phone=request.phone,
             urgency=Urgency(request.urgency),
             intent=request.category,
+            received_at=received_at,
+            announce=replayed,
         )
     )
+
+
+def _saved_time(request: PendingRequest, now: datetime) -> datetime | None:
+    try:
+        saved = datetime.fromisoformat(request.saved_at)
+    except ValueError:
+        return None
+    if saved.utcoffset() is None or not now - MAX_BACKDATE <= saved <= now:
+        return None  # registered as made now (too old, or a clock set back) rather than not at all
+    return saved
 
 
 def channel_id(sender_id: str | None) -> str:

@@ -143,6 +143,15 @@ class Delivery:
                 return f"您的诉求 {number} 被退回重新安排(原因:{reason}),社区会尽快另派人员。", None
             case Kind.MESSAGE:
                 return f"关于您的诉求 {number},办理人员给您留言:\n{payload.get('text', '')}", None
+            case Kind.REGISTERED:
+                if payload.get("duplicate"):
+                    return (
+                        f"您之前提交的诉求和工单 {number} 说的是同一件事,已经补充到这张工单里,我们会尽快处理。",
+                        None,
+                    )
+                if payload.get("handoff"):
+                    return f"您之前的转人工请求已登记,工单号 {number},社区工作人员会尽快联系您。", None
+                return f"您之前提交的诉求已登记,工单号 {number},我们会尽快安排。", None
             case Kind.RATED:
                 rating = Rating.parse(str(payload.get("rating")))
                 points = payload.get("points", 0)

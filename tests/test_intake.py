@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.settings import Settings
 from app.wiring import policy_from
@@ -13,8 +13,8 @@ from tests.conftest import Org, actions, count, notifications
 from tickets.actors import SYSTEM
 from tickets.clock import ManualClock
 from tickets.db import unit_of_work
-from tickets.errors import TooManyTickets
-from tickets.models import Responder, Status, Ticket
+from tickets.errors import TooManyTickets, ValidationError
+from tickets.models import Notification, Responder, Status, Ticket
 from tickets.service import NewTicket, Policy, TicketService
 
 
@@ -152,3 +152,88 @@ async def test_handoff_keeps_the_conversation_category(service: TicketService, o
     resident = await org.resident(community="jinjiang")
     ticket = await service.handoff(resident, "居民:楼上漏水 物业不管", category="property")
     assert ticket.category == "property" and ticket.assignee_id == org["staff-j"]
+
+
+# ------------------------------------------------------------------ requests registered later (saved)
+
+
+async def test_a_request_registered_later_keeps_its_time_and_tells_the_resident(
+    service: TicketService, org: Org, clock: ManualClock
+) -> None:
+    resident, other = await org.resident("a", compound="安居苑"), await org.resident("b")
+    made = clock.now()
+    clock.advance(timedelta(hours=3))
+    later, now = await service.create_tickets(
+        [
+            NewTicket(resident, "property", "3栋电梯坏了", received_at=made, announce=True),
+            NewTicket(other, "property", "楼道灯坏了"),  # the resident is waiting for this one's reply
+        ]
+    )
+    assert isinstance(later, Ticket) and isinstance(now, Ticket)
+    category = service.catalogue.get("property")
+    assert later.created_at == made and now.created_at == clock.now()
+    assert later.respond_by == service.calendar.deadline(made, category.respond_within)
+    assert later.resolve_by == service.calendar.deadline(made, category.resolve_within)
+    history = await service.history(later.number, SYSTEM)
+    assert [(e.action, e.at) for e in history] == [("create", made), ("dispatch", clock.now())]
+    later_notes = await notifications(service, later.number)
+    assert later_notes[-1] == ("registered", "resident", resident)
+    assert [n for n in later_notes if n[1] == "resident"] == [("registered", "resident", resident)]
+    assert [n for n in await notifications(service, now.number) if n[1] == "resident"] == []
+
+
+async def test_a_handoff_registered_later_keeps_its_time_and_tells_the_resident(
+    service: TicketService, org: Org, clock: ManualClock
+) -> None:
+    resident = await org.resident()
+    made = clock.now()
+    clock.advance(timedelta(minutes=30))
+    ticket = await service.handoff(resident, "居民:转人工", received_at=made, announce=True)
+    assert ticket.created_at == made and ticket.first_dispatched_at == clock.now()
+    assert ("registered", "resident", resident) in await notifications(service, ticket.number)
+
+
+async def test_a_duplicate_registered_later_tells_the_resident_where_it_went(
+    service: TicketService, org: Org, clock: ManualClock
+) -> None:
+    _with_policy(service, duplicate_window=timedelta(days=1))
+    resident = await org.resident(compound="安居苑")
+    first = await service.intake(NewTicket(resident, "property", "3栋电梯坏了好几天了,老人上不了楼"))
+    made = clock.now()
+    clock.advance(timedelta(hours=1))
+    again = await service.intake(
+        NewTicket(resident, "property", "3栋电梯坏了好几天了,老人上不了楼", received_at=made, announce=True)
+    )
+    assert again.duplicate and again.ticket.number == first.ticket.number
+    notes = await notifications(service, first.ticket.number)
+    assert notes[-1] == ("registered", "resident", resident) and notes.count(notes[-1]) == 1
+    async with service.sessions() as session:
+        note = await session.scalar(select(Notification).where(Notification.kind == "registered"))
+    assert note is not None and note.payload["duplicate"] is True
+
+
+@pytest.mark.parametrize(
+    ("shift", "problem"),
+    [
+        (timedelta(minutes=2), "晚于现在"),  # in the future
+        (-timedelta(days=7, minutes=1), "7 天前"),  # older than a week
+        (None, "timezone-aware"),  # naive
+    ],
+)
+async def test_received_at_is_checked(
+    service: TicketService, org: Org, clock: ManualClock, shift: timedelta | None, problem: str
+) -> None:
+    resident = await org.resident()
+    at = clock.now().replace(tzinfo=None) if shift is None else clock.now() + shift
+    with pytest.raises(ValidationError) as raised:
+        await service.intake(NewTicket(resident, "property", "楼道灯坏了", received_at=at))
+    assert problem in raised.value.message and await count(service, Ticket) == 0
+
+
+async def test_a_received_at_seconds_ahead_is_now(
+    service: TicketService, org: Org, clock: ManualClock
+) -> None:
+    resident = await org.resident()
+    ahead = clock.now() + timedelta(seconds=30)  # another process's clock
+    ticket = (await service.intake(NewTicket(resident, "property", "楼道灯坏了", received_at=ahead))).ticket
+    assert ticket.created_at == clock.now()

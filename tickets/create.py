@@ -14,7 +14,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Integer, Table, bindparam, insert, select
@@ -41,11 +41,15 @@ from tickets.models import (
     Urgency,
     split_channel_id,
 )
-from tickets.outbox import Recipient
+from tickets.outbox import Kind, Recipient
 from tickets.privacy import clean_text, normalize_phone
 from tickets.transitions import Action, creation_event, event_row
 
 MAX_BATCH = 64  # requests a create transaction takes at most (group commit)
+# A request registered later than it was made (saved while the database was away) keeps the time it was
+# made, if that is at most this old; a minute's difference between processes' clocks counts as now.
+MAX_BACKDATE = timedelta(days=7)
+CLOCK_SKEW = timedelta(minutes=1)
 
 # The tables the create path writes with Core (multi-row statements).
 TICKETS, EVENTS, OFFERS, OUTBOX = (
@@ -91,6 +95,11 @@ class NewTicket:
     urgency: Urgency = Urgency.NORMAL
     intent: str | None = None
     confidence: float | None = None
+    # When the resident made it, for a request registered later (saved while the database was away): the
+    # ticket's created_at and the start of its deadlines. Aware, not in the future, at most MAX_BACKDATE old.
+    received_at: datetime | None = None
+    # Tell the resident the number through the outbox (Kind.REGISTERED): they are not waiting for a reply.
+    announce: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +107,8 @@ class _Request:
     """A validated request, with its time and deadlines, waiting for its transaction."""
 
     request: NewTicket
-    now: datetime
+    now: datetime  # when it is registered (dispatch, offers, notifications)
+    created: datetime  # when the resident made it (created_at, the number's day, the deadlines' start)
     text: str
     category: Category
     phone: str | None
@@ -234,17 +244,32 @@ class Creating(ServiceCore):
         except ValueError:
             raise ValidationError("紧急程度只能选“一般”或“紧急”。") from None
         now = self.clock.now()
+        created = self._received(request.received_at, now)
         urgent = urgency is Urgency.URGENT
         return _Request(
             request,
             now,
+            created,
             text,
             category,
             phone,
             urgency,
-            respond_by=self.calendar.deadline(now, category.respond_within, urgent=urgent),
-            resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
+            respond_by=self.calendar.deadline(created, category.respond_within, urgent=urgent),
+            resolve_by=self.calendar.deadline(created, category.resolve_within, urgent=urgent),
         )
+
+    @staticmethod
+    def _received(received_at: datetime | None, now: datetime) -> datetime:
+        """When a request was made: `received_at` when given (see NewTicket), else now."""
+        if received_at is None:
+            return now
+        if received_at.utcoffset() is None:
+            raise ValidationError("received_at must be timezone-aware")
+        if received_at > now + CLOCK_SKEW:
+            raise ValidationError("诉求的提交时间不能晚于现在。")
+        if received_at < now - MAX_BACKDATE:
+            raise ValidationError(f"诉求的提交时间不能早于 {MAX_BACKDATE.days} 天前。")
+        return min(received_at, now)
 
     async def _create_all(self, items: Sequence[_Request]) -> list[Ticket | Exception]:
         if not items:
@@ -307,7 +332,7 @@ class Creating(ServiceCore):
         by_community: dict[int | None, list[routing.Pooled]] = {}
         for responder in pooled:
             by_community.setdefault(responder.community_id, []).append(responder)
-        numbers = await self._next_numbers(conn, [p.request.now for p in placed])
+        numbers = await self._next_numbers(conn, [p.request.created for p in placed])
         values: list[dict[str, Any]] = []
         # Rows that need the tickets' ids, keyed by the ticket's index until the INSERT returns them.
         events: list[dict[str, Any]] = []
@@ -316,7 +341,7 @@ class Creating(ServiceCore):
         given: dict[int, datetime] = {}  # responder id -> last_assigned_at to write
         for n, (place, number) in enumerate(zip(placed, numbers, strict=True)):
             item, resident = place.request, place.resident
-            request, category, now = item.request, item.category, item.now
+            request, category, now, created = item.request, item.category, item.now, item.created
             decision = decide(
                 category,
                 category.dispatch,
@@ -325,7 +350,7 @@ class Creating(ServiceCore):
                 loads,
                 in_grid=chart.grid_responders.get(place.grid.id, frozenset()) if place.grid else frozenset(),
             )
-            mine = [creation_event(n, now, Actor.resident(resident.id), category.code, int(Level.GRID))]
+            mine = [creation_event(n, created, Actor.resident(resident.id), category.code, int(Level.GRID))]
             if decision.chosen:
                 dispatch = event_row(
                     n, 2, now, SYSTEM, Action.DISPATCH, Status.CREATED, decision.status, decision.event_data()
@@ -343,6 +368,8 @@ class Creating(ServiceCore):
                 outbox.row(kind, Recipient.RESPONDER, to, n, now, payload | extra)
                 for kind, to, extra in decision.notes()
             ]
+            if request.announce:
+                notes.append(outbox.row(Kind.REGISTERED, Recipient.RESIDENT, resident.id, n, now, payload))
             values.append(
                 {
                     "number": number,
@@ -363,7 +390,7 @@ class Creating(ServiceCore):
                     "dispatch_mode": category.dispatch,
                     "assignee_id": decision.assignee,
                     "level": int(Level.GRID),
-                    "created_at": now,
+                    "created_at": created,
                     "respond_by": item.respond_by,
                     "first_respond_by": item.respond_by,
                     "resolve_by": item.resolve_by,

@@ -6,18 +6,19 @@ staff with the conversation so far)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 from sqlalchemy import func, select
 
-from tickets import orgchart, routing
+from tickets import orgchart, outbox, routing
 from tickets.actors import Actor
 from tickets.catalogue import DispatchMode, Role
 from tickets.create import Creating, NewTicket
 from tickets.dispatch import Dispatching, decide_handoff
 from tickets.errors import TooManyTickets, ValidationError
 from tickets.models import Community, Level, Resident, Status, Ticket, Urgency, split_channel_id
+from tickets.outbox import Kind, Recipient
 from tickets.privacy import clean_text, normalize_phone, scrub
 from tickets.transitions import Action, apply, record_creation
 
@@ -114,6 +115,16 @@ class Intaking(Creating, Dispatching):
                             now=now,
                             text=text,
                         )
+                        if request.announce:
+                            outbox.notify(
+                                session,
+                                Kind.REGISTERED,
+                                Recipient.RESIDENT,
+                                request.resident_id,
+                                ticket,
+                                now,
+                                duplicate=True,
+                            )
                         return Intake(ticket, duplicate=True)
             if limit is not None:
                 recent = (
@@ -129,19 +140,29 @@ class Intaking(Creating, Dispatching):
             raise TooManyTickets(limit=limit)
         return Intake(await self.create_ticket(request))
 
-    async def handoff(self, resident_id: int, transcript: str, category: str | None = None) -> Ticket:
+    async def handoff(
+        self,
+        resident_id: int,
+        transcript: str,
+        category: str | None = None,
+        *,
+        received_at: datetime | None = None,
+        announce: bool = False,
+    ) -> Ticket:
         """转人工: a ticket for the community staff with the conversation so far (phones and ID numbers
         masked), assigned to the least busy staff member of the resident's community (`decide_handoff`);
-        when the community has no staff on record it waits for dispatch and the street's staff are told."""
+        when the community has no staff on record it waits for dispatch and the street's staff are told.
+        `received_at` and `announce` as for NewTicket (a hand-off saved while the database was away)."""
         text = self._validate_text(scrub(clean_text(transcript))[-self.policy.max_text :])
         category_row = self.catalogue.get(category or "social_assistance")
         now = self.clock.now()
+        created = self._received(received_at, now)
         async with self._work() as session:
             resident = await self._resident(session, resident_id)
             if resident.community_id is None:
                 raise ValidationError("请先告诉我们您住在哪个社区,方便安排社区工作人员联系您。")
             community = await session.get_one(Community, resident.community_id)
-            respond_by = self.calendar.deadline(now, category_row.respond_within)
+            respond_by = self.calendar.deadline(created, category_row.respond_within)
             ticket = Ticket(
                 number="",  # taken last, see below
                 resident_id=resident.id,
@@ -158,10 +179,10 @@ class Intaking(Creating, Dispatching):
                 status=Status.CREATED,
                 dispatch_mode=DispatchMode.DIRECT,
                 level=Level.GRID,
-                created_at=now,
+                created_at=created,
                 respond_by=respond_by,
                 first_respond_by=respond_by,
-                resolve_by=self.calendar.deadline(now, category_row.resolve_within),
+                resolve_by=self.calendar.deadline(created, category_row.resolve_within),
             )
             # Reads first: the day's number locks its counter row until commit, and every create of every
             # process needs that row.
@@ -169,7 +190,11 @@ class Intaking(Creating, Dispatching):
             staff = [r for r in responders if r.role == Role.COMMUNITY_STAFF]
             street = [] if staff else await routing.staff_of(session, ticket, Level.STREET)
             decision = decide_handoff(staff, loads, [s.id for s in street], ticket.level)
-            ticket.number = await self._next_number(session, now)
-            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
+            ticket.number = await self._next_number(session, created)
+            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=created)
             await self._carry_out(session, ticket, decision, now)
+            if announce:
+                outbox.notify(
+                    session, Kind.REGISTERED, Recipient.RESIDENT, resident.id, ticket, now, handoff=True
+                )
             return ticket

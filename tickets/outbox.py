@@ -33,6 +33,9 @@ class Kind(StrEnum):
     RETURNED = "returned"  # the responder gave it back; it is being re-dispatched
     RATE = "rate"  # 办结: the three 回访 questions
     MESSAGE = "message"  # a message from the responder working their request
+    # their request (or 转人工) saved while the system was away is now a ticket: its number; payload
+    # `duplicate` (joined to their open ticket) or `handoff`
+    REGISTERED = "registered"
 
 
 class Recipient(StrEnum):

@@ -11,7 +11,7 @@ import pytest
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.runtime import RUNTIME, PendingStore
+from actions.runtime import REPLAY_EVERY_S, RUNTIME, PendingStore
 from tests.conftest import Org
 from tickets.service import TicketService
 
@@ -19,8 +19,12 @@ from tickets.service import TicketService
 @pytest.fixture
 async def bot(service: TicketService, org: Org, tmp_path: Path) -> AsyncIterator[Bot]:
     RUNTIME.set_service(service, PendingStore(tmp_path / "pending_requests.jsonl"))
+    RUNTIME.replay_every = (
+        3600.0  # tests replay by hand, or set a short interval (tests/actions/test_replay.py)
+    )
     yield Bot(service, org)
     RUNTIME.set_service(None)
+    RUNTIME.replay_every = REPLAY_EVERY_S
 
 
 def tracker(

@@ -23,7 +23,7 @@ from actions.actions import (
     ValidateFeedbackForm,
     ValidateRequestForm,
 )
-from actions.runtime import ORG_DATA_TTL_S, RUNTIME, PendingRequest
+from actions.runtime import ORG_DATA_TTL_S, RUNTIME
 from actions.texts import PRIVACY_NOTICE, SAVED_FOR_RETRY_TEXT
 from tests.actions.conftest import Bot, buttons, texts, tracker
 from tests.conftest import count
@@ -248,12 +248,6 @@ async def test_database_failure_saves_the_request_for_retry(bot: Bot) -> None:
     done = await RUNTIME.pending.replay(bot.service)
     assert len(done) == 1 and RUNTIME.pending.all() == []
     assert await count(bot.service, Ticket) == 1
-
-
-async def test_replay_keeps_what_still_fails(bot: Bot) -> None:
-    RUNTIME.pending.add(PendingRequest(channel_id="web:c", category="no_such_category", text="x"))
-    assert await RUNTIME.pending.replay(bot.service) == []
-    assert len(RUNTIME.pending.all()) == 1
 
 
 # ---------------------------------------------------------------------------------- status, cancel

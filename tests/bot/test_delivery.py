@@ -18,6 +18,7 @@ from tests.conftest import Org
 from tests.e2e.conftest import free_port
 from tickets.clock import ManualClock
 from tickets.models import Notification
+from tickets.outbox import Claimed, Kind, Recipient
 from tickets.service import NewTicket
 
 
@@ -158,3 +159,26 @@ async def test_one_users_updates_in_order_different_users_at_once(
     mine = [m for s, m in rasa.received if s == f"telegram:{RESIDENT}"]
     assert mine == ["一", "二", "三"]
     assert [m for _, m in rasa.received].index("别人") < 2  # not queued behind the first resident
+
+
+async def test_a_request_registered_later_sends_the_resident_its_number(
+    tg: Telegram, org: Org, clock: ManualClock
+) -> None:
+    resident = (await org.service.resident_for(f"telegram:{RESIDENT}")).id
+    await org.service.remember_resident(resident, community="anju")
+    made = clock.now()
+    clock.advance(timedelta(minutes=20))
+    ticket = await org.service.create_ticket(
+        NewTicket(resident, "property", "3栋电梯坏了", received_at=made, announce=True)
+    )
+    await tg.deliver()
+    assert tg.api.texts(RESIDENT) == [f"您之前提交的诉求已登记,工单号 {ticket.number},我们会尽快安排。"]
+    delivery = Delivery(tg.minhu, tg.application.bot)
+    for extra, words in (
+        ({"duplicate": True}, "已经补充到这张工单里"),
+        ({"handoff": True}, "转人工请求已登记"),
+    ):
+        payload = {"number": ticket.number, "category": "property", **extra}
+        note = Claimed(0, Kind.REGISTERED, Recipient.RESIDENT, resident, ticket.id, payload)
+        text, markup = await delivery.render(note)
+        assert words in text and ticket.number in text and markup is None
