@@ -10,6 +10,9 @@ What happens on a fault:
   from a process outside the child's group is refused too (NotOurServer), so an occupant is never used.
 * A server dies while `minhu run` runs: `supervise` restarts it, waiting 1 s, then twice as long after each
   restart that did not last (capped), logging each exit and restart (no personal data).
+* Rasa restarts: the conversations are in Rasa's SQL tracker store (endpoints.yml), on SQLite in the data
+  folder, or in the app's PostgreSQL database (schema `rasa`) when DATABASE_URL is PostgreSQL; a half-filled
+  request carries on where it was.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ from pathlib import Path
 from typing import Protocol
 
 import structlog
+from sqlalchemy import text
 
 from app.logs import where
 from app.settings import PROJECT_ROOT, Settings
+from app.wiring import open_engine
 
 log = structlog.get_logger("minhu.stack")
 
 GUARD = Path(__file__).resolve().with_name("guard.py")
 HAVE_PROC = Path("/proc/net/tcp").exists()  # Linux: who holds a port, which processes are in a group
+TRACKER_SCHEMA = "rasa"  # Rasa's `events` table, beside (not among) the app's tables on PostgreSQL
+TRACKER_POOL = {"SQL_POOL_SIZE": "2", "SQL_MAX_OVERFLOW": "3"}  # Rasa's defaults: 50 + 100 connections
 # The kernel sends the guard its parent-death signal when the *thread* that started it ends (prctl(2)), and
 # threads such as asyncio.to_thread's come and go: every server is started from this one thread, which lasts
 # as long as the process.
@@ -239,6 +246,33 @@ class Child:
 # --- the assistant: action server + Rasa -------------------------------------------------------------------
 
 
+def uses_postgresql(settings: Settings) -> bool:
+    return settings.db_url.startswith("postgresql")
+
+
+def tracker_store_env(settings: Settings) -> dict[str, str]:
+    """What endpoints.yml's tracker_store reads: Rasa's SQL tracker store on the app's PostgreSQL database
+    (schema `rasa`, synchronous driver psycopg2 as Rasa 3.6 needs), or else on SQLite in the data folder."""
+    if uses_postgresql(settings):
+        return {
+            "MINHU_TRACKER_URL": "postgresql+psycopg2://" + settings.db_url.split("://", 1)[1],
+            "POSTGRESQL_SCHEMA": TRACKER_SCHEMA,
+            **TRACKER_POOL,
+        }
+    return {
+        "MINHU_TRACKER_URL": f"sqlite:///{(settings.data_dir / 'rasa-tracker.db').resolve()}",
+        **TRACKER_POOL,
+    }
+
+
+async def prepare_tracker_store(settings: Settings) -> None:
+    """Rasa refuses to start without its PostgreSQL schema; it creates its table itself."""
+    if not uses_postgresql(settings):
+        return
+    async with open_engine(settings, require_migrated=False) as engine, engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{TRACKER_SCHEMA}"'))
+
+
 @dataclass
 class Assistant:
     """The action server and Rasa."""
@@ -325,6 +359,7 @@ def server_env(settings: Settings, action_port: int) -> dict[str, str]:
         "DATABASE_URL": settings.db_url,
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "PYTHONWARNINGS": "ignore",
+        **tracker_store_env(settings),
     }
 
 
@@ -348,10 +383,12 @@ def running(
     wait_s: float = 300.0,
 ) -> Iterator[Assistant]:
     """Action server + Rasa, healthy; stopped after. Not supervised: for tests and scripts, which restart a
-    server themselves (Assistant.restart)."""
+    server themselves (Assistant.restart). Call it where no event loop runs."""
     stack = assistant(
         settings, action_port=action_port, rasa_port=rasa_port, log_dir=log_dir, model=model, wait_s=wait_s
     )
+    if uses_postgresql(settings):
+        asyncio.run(prepare_tracker_store(settings))
     stack.start()
     try:
         stack.wait_healthy()
@@ -430,6 +467,7 @@ async def local_stack(
         model=model,
         wait_s=wait_s,
     )
+    await prepare_tracker_store(settings)
     stack.start()
     try:
         await asyncio.to_thread(stack.wait_healthy)
