@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = Field(default="127.0.0.1", alias="TELEGRAM_WEBHOOK_LISTEN")
     telegram_webhook_port: int = Field(default=8443, alias="TELEGRAM_WEBHOOK_PORT")
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="MINHU_RASA_URL")
+    # `minhu run`'s own servers, on loopback: Rasa and the action server (endpoints.yml reads the latter).
+    rasa_port: int = Field(default=5005, alias="MINHU_RASA_PORT", ge=1, le=65535)
+    action_port: int = Field(default=5055, alias="MINHU_ACTION_PORT", ge=1, le=65535)
     # Phones are encrypted at rest (tickets.crypto). MINHU_DATA_KEY: the current key (base64 of 32 bytes);
     # MINHU_DATA_OLD_KEYS: earlier keys, comma-separated, that still decrypt. Unset: the key file in the data
     # folder (created with mode 0600 on first use).

@@ -67,7 +67,10 @@ async def run(
                     await sweeper
                 return
             async with local_stack(settings) as url, telegram_bot(settings, service, rasa_url=url):
-                print(f"Rasa: {url}  动作服务器: http://127.0.0.1:5055  日志: {settings.data_dir / 'logs'}")
+                print(
+                    f"Rasa: {url}  动作服务器: http://127.0.0.1:{settings.action_port}  "
+                    f"日志: {settings.data_dir / 'logs'}"
+                )
                 if chat:
                     await chat_loop(url, sender)
                 else:

@@ -22,7 +22,7 @@ import pytest
 from alembic import command
 
 from app.settings import Settings
-from minhu.stack import running
+from minhu.stack import Assistant, running
 from tests.conftest import write_test_key_file
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
@@ -88,6 +88,7 @@ class Stack:
     action_url: str
     db_url: str
     data_dir: Path
+    assistant: Assistant  # to stop and start a server mid-test
 
     @property
     def webhook(self) -> str:
@@ -121,8 +122,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = Settings(MINHU_DATA_DIR=data_dir, DATABASE_URL=db_url)
     ports = {"action_port": free_port(), "rasa_port": free_port()}
     try:
-        with running(settings, **ports, log_dir=data_dir, model=model, wait_s=STARTUP_TIMEOUT) as url:
-            yield Stack(url, f"http://127.0.0.1:{ports['action_port']}", db_url, data_dir)
+        with running(settings, **ports, log_dir=data_dir, model=model, wait_s=STARTUP_TIMEOUT) as assistant:
+            action_url = f"http://127.0.0.1:{ports['action_port']}"
+            yield Stack(assistant.url, action_url, db_url, data_dir, assistant)
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
 

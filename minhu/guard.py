@@ -1,0 +1,109 @@
+"""`python minhu/guard.py CMD…`: runs CMD so that nothing of it outlives `minhu run` (Linux).
+
+`minhu/stack.py` starts each server (the action server, Rasa) through this guard, as the leader of a new
+process group. The guard
+
+* asks the kernel for SIGTERM when its parent dies (`prctl(PR_SET_PDEATHSIG)`), even by `kill -9`, and exits
+  at once if the parent is already gone by then (MINHU_GUARD_PARENT is the pid it expects);
+* starts CMD in its process group, with SIGKILL as CMD's own parent-death signal;
+* on SIGTERM, SIGINT or SIGHUP passes SIGTERM on to CMD and gives it GRACE_S seconds to stop (ORPHAN_GRACE_S
+  when the parent is gone), then SIGKILL;
+* once CMD has exited, kills whatever is left in the group: the action server's Sanic workers and
+  multiprocessing helpers are CMD's children, and they do not die with their parent by themselves;
+* exits with CMD's exit code (128 + the signal if a signal ended it).
+
+Standard library only, no imports of the app: it runs before anything else and must not fail on its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+GRACE_S = 10.0  # to stop when `minhu run` asks
+ORPHAN_GRACE_S = 2.0  # to stop when `minhu run` is gone: nobody waits for a tidy shutdown
+
+
+def die_with_parent(sig: int) -> None:
+    """The calling process gets `sig` when the thread that started it exits (Linux; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids in process group `pgid`, except this process."""
+    members: list[int] = []
+    if not os.path.isdir("/proc"):
+        return members
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    members.append(int(entry))
+            except OSError:
+                continue
+    return members
+
+
+def kill_group_leftovers() -> None:
+    pgid = os.getpgrp()
+    for _ in range(50):
+        members = group_members(pgid)
+        if not members:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+        time.sleep(0.1)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: guard.py CMD [ARG…]", file=sys.stderr)
+        return 2
+    if os.getpgrp() != os.getpid():
+        os.setpgid(0, 0)  # a group of its own, so the leftovers it kills are only CMD's
+    die_with_parent(signal.SIGTERM)
+    expected_parent = os.environ.pop("MINHU_GUARD_PARENT", "")
+    if expected_parent and os.getppid() != int(expected_parent):
+        return 1  # the parent died before we asked to be told: nothing to run for
+
+    child: subprocess.Popen[bytes] | None = None
+    stop_by: list[float] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        if not stop_by:
+            orphaned = bool(expected_parent) and os.getppid() != int(expected_parent)
+            stop_by.append(time.monotonic() + (ORPHAN_GRACE_S if orphaned else GRACE_S))
+            if child is not None and child.poll() is None:
+                child.terminate()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    # This process is single-threaded, so a preexec_fn is safe here.
+    child = subprocess.Popen(argv, preexec_fn=lambda: die_with_parent(signal.SIGKILL))
+    if stop_by:  # a signal came while the child was starting
+        child.terminate()
+    while True:
+        try:
+            code = child.wait(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            if stop_by and time.monotonic() > stop_by[0]:
+                child.kill()
+    kill_group_leftovers()
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
