@@ -106,7 +106,7 @@ def describe_process(pid: int) -> str:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         command = "?"
-    command = command.strip()
+    command = " ".join(command.split())
     return f"pid {pid} ({command[:160]}{'…' if len(command) > 160 else ''})"
 
 
@@ -120,7 +120,7 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def check_port_free(port: int, what: str, setting: str) -> None:
+def check_port_free(port: int, what: str, called: str, setting: str) -> None:
     """Raise PortInUse, naming the process that holds the port, unless 127.0.0.1:port is free."""
     if port_is_free(port):
         return
@@ -131,7 +131,7 @@ def check_port_free(port: int, what: str, setting: str) -> None:
         else "一个看不到的进程 (a process this user cannot see)"
     )
     raise PortInUse(
-        f"端口 {port} 已被占用,无法启动{what} (port {port} is in use: cannot start the {what}).\n"
+        f"端口 {port} 已被占用,无法启动{what} (port {port} is in use: cannot start {called}).\n"
         f"占用者 (held by): {held_by}\n"
         f"可能是上次没有正常退出的民呼 (perhaps left over from an earlier run): stop it"
         f"{f' (kill {holders[0]})' if holders else ''}, or choose another port with {setting}=…"
@@ -158,12 +158,17 @@ class Child:
     started_at: float = 0.0
 
     @property
+    def called(self) -> str:
+        """In an English sentence: "Rasa", "the action server"."""
+        return self.name if self.name[:1].isupper() else f"the {self.name}"
+
+    @property
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.health_path}"
 
     def start(self) -> None:
         """Start the server unless its port is taken (PortInUse)."""
-        check_port_free(self.port, self.what, self.port_setting)
+        check_port_free(self.port, self.what, self.called, self.port_setting)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self.process = _LAUNCHER.submit(
@@ -206,7 +211,7 @@ class Child:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"{self.health_url}: the {self.name} exited with {self.process.returncode}:\n"
+                    f"{self.health_url}: {self.called} exited with {self.process.returncode}:\n"
                     f"{_tail(self.log_file)}"
                 )
             with contextlib.suppress(OSError), urllib.request.urlopen(self.health_url, timeout=2) as answer:
@@ -224,8 +229,8 @@ class Child:
             return
         others = "; ".join(describe_process(pid) for pid in holders) or "a process this user cannot see"
         raise NotOurServer(
-            f"端口 {self.port} 的应答不是来自刚启动的{self.what} (port {self.port} answered, but not from the "
-            f"{self.name} just started): held by {others}. Stop it, or choose another port with "
+            f"端口 {self.port} 的应答不是来自刚启动的{self.what} (port {self.port} answered, but not from "
+            f"{self.called} just started): held by {others}. Stop it, or choose another port with "
             f"{self.port_setting}=…"
         )
 
@@ -292,7 +297,7 @@ class Assistant:
     def start(self) -> None:
         """Both ports are checked before anything starts."""
         for child in self.children:
-            check_port_free(child.port, child.what, child.port_setting)
+            check_port_free(child.port, child.what, child.called, child.port_setting)
         try:
             for child in self.children:
                 child.start()
@@ -330,8 +335,8 @@ def assistant(
     action_port = action_port or settings.action_port
     rasa_port = rasa_port or settings.rasa_port
     log_dir = log_dir or settings.data_dir / "logs"
-    check_port_free(action_port, "动作服务器", "MINHU_ACTION_PORT")
-    check_port_free(rasa_port, "Rasa", "MINHU_RASA_PORT")
+    check_port_free(action_port, "动作服务器", "the action server", "MINHU_ACTION_PORT")
+    check_port_free(rasa_port, "Rasa", "Rasa", "MINHU_RASA_PORT")
     venv = Path(_script("rasa-env.sh"))
     model = model or _script("rasa-train.sh")
     env = server_env(settings, action_port)

@@ -212,7 +212,9 @@ def test_a_health_answer_from_another_process_is_refused(tmp_path: Path) -> None
     child.start()
     taken = Occupant(port)  # binds after our port check: the race a check alone cannot close
     try:
-        with pytest.raises(NotOurServer, match=rf"port {port} answered, but not from the Rasa") as refused:
+        with pytest.raises(
+            NotOurServer, match=rf"port {port} answered, but not from Rasa just started"
+        ) as refused:
             child.wait_healthy(10)
         assert f"pid {os.getpid()}" in str(refused.value)
     finally:
