@@ -21,6 +21,7 @@ the pinned Rasa version is asserted so an upgrade re-examines the patches.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -35,7 +36,8 @@ def install() -> None:
         raise RuntimeError(f"nlu/rasa_server.py patches Rasa {RASA_VERSION}, found {rasa.__version__}")
     _validate_action_responses_once()
     _resolve_event_types_once()
-    _keep_endpoint_sessions()
+    if os.environ.get("MINHU_RASA_KEEP_SESSIONS", "1") != "0":  # TEMPORARY A/B switch
+        _keep_endpoint_sessions()
 
 
 def _validate_action_responses_once() -> None:
