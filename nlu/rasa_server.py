@@ -11,8 +11,17 @@ Rasa spent much of its CPU per message on work whose result never changes:
 * `Event.resolve_by_type` walks every subclass of `Event` (recursively, with `inspect.isabstract`) for
   each event it deserialises: every tracker read from the tracker store and every action response.
   Here the name → class map is built once; an unknown name still takes Rasa's own path.
-* A new aiohttp session, and so a new TCP connection, per action call: here each endpoint keeps one session
-  with keep-alive connections (closed by the client before the action server's 120 s keep-alive ends).
+
+Not patched: Rasa's new aiohttp session (and TCP connection) per action call. A third patch kept one session
+per endpoint; measured alone (issue 11; benchmarks/README.md, "Third round", every run and the commands), it
+saves ~0.4 ms of Rasa's CPU and ~0.2 ms of the action server's per call on loopback (1.7 calls a message),
+~3 % of the stack's ~34 ms of CPU a message. Interleaved `chat_latency.py` runs, 20 residents, with / without
+it (means; ± is the standard deviation of the pairwise differences): back-to-back, 12 pairs, Rasa CPU 27.8 /
+28.4 ms a message (+0.6 ± 2.3), action server 5.7 / 6.0 ms (+0.3 ± 0.7), 18.6 / 17.7 msg/s (-1.0 ± 4.2);
+3 s think, 4 pairs, p95 median 176 / 178 ms, Rasa 26.8 / 27.2 ms, action server 5.0 / 5.8 ms. Within the
+noise of this shared machine, so it went: it did not pay for long-lived sessions that must be keyed by the
+whole endpoint configuration and closed at shutdown. Re-measure it if the action server leaves loopback or
+sits behind TLS, where a connection costs more.
 
 What Rasa accepts, rejects or returns is unchanged. Runs in the Rasa venv (imports nothing from the app);
 the pinned Rasa version is asserted so an upgrade re-examines the patches.
@@ -20,12 +29,10 @@ the pinned Rasa version is asserted so an upgrade re-examines the patches.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
 RASA_VERSION = "3.6.21"
-KEEPALIVE_S = 30.0  # below rasa-sdk's DEFAULT_KEEP_ALIVE_TIMEOUT (120 s): the client always closes first
 
 
 def install() -> None:
@@ -35,7 +42,6 @@ def install() -> None:
         raise RuntimeError(f"nlu/rasa_server.py patches Rasa {RASA_VERSION}, found {rasa.__version__}")
     _validate_action_responses_once()
     _resolve_event_types_once()
-    _keep_endpoint_sessions()
 
 
 def _validate_action_responses_once() -> None:
@@ -88,43 +94,6 @@ def _resolve_event_types_once() -> None:
         return known.get(type_name) or original(type_name, default)
 
     Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign]
-
-
-class _Kept:
-    """`async with endpoint.session()` that hands out the endpoint's long-lived session and leaves it open."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    async def __aenter__(self) -> Any:
-        return self.session
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def _keep_endpoint_sessions() -> None:
-    import aiohttp
-    from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
-    from rasa.utils.endpoints import EndpointConfig
-
-    kept: dict[str, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
-
-    def session(self: EndpointConfig) -> _Kept:
-        loop = asyncio.get_running_loop()
-        held = kept.get(self.url)
-        if held is None or held[0] is not loop or held[1].closed:
-            auth = self.basic_auth
-            fresh = aiohttp.ClientSession(  # Rasa's own settings, plus reused connections
-                headers=self.headers,
-                auth=aiohttp.BasicAuth(auth["username"], auth["password"]) if auth else None,
-                timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
-                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S),
-            )
-            held = kept[self.url] = (loop, fresh)
-        return _Kept(held[1])
-
-    EndpointConfig.session = session
 
 
 def main() -> None:

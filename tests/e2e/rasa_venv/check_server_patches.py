@@ -3,18 +3,15 @@ return exactly what Rasa 3.6.21 does without them. Prints one line per check; ex
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import jsonschema
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import Event
 from rasa.shared.utils.common import all_subclasses
-from rasa.utils.endpoints import EndpointConfig
 
 ORIGINAL_VALIDATE = RemoteAction._validate_action_result
 ORIGINAL_RESOLVE = Event.resolve_by_type
-ORIGINAL_SESSION = EndpointConfig.session
 
 from nlu.rasa_server import install  # noqa: E402
 
@@ -79,16 +76,6 @@ def main() -> int:
         print("resolve DIFFERENT: an unknown event name did not raise")
     except ValueError:
         print("resolve ok: an unknown event name raises ValueError")
-
-    async def sessions() -> bool:
-        endpoint = EndpointConfig(url="http://127.0.0.1:9/webhook", headers={"X-Test": "1"})
-        async with endpoint.session() as first, endpoint.copy().session() as second:
-            kept = first is second and not first.closed and first.headers.get("X-Test") == "1"
-        return kept and not first.closed  # still open after the `async with`
-
-    kept = asyncio.run(sessions())
-    failures += not kept
-    print(f"session {'ok' if kept else 'DIFFERENT'}: one kept session per endpoint URL")
     return 1 if failures else 0
 
 
