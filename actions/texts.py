@@ -14,8 +14,8 @@ SKIP = "-"  # a slot the resident chose not to answer (or that is known already)
 MIN_DESCRIPTION = 6  # characters (letters and digits) before a request is something we can act on
 
 PRIVACY_NOTICE = (
-    "个人信息说明:我们只保存您的联系电话和所在社区,用于联系您办理诉求;电话只对接单人显示。"
-    "您随时可以说“转人工”找社区工作人员。"
+    "个人信息说明:为办理和回访您的诉求,我们保存诉求内容、地址、联系电话、所在社区,以及您和助手的对话记录;"
+    "电话加密保存,只对接单人和本社区工作人员显示。您随时可以说“转人工”找社区工作人员。"
 )
 SAVED_FOR_RETRY_TEXT = (
     "我们已经保存了您的留言。系统暂时有点忙,恢复后会马上为您登记,并把工单号发给您,不用重复提交。"
