@@ -15,6 +15,18 @@ from actions.runtime import REPLAY_EVERY_S, RUNTIME, PendingStore
 from tests.conftest import Org
 from tickets.service import TicketService
 
+# A request form whose every slot is filled and confirmed: what action_submit_request registers.
+READY = {
+    "category": "property",
+    "description": "3栋电梯坏了两天了,老人下不了楼",
+    "community": "安居社区",
+    "compound": "安居苑",
+    "address": "3栋",
+    "phone": "+8613912345678",
+    "urgency": "normal",
+    "confirm": "yes",
+}
+
 
 @pytest.fixture
 async def bot(service: TicketService, org: Org, tmp_path: Path) -> AsyncIterator[Bot]:

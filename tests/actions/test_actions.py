@@ -25,22 +25,11 @@ from actions.actions import (
 )
 from actions.runtime import ORG_DATA_TTL_S, RUNTIME
 from actions.texts import PRIVACY_NOTICE, SAVED_FOR_RETRY_TEXT
-from tests.actions.conftest import Bot, buttons, texts, tracker
+from tests.actions.conftest import READY, Bot, buttons, texts, tracker
 from tests.conftest import count
 from tickets.actors import Actor
 from tickets.clock import ManualClock
 from tickets.models import Community, Responder, Status, Ticket
-
-READY = {
-    "category": "property",
-    "description": "3栋电梯坏了两天了,老人下不了楼",
-    "community": "安居社区",
-    "compound": "安居苑",
-    "address": "3栋",
-    "phone": "+8613912345678",
-    "urgency": "normal",
-    "confirm": "yes",
-}
 
 
 async def submit(bot: Bot, sender: str = "web:alice", **slots: Any) -> tuple[str, dict[str, Any]]:

@@ -29,23 +29,13 @@ from actions.texts import (
     SAVED_FOR_RETRY_TEXT,
 )
 from app.settings import Settings
-from tests.actions.conftest import DOMAIN_FORMS, Bot, buttons, texts, tracker
+from tests.actions.conftest import DOMAIN_FORMS, READY, Bot, buttons, texts, tracker
 from tests.e2e.conftest import free_port
 from tickets.catalogue import Catalogue
 from tickets.clock import ManualClock
 from tickets.db import create_engine, session_factory
 from tickets.service import TicketService
 
-READY = {
-    "category": "property",
-    "description": "3栋电梯坏了两天了,老人下不了楼",
-    "community": "安居社区",
-    "compound": "安居苑",
-    "address": "3栋",
-    "phone": "+8613912345678",
-    "urgency": "normal",
-    "confirm": "yes",
-}
 NUMBER = "MH-20261123-0001"
 RATED = {"fb_ticket": NUMBER, "fb_contacted": "yes", "fb_solved": "yes", "fb_rating": "satisfied"}
 

@@ -15,7 +15,7 @@ import actions.runtime
 from actions.actions import ActionHandoff, ActionSubmitRequest
 from actions.runtime import RUNTIME, PendingRequest
 from actions.texts import HANDOFF_SAVED_TEXT, SAVED_FOR_RETRY_TEXT
-from tests.actions.conftest import Bot, texts, tracker
+from tests.actions.conftest import READY, Bot, texts, tracker
 from tests.conftest import MONDAY_9AM, count
 from tests.e2e.conftest import free_port
 from tickets.clock import ManualClock
@@ -24,16 +24,6 @@ from tickets.db import create_engine, session_factory
 from tickets.models import Notification, Resident, Ticket
 from tickets.outbox import Kind, Recipient
 
-READY = {
-    "category": "property",
-    "description": "3栋电梯坏了两天了,老人下不了楼",
-    "community": "安居社区",
-    "compound": "安居苑",
-    "address": "3栋",
-    "phone": "+8613912345678",
-    "urgency": "normal",
-    "confirm": "yes",
-}
 EVERY = 0.2  # the replay loop's interval in these tests (20 s in the action server)
 
 
