@@ -223,11 +223,16 @@ async def test_a_duplicate_registered_later_tells_the_resident_where_it_went(
 async def test_received_at_is_checked(
     service: TicketService, org: Org, clock: ManualClock, shift: timedelta | None, problem: str
 ) -> None:
+    _with_policy(service, duplicate_window=timedelta(days=1))
     resident = await org.resident()
+    first = await service.intake(NewTicket(resident, "property", "楼道灯坏了"))
     at = clock.now().replace(tzinfo=None) if shift is None else clock.now() + shift
-    with pytest.raises(ValidationError) as raised:
-        await service.intake(NewTicket(resident, "property", "楼道灯坏了", received_at=at))
-    assert problem in raised.value.message and await count(service, Ticket) == 0
+    for text in ("楼道灯坏了", "小区门口的井盖松了"):  # a duplicate, and a new ticket
+        with pytest.raises(ValidationError) as raised:
+            await service.intake(NewTicket(resident, "property", text, received_at=at))
+        assert problem in raised.value.message
+    assert [e.action for e in await service.history(first.ticket.number, SYSTEM)] == ["create", "dispatch"]
+    assert await count(service, Ticket) == 1
 
 
 async def test_a_received_at_seconds_ahead_is_now(

@@ -87,6 +87,7 @@ class Intaking(Creating, Dispatching):
         event; beyond the hourly limit TooManyTickets is raised; otherwise a new ticket is created."""
         text = self._validate_text(request.text)
         now = self.clock.now()
+        self._received(request.received_at, now)  # checked before a duplicate skips creating
         window, limit = self.policy.duplicate_window, self.policy.max_tickets_per_hour
         if window is None and limit is None:
             return Intake(await self.create_ticket(request))
