@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -49,6 +50,9 @@ TRACKER_POOL = {"SQL_POOL_SIZE": "2", "SQL_MAX_OVERFLOW": "3"}  # Rasa's default
 # threads such as asyncio.to_thread's come and go: every server is started from this one thread, which lasts
 # as long as the process.
 _LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minhu-launcher")
+# Hostile input (issue 12): the relays (bot/rasa.py, minhu/chat.py) prove to Rasa's REST channel
+# (nlu/channels.py) that they may name a `telegram:`/`web:` sender with this secret.
+RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
 
 
 class PortInUse(RuntimeError):
@@ -339,7 +343,7 @@ def assistant(
     check_port_free(rasa_port, "Rasa", "Rasa", "MINHU_RASA_PORT")
     venv = Path(_script("rasa-env.sh"))
     model = model or _script("rasa-train.sh")
-    env = server_env(settings, action_port)
+    env = {**server_env(settings, action_port), RELAY_SECRET_ENV: run_secret(RELAY_SECRET_ENV)}
     # nlu.rasa_server is `rasa` with a fix to its per-message hot path (see that module).
     rasa_command = [str(venv / "bin" / "python"), "-m", "nlu.rasa_server", "run", "--enable-api"]
     rasa_command += ["--model", model, "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"]
@@ -349,6 +353,14 @@ def assistant(
         needle="model_file",
     )  # fmt: skip
     return Assistant(action_server(action_port, log_dir, env), rasa, wait_s)
+
+
+def run_secret(name: str) -> str:
+    """The secret in the environment variable `name`; a fresh one (set there, for this process's relays and
+    children) when unset."""
+    if not os.environ.get(name):
+        os.environ[name] = secrets.token_urlsafe(32)
+    return os.environ[name]
 
 
 def server_env(settings: Settings, action_port: int) -> dict[str, str]:
