@@ -1,4 +1,5 @@
-"""Hostile input (issue 12) against the real Rasa server: malformed bodies, a sender the request may not name."""
+"""Hostile input (issue 12) against the real Rasa server: malformed bodies, a sender the request may not name,
+Rasa's HTTP API without its token."""
 
 from __future__ import annotations
 
@@ -57,3 +58,15 @@ async def test_a_sender_without_the_relay_secret_cannot_act_as_a_telegram_reside
 async def test_a_relay_keeps_its_sender(stack: Stack, http: aiohttp.ClientSession) -> None:
     await Chat(http, stack, "relayed").say("你好")
     assert await tracker_senders(http, stack, "web:relayed") == 1
+
+
+@pytest.mark.parametrize("path", ["/conversations/web:x/tracker", "/status", "/domain"])
+async def test_rasa_api_needs_the_token(stack: Stack, http: aiohttp.ClientSession, path: str) -> None:
+    async with http.get(stack.rasa_url + path) as response:
+        assert response.status in (401, 403)
+    async with http.get(stack.rasa_url + path, params={"token": "wrong"}) as response:
+        assert response.status in (401, 403)
+    async with http.post(
+        f"{stack.rasa_url}/conversations/web:x/tracker/events", json=[{"event": "slot", "name": "a"}]
+    ) as response:
+        assert response.status in (401, 403)
