@@ -53,9 +53,10 @@ TRACKER_POOL = {"SQL_POOL_SIZE": "2", "SQL_MAX_OVERFLOW": "3"}  # Rasa's default
 _LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minhu-launcher")
 # Hostile input (issue 12): the relays (bot/rasa.py, minhu/chat.py) prove to Rasa's REST channel
 # (nlu/channels.py) that they may name a `telegram:`/`web:` sender with this secret; Rasa's HTTP API wants
-# this token (`?token=`).
+# this token (`?token=`); Sanic refuses a bigger request body (413).
 RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
 RASA_TOKEN_ENV = "MINHU_RASA_TOKEN"
+REQUEST_MAX_SIZE = 256 * 1024  # bytes: 2,000 characters as \uXXXX escapes are 12 KB
 
 
 class PortInUse(RuntimeError):
@@ -350,6 +351,7 @@ def assistant(
     model = model or _script("rasa-train.sh")
     relay_secret, rasa_token = run_secret(RELAY_SECRET_ENV), run_secret(RASA_TOKEN_ENV)
     env = {**server_env(settings, action_port), RELAY_SECRET_ENV: relay_secret}
+    env["SANIC_REQUEST_MAX_SIZE"] = str(REQUEST_MAX_SIZE)
     # nlu.rasa_server is `rasa` with a fix to its per-message hot path (see that module).
     rasa_command = [str(venv / "bin" / "python"), "-m", "nlu.rasa_server", "run", "--enable-api"]
     rasa_command += ["--model", model, "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"]

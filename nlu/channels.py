@@ -12,6 +12,8 @@ This channel:
   no relay uses, so it can never act as a resident of another channel. (A 403 would also be safe; the
   namespace keeps Rasa's REST channel usable by hand and by tests without the secret.) Without a secret in
   Rasa's environment no request is a relay;
+* keeps the first MAX_TEXT characters of a longer message and says so in its first reply (TRUNCATED_NOTICE).
+  The request body itself is capped by Sanic (SANIC_REQUEST_MAX_SIZE, set by minhu/stack.py): 413.
 
 Runs in the Rasa venv (imports nothing from the app).
 """
@@ -33,7 +35,9 @@ from sanic.response import HTTPResponse
 RELAY_HEADER = "X-Minhu-Relay"
 RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
 UNTRUSTED_PREFIX = "rest:"
+MAX_TEXT = 2000
 MAX_SENDER = 100
+TRUNCATED_NOTICE = f"您的消息太长,只保留了前 {MAX_TEXT} 个字。"
 
 
 def bad_request(error: str) -> HTTPResponse:
@@ -91,8 +95,13 @@ class MinhuRest(RestInput):
             sender, text = parsed
             if not self.from_relay(request):
                 sender = UNTRUSTED_PREFIX + sender
+            truncated = len(text) > MAX_TEXT
+            text = text[:MAX_TEXT]
             collector = CollectingOutputChannel()
             await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
-            return response.json(collector.messages)
+            replies = collector.messages
+            if truncated:
+                replies = [{"recipient_id": sender, "text": TRUNCATED_NOTICE}, *replies]
+            return response.json(replies)
 
         return webhook

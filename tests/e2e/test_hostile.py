@@ -1,9 +1,10 @@
 """Hostile input (issue 12) against the real Rasa server: malformed bodies, a sender the request may not name,
-Rasa's HTTP API without its token."""
+Rasa's HTTP API without its token, and a huge message."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -70,3 +71,20 @@ async def test_rasa_api_needs_the_token(stack: Stack, http: aiohttp.ClientSessio
         f"{stack.rasa_url}/conversations/web:x/tracker/events", json=[{"event": "slot", "name": "a"}]
     ) as response:
         assert response.status in (401, 403)
+
+
+async def test_a_huge_message_is_shortened_and_the_resident_is_told(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    chat = Chat(http, stack, "huge-20k")
+    started = time.monotonic()
+    await chat.say("楼道灯坏了" * 4000)  # 20,000 characters
+    assert time.monotonic() - started < 15
+    assert "只保留了前 2000 个字" in chat.text
+
+
+async def test_a_body_over_the_size_limit_is_refused(stack: Stack, http: aiohttp.ClientSession) -> None:
+    started = time.monotonic()
+    async with http.post(stack.webhook, json={"sender": "x", "message": "灯" * 2_000_000}) as response:
+        assert response.status == 413
+    assert time.monotonic() - started < 15
