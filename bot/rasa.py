@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +32,16 @@ STORED_NOTICE = "助手暂时联系不上,您的消息已经保存,恢复后会�
 WAIT_NOTICE = "收到,正在为您处理,请稍候……"
 REPLY_ATTEMPTS = 3
 CUSTOM_NOTICE = "这部分内容暂时无法在 Telegram 上显示。如需帮助,请说“转人工”。"
+# Rasa's REST channel (nlu/channels.py) keeps a `telegram:`/`web:` sender only from a relay sending this
+# header with the secret `minhu run` generates (minhu/stack.py); others are answered as `rest:<sender>`.
+RELAY_HEADER = "X-Minhu-Relay"
+RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
+
+
+def relay_headers() -> dict[str, str]:
+    """The header that proves to Rasa's REST channel that this is a relay (none if no secret is set)."""
+    secret = os.environ.get(RELAY_SECRET_ENV, "")
+    return {RELAY_HEADER: secret} if secret else {}
 
 
 class RasaUnavailable(Exception):
@@ -56,7 +67,9 @@ class RasaClient:
     async def send(self, sender: str, message: str) -> list[dict[str, Any]]:
         try:
             async with self.http.post(
-                f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": message}
+                f"{self.url}/webhooks/rest/webhook",
+                json={"sender": sender, "message": message},
+                headers=relay_headers(),
             ) as response:
                 if response.status != 200:
                     raise RasaUnavailable(f"HTTP {response.status}")

@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.rasa import relay_headers
+
 QUIT = {"/quit", "/exit", "退出", "再见!"}
 
 
@@ -55,7 +57,8 @@ def resolve_choice(line: str, payloads: list[str]) -> str:
 
 
 async def send(session: aiohttp.ClientSession, url: str, sender: str, message: str) -> list[Reply]:
-    async with session.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}) as r:
+    body = {"sender": sender, "message": message}
+    async with session.post(f"{url}/webhooks/rest/webhook", json=body, headers=relay_headers()) as r:
         r.raise_for_status()
         return parse_replies(await r.json())
 

@@ -1,7 +1,8 @@
 """The local assistant stack for `minhu run`: the rasa-sdk action server (this venv, 127.0.0.1:5055 by
-default) and `rasa run --enable-api` (the Rasa venv from scripts/rasa-env.sh, 127.0.0.1:5005 by default, the
-model from scripts/rasa-train.sh, trained only when its inputs changed), as subprocesses with their logs in
-the data folder.
+default) and `rasa run --enable-api --auth-token …` (the token from MINHU_RASA_TOKEN, generated per run when
+unset; the Rasa venv from scripts/rasa-env.sh, 127.0.0.1:5005 by default, the model from
+scripts/rasa-train.sh, trained only when its inputs changed), as subprocesses with their logs in the data
+folder.
 
 What happens on a fault:
 * `minhu run` dies, even by `kill -9`: each server runs under minhu/guard.py in a process group of its own;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -49,6 +51,12 @@ TRACKER_POOL = {"SQL_POOL_SIZE": "2", "SQL_MAX_OVERFLOW": "3"}  # Rasa's default
 # threads such as asyncio.to_thread's come and go: every server is started from this one thread, which lasts
 # as long as the process.
 _LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minhu-launcher")
+# Hostile input (issue 12): the relays (bot/rasa.py, minhu/chat.py) prove to Rasa's REST channel
+# (nlu/channels.py) that they may name a `telegram:`/`web:` sender with this secret; Rasa's HTTP API wants
+# this token (`?token=`); Sanic refuses a bigger request body (413).
+RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
+RASA_TOKEN_ENV = "MINHU_RASA_TOKEN"
+REQUEST_MAX_SIZE = 256 * 1024  # bytes: 2,000 characters as \uXXXX escapes are 12 KB
 
 
 class PortInUse(RuntimeError):
@@ -154,6 +162,7 @@ class Child:
     log_file: Path
     env: dict[str, str]
     needle: str = ""  # the health answer must contain this
+    health_token: str = ""  # sent as ?token= with the health check (Rasa's API token); not in messages
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -214,7 +223,8 @@ class Child:
                     f"{self.health_url}: {self.called} exited with {self.process.returncode}:\n"
                     f"{_tail(self.log_file)}"
                 )
-            with contextlib.suppress(OSError), urllib.request.urlopen(self.health_url, timeout=2) as answer:
+            url = f"{self.health_url}?token={self.health_token}" if self.health_token else self.health_url
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200 and self.needle in answer.read().decode():
                     self._check_answer_is_ours()
                     return
@@ -339,16 +349,26 @@ def assistant(
     check_port_free(rasa_port, "Rasa", "Rasa", "MINHU_RASA_PORT")
     venv = Path(_script("rasa-env.sh"))
     model = model or _script("rasa-train.sh")
-    env = server_env(settings, action_port)
+    relay_secret, rasa_token = run_secret(RELAY_SECRET_ENV), run_secret(RASA_TOKEN_ENV)
+    env = {**server_env(settings, action_port), RELAY_SECRET_ENV: relay_secret}
+    env["SANIC_REQUEST_MAX_SIZE"] = str(REQUEST_MAX_SIZE)
     # nlu.rasa_server is `rasa` with a fix to its per-message hot path (see that module).
     rasa_command = [str(venv / "bin" / "python"), "-m", "nlu.rasa_server", "run", "--enable-api"]
     rasa_command += ["--model", model, "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"]
-    rasa_command += ["--interface", "127.0.0.1", "--port", str(rasa_port)]
+    rasa_command += ["--interface", "127.0.0.1", "--port", str(rasa_port), "--auth-token", rasa_token]
     rasa = Child(
         "Rasa", "Rasa", rasa_command, rasa_port, "MINHU_RASA_PORT", "/status", log_dir / "rasa.log", env,
-        needle="model_file",
+        needle="model_file", health_token=rasa_token,
     )  # fmt: skip
     return Assistant(action_server(action_port, log_dir, env), rasa, wait_s)
+
+
+def run_secret(name: str) -> str:
+    """The secret in the environment variable `name`; a fresh one (set there, for this process's relays and
+    children) when unset."""
+    if not os.environ.get(name):
+        os.environ[name] = secrets.token_urlsafe(32)
+    return os.environ[name]
 
 
 def server_env(settings: Settings, action_port: int) -> dict[str, str]:

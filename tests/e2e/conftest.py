@@ -22,6 +22,7 @@ import pytest
 from alembic import command
 
 from app.settings import Settings
+from bot.rasa import relay_headers
 from minhu.stack import Assistant, running
 from tests.conftest import write_test_key_file
 from tickets.catalogue import Catalogue
@@ -94,6 +95,11 @@ class Stack:
     def webhook(self) -> str:
         return f"{self.rasa_url}/webhooks/rest/webhook"
 
+    @property
+    def token(self) -> str:
+        """Rasa's API token (`running` sets it for the run)."""
+        return os.environ.get("MINHU_RASA_TOKEN", "")
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -144,7 +150,8 @@ async def core(stack: Stack) -> AsyncIterator[TicketService]:
 
 
 class Chat:
-    """One resident talking to the bot through Rasa's REST channel."""
+    """One resident talking to the bot through Rasa's REST channel, as the terminal chat does: a relay (the
+    relay secret `running` set) naming the sender `web:<sender>`."""
 
     def __init__(self, http: aiohttp.ClientSession, stack: Stack, sender: str) -> None:
         self.http, self.stack, self.sender = http, stack, sender
@@ -152,7 +159,9 @@ class Chat:
 
     async def say(self, text: str) -> list[dict[str, Any]]:
         async with self.http.post(
-            self.stack.webhook, json={"sender": self.sender, "message": text}
+            self.stack.webhook,
+            json={"sender": f"web:{self.sender}", "message": text},
+            headers=relay_headers(),
         ) as response:
             assert response.status == 200, await response.text()
             self.replies = list(await response.json())
