@@ -11,6 +11,9 @@ Rasa spent much of its CPU per message on work whose result never changes:
 * `Event.resolve_by_type` walks every subclass of `Event` (recursively, with `inspect.isabstract`) for
   each event it deserialises: every tracker read from the tracker store and every action response.
   Here the name → class map is built once; an unknown name still takes Rasa's own path.
+* A custom action that fails (the action server down or timing out) left the resident with no answer at
+  all: here they are told the system is busy and their words are kept, and a form does not keep the answer
+  its validation never saw (`_answer_when_actions_fail`).
 
 Not patched: Rasa's new aiohttp session (and TCP connection) per action call. A third patch kept one session
 per endpoint; measured alone (issue 11; benchmarks/README.md, "Third round", every run and the commands), it
@@ -23,7 +26,7 @@ noise of this shared machine, so it went: it did not pay for long-lived sessions
 whole endpoint configuration and closed at shutdown. Re-measure it if the action server leaves loopback or
 sits behind TLS, where a connection costs more.
 
-What Rasa accepts, rejects or returns is unchanged. Runs in the Rasa venv (imports nothing from the app);
+Apart from that last point, what Rasa accepts, rejects or returns is unchanged. Runs in the Rasa venv (imports nothing from the app);
 the pinned Rasa version is asserted so an upgrade re-examines the patches.
 """
 
@@ -42,6 +45,52 @@ def install() -> None:
         raise RuntimeError(f"nlu/rasa_server.py patches Rasa {RASA_VERSION}, found {rasa.__version__}")
     _validate_action_responses_once()
     _resolve_event_types_once()
+    _answer_when_actions_fail()
+
+
+# Said when the action server cannot be reached or fails: never silence. What the resident wrote stays in
+# the conversation (the SQL tracker store), so nothing they said is lost.
+ACTIONS_DOWN = (
+    "系统忙,您的话已保存。请稍等一两分钟再说一次,我们会接着为您办理;情况紧急请直接拨打 110 / 119 / 120。"
+)
+
+
+def _answer_when_actions_fail() -> None:
+    """Rasa 3.6 logs a failed custom action and carries on with no reply at all; a form then keeps the
+    answer its validation never saw (the address slot became 确认). Here the resident is told the system is
+    busy, and a failed form validation clears the slot it was asked about, so the question is asked again."""
+    import logging
+
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.shared.core.constants import REQUESTED_SLOT
+    from rasa.shared.core.events import BotUttered, SlotSet
+
+    logger = logging.getLogger("nlu.rasa_server")
+    original = RemoteAction.run
+
+    async def run(
+        self: RemoteAction,
+        output_channel: Any,
+        nlg: Any,
+        tracker: Any,
+        domain: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            return await original(self, output_channel, nlg, tracker, domain, *args, **kwargs)
+        except ActionExecutionRejection:
+            raise
+        except Exception as error:  # the action server is down, timed out, or answered with an error
+            # The error's type only: its text may carry the resident's words.
+            logger.error("custom action %s failed: %s", self.name(), type(error).__name__)
+            events: list[Any] = [BotUttered(ACTIONS_DOWN)]
+            asked = tracker.get_slot(REQUESTED_SLOT)
+            if self.name().startswith("validate_") and asked:
+                events.append(SlotSet(asked, None))
+            return events
+
+    RemoteAction.run = run
 
 
 def _validate_action_responses_once() -> None:
