@@ -1,4 +1,5 @@
-"""The custom actions: request form (群众点单), status, feedback (回访), cancel, guide answers, hand-off.
+"""The custom actions: request form (群众点单), status, feedback (回访), cancel, guide answers, hand-off, and the
+urgent ticket offered after an emergency (紧急求助; the emergency numbers are said by Rasa itself before).
 
 Every action is thin: it reads the tracker, calls the ticket core (tickets.service) within a time limit,
 and words the answer. A failing database never loses a request: it is saved for retry (runtime.pending).
@@ -162,6 +163,8 @@ class ActionStartRequest(Guarded, Action):
         answered: list[EventType] = [SlotSet("request_next", "answered")]
         catalogue = RUNTIME.catalogue  # not the database: a new request is taken even when it is down
         if intent not in catalogue.categories:  # affirm: a yes to what we offered last
+            if offer.get("kind") == "emergency":
+                return [*answered, *await create_emergency(dispatcher, tracker, offer)]
             if offer.get("kind") == "guide":
                 return await self._open_form(
                     dispatcher, tracker, offer["category"], offer.get("text") or "", from_offer=True
@@ -725,6 +728,9 @@ class ActionHandleDeny(Guarded, Action):
                 dispatcher.utter_message(text="系统暂时忙,请稍后再试。")
                 return []
             return await cancel_ticket(dispatcher, resident_id, number)
+        if offer.get("kind") == "emergency":
+            dispatcher.utter_message(text="好的,请注意安全。情况有变化随时告诉我,危急时请直接拨打电话求助。")
+            return [SlotSet("offer", None)]
         dispatcher.utter_message(text="好的。还有其他需要帮忙的吗?")
         return [SlotSet("offer", None)]
 
@@ -931,3 +937,119 @@ class ActionFallback(Guarded, Action):
             text=text + "您可以直接说遇到的问题,或者选一类:", buttons=category_buttons(catalogue)
         )
         return []
+
+
+# ---------------------------------------------------------------------------------- 紧急求助 (emergency)
+
+EMERGENCY_YES = "是,请社区马上联系我"
+EMERGENCY_NO = "不用了"
+
+
+def _form_just_ended(tracker: Tracker) -> bool:
+    """The emergency rule has just ended a form (a request being registered is dropped)."""
+    for event in reversed(tracker.events[-6:]):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "active_loop" and event.get("name") is None:
+            return True
+    return False
+
+
+class ActionEmergency(Guarded, Action):
+    """After utter_emergency (the numbers, said by Rasa itself): offer an urgent ticket to the community staff.
+    A resident whose community is not known yet picks it on the yes button itself."""
+
+    def name(self) -> str:
+        return "action_emergency"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        kind = str(tracker.get_slot("emergency_kind") or "")
+        offer = offer_of(tracker)
+        earlier = offer.get("text") if offer.get("kind") == "emergency" else None
+        text = " ".join(filter(None, [earlier, user_text(tracker)]))[-1000:]
+        lead = "刚才正在登记的诉求先停下了,等您安全了随时可以再说。\n" if _form_just_ended(tracker) else ""
+        yes = [{"title": EMERGENCY_YES, "payload": "/affirm"}]
+        try:
+            resident = await resident_of(tracker)
+            RUNTIME.residents[channel_id(tracker.sender_id)] = resident.id
+            if resident.community_id is None:
+                known = await communities()
+                yes = [
+                    {
+                        "title": f"是,我住{name}",
+                        "payload": "/affirm" + json.dumps({"community": name}, ensure_ascii=False),
+                    }
+                    for _, name in known
+                ] or yes
+        except Exception as error:  # the numbers are given already; the ticket is tried on the yes
+            log.warning("emergency: resident lookup failed", error=type(error).__name__)
+        dispatcher.utter_message(
+            text=lead + "需要我马上通知社区工作人员和网格员吗?他们会尽快联系您、赶来帮忙。",
+            buttons=[*yes, {"title": EMERGENCY_NO, "payload": "/deny"}],
+        )
+        return [_offer(kind="emergency", emergency=kind or None, text=text or "居民发来紧急求助")]
+
+
+async def create_emergency(
+    dispatcher: CollectingDispatcher, tracker: Tracker, offer: dict[str, Any]
+) -> list[EventType]:
+    """The yes to the emergency offer: the urgent ticket (tickets.intake `emergency`), or, with the database
+    down, saved for the retry and said so, with the numbers again."""
+    guide = RUNTIME.catalogue.emergencies  # not the database: the numbers are said even when it is down
+    kind = guide.kind(offer.get("emergency")) if guide else None
+    numbers = "、".join(kind.numbers) if kind else "110、119、120"
+    text = str(offer.get("text") or "居民发来紧急求助")
+    community = entity(tracker, "community")
+    try:
+        service = await _service()
+        resident_id = await resident_id_of(tracker)
+        if community:
+            await within(lambda: service.remember_resident(resident_id, community=community))
+        intake = await within(lambda: service.emergency(resident_id, text, offer.get("emergency")))
+    except DomainError as error:  # the community is not known: ask for it, the offer stays
+        try:
+            known = await communities()
+        except Exception:
+            known = []
+        dispatcher.utter_message(
+            text=f"{error.message}(危急时请先拨打 {numbers}。)",
+            buttons=[
+                {
+                    "title": f"我住{name}",
+                    "payload": "/affirm" + json.dumps({"community": name}, ensure_ascii=False),
+                }
+                for _, name in known
+            ],
+        )
+        return []
+    except Exception as error:  # database or dispatch down, or too slow: saved for the retry
+        log.warning("emergency saved for retry", error=type(error).__name__)
+        category = guide.category if guide else "emergency"
+        RUNTIME.save_for_retry(
+            PendingRequest(
+                channel_id(tracker.sender_id), category, text, community=community, urgency="urgent"
+            )
+        )
+        dispatcher.utter_message(
+            text=f"抱歉,系统暂时没能马上通知到社区,恢复后会自动转给社区工作人员。情况紧急请直接拨打 {numbers}。"
+        )
+        return [SlotSet("offer", None)]
+    ticket = intake.ticket
+    if intake.duplicate:
+        dispatcher.utter_message(
+            text=f"您的紧急求助(工单 {ticket.number})社区已经在处理,刚才说的情况已经补充进去,他们会尽快联系您。"
+        )
+    else:
+        names = await responder_names([ticket.assignee_id])
+        who = (
+            f"社区工作人员{mask_name(names.get(ticket.assignee_id))}"
+            if ticket.assignee_id
+            else "社区工作人员"
+        )
+        dispatcher.utter_message(
+            text=f"已通知{who}和网格员,紧急求助工单 {ticket.number},他们会尽快联系您。"
+            f"还没打 {numbers} 的话,请先打电话。"
+        )
+    return [SlotSet("offer", None), SlotSet("ticket_number", ticket.number)]

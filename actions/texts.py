@@ -102,7 +102,7 @@ def category_name(catalogue: Catalogue, code: str | None) -> str:
 
 def category_buttons(catalogue: Catalogue) -> list[dict[str, str]]:
     """The service categories as buttons (payloads are intents, so no NLU guess is involved)."""
-    return [{"title": c.name, "payload": f"/{code}"} for code, c in catalogue.categories.items()] + [
+    return [{"title": c.name, "payload": f"/{c.code}"} for c in catalogue.listed] + [
         {"title": "查询办理进度", "payload": "/check_status"},
         {"title": "转人工", "payload": "/human_handoff"},
     ]

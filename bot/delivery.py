@@ -162,6 +162,8 @@ class Delivery:
                 return f"⚠️ 工单 {number} {late}超期,已升级到{level},请及时处理。", card
             case Kind.NEEDS_DISPATCH:
                 return f"工单 {number} 暂时没有合适的人员可派,请人工派单。", card
+            case Kind.EMERGENCY:
+                return await self._emergency_alert(note)
             case Kind.OFFERED | Kind.ASSIGNED:
                 return await self._work_card(note)
             case Kind.TAKEN | Kind.WITHDRAWN:  # without a ticket to edit: said as a new message
@@ -177,7 +179,20 @@ class Delivery:
             markup = keyboard([[("接单", f"acc:{number}"), ("不接", f"dec:{number}")]])
             return offer_text(self.minhu, ticket, responder, place), markup
         heading = f"📌 派给您的工单 {number}"
+        if note.payload.get("emergency"):
+            heading = f"🆘 紧急求助 {number}:居民已被告知拨打急救电话,请马上联系居民、赶到现场。"
         return describe(self.minhu, ticket, responder, heading=heading), card_buttons(ticket, responder)
+
+    async def _emergency_alert(self, note: Claimed) -> Rendered:
+        """To the grid workers and the other staff of a 紧急求助: what and where, and who has it."""
+        ticket = await self.minhu.service.ticket(note.number, SYSTEM)
+        responder = await self.minhu.store.responder(note.recipient_id)
+        assignee = note.payload.get("assignee")
+        who = (
+            mask_name((await self.minhu.store.responder(int(assignee))).name) if assignee else "社区工作人员"
+        )
+        heading = f"🆘 紧急求助 {note.number}:居民已被告知拨打急救电话,已派给{who}。请就近协助。"
+        return describe(self.minhu, ticket, responder, heading=heading), None
 
 
 async def deliver_forever(delivery: Delivery, every: float = 2.0) -> None:

@@ -4,7 +4,8 @@
 # The model is written to models/minhu-<hash>.tar.gz where <hash> covers config.yml, domain.yml,
 # all Rasa training data (nlu/**/*.yml|yaml, plus dialogue/ once it exists), the jieba user
 # dictionaries (nlu/jieba/*), the custom components (nlu/components/*.py; not nlu/rasa_server.py, which
-# patches the server, not the model) and the Rasa pin file.
+# patches the server, not the model, nor nlu/emergency_net.py, the life-safety keyword net the emergency
+# component reads at run time) and the Rasa pin file.
 # If that file exists, nothing is trained. Training progress goes to stderr; the LAST stdout line
 # is the model path:
 #

@@ -47,7 +47,9 @@ CONVERSATIONAL_INTENTS = {
     "bot_challenge",
     "out_of_scope",
 }
-ALL_INTENTS = SERVICE_INTENTS | CONVERSATIONAL_INTENTS
+# Life safety: the numbers first (nlu/components/emergency.py also sets it from its keyword net).
+SAFETY_INTENTS = {"emergency"}
+ALL_INTENTS = SERVICE_INTENTS | CONVERSATIONAL_INTENTS | SAFETY_INTENTS
 ENTITIES = {"community", "compound", "building", "room", "phone", "person", "time", "urgency"}
 # entity values that are numbers/codes are covered by regexes, not by the jieba dictionary
 REGEX_ENTITIES = {"building", "room", "phone"}
@@ -64,8 +66,16 @@ FEATURE_REGEXES = {
     "wants_person",
 }
 
-MIN_TRAIN = {**{i: 60 for i in SERVICE_INTENTS}, **{i: 20 for i in CONVERSATIONAL_INTENTS}}
-MIN_TEST = {**{i: 12 for i in SERVICE_INTENTS}, **{i: 6 for i in CONVERSATIONAL_INTENTS}}
+MIN_TRAIN = {
+    **{i: 60 for i in SERVICE_INTENTS},
+    **{i: 20 for i in CONVERSATIONAL_INTENTS},
+    **{i: 80 for i in SAFETY_INTENTS},
+}
+MIN_TEST = {
+    **{i: 12 for i in SERVICE_INTENTS},
+    **{i: 6 for i in CONVERSATIONAL_INTENTS},
+    **{i: 12 for i in SAFETY_INTENTS},
+}
 MIN_TEST_TOTAL = 180
 TRAIN_DUP_RATIO = 90.0
 TEST_DUP_RATIO = 85.0

@@ -61,6 +61,7 @@ REQUESTS = {
     "environment": "单元门口的垃圾桶满了好几天没人清运,味道很大",
     "facility_repair": "小区外面那段路的路灯坏了一个多星期,晚上黑漆漆的",
     "social_assistance": "老公去年生病走了,家里没有收入,想问问能不能申请低保",
+    "emergency": "【燃气泄漏】家里煤气泄漏了好大的味道",  # reached through the life-safety layer only
 }
 
 

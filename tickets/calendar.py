@@ -59,10 +59,12 @@ class WorkCalendar:
     def deadline(self, start: datetime, within: Duration, *, urgent: bool = False) -> datetime:
         """When work started at `start` must be done. Urgent work runs on the plain clock."""
         if urgent:
-            unit = timedelta(hours=1) if within.unit == "h" else timedelta(days=1)
+            unit = {"m": timedelta(minutes=1), "h": timedelta(hours=1)}.get(within.unit, timedelta(days=1))
             return start + within.amount * unit
-        working = timedelta(hours=within.amount) if within.unit == "h" else within.amount * self.office_day
-        return self.add_working_time(start, working)
+        if within.unit == "d":
+            return self.add_working_time(start, within.amount * self.office_day)
+        unit = timedelta(minutes=1) if within.unit == "m" else timedelta(hours=1)
+        return self.add_working_time(start, within.amount * unit)
 
     def add_working_time(self, start: datetime, amount: timedelta) -> datetime:
         local = start.astimezone(self.tz)

@@ -1,11 +1,12 @@
 """Step 2 of the loop, 社区派单: who gets a ticket.
 
-The decision is made once, by `decide` (and `decide_handoff` for 转人工): pure functions over plain rows
-(responders, their loads, who covers the grid) that say the mode, who is chosen, which staff are told that
-nobody could be found, the dispatch event's data and the notifications. Two write paths carry a `Decision`
-out: `Dispatching._dispatch` through the ORM (re-dispatch after a decline, a return, an escalation or a
-reopen; hand-off), and the batched create path (`tickets.create`, Core rows). Staff's dispatch and
-reassignment by hand, and withdrawing offers, live here too.
+The decision is made once, by `decide` (and `decide_handoff` for 转人工, `decide_emergency` for 紧急求助): pure
+functions over plain rows (responders, their loads, who covers the grid) that say the mode, who is chosen, which
+staff are told that nobody could be found (or, for an emergency, who else is alerted), the dispatch event's data
+and the notifications. Two write paths carry a `Decision` out: `Dispatching._dispatch` through the ORM
+(re-dispatch after a decline, a return, an escalation or a reopen; hand-off; emergency), and the batched create
+path (`tickets.create`, Core rows). Staff's dispatch and reassignment by hand, and withdrawing offers, live here
+too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import outbox, routing
 from tickets.actors import SYSTEM, Actor
-from tickets.catalogue import Category, DispatchMode
+from tickets.catalogue import Category, DispatchMode, Role
 from tickets.core import ServiceCore, reason_given
 from tickets.errors import NotAllowed
 from tickets.models import Level, Offer, OfferState, Status, Ticket, TicketEvent, Urgency
@@ -33,12 +34,14 @@ class Mode(StrEnum):
     GRAB = "grab"  # 抢单: offered to several, the first to accept wins
     DIRECT = "direct"  # assigned to one
     HANDOFF = "handoff"  # 转人工: assigned to the least busy community staff member
+    EMERGENCY = "emergency"  # 紧急求助: assigned to a community staff member, everyone nearby alerted
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Who gets the ticket. `chosen` is empty when nobody can take it; then `told` are the staff who hear
-    that it waits for dispatch by hand."""
+    that it waits for dispatch by hand. For an emergency with someone chosen, `told` are the others alerted
+    at once (the grid workers and the other community staff)."""
 
     mode: Mode
     chosen: tuple[int, ...]
@@ -65,6 +68,9 @@ class Decision:
             return [(Kind.NEEDS_DISPATCH, staff, {"level": self.level}) for staff in self.told]
         if self.mode is Mode.GRAB:
             return [(Kind.OFFERED, responder, {}) for responder in self.chosen]
+        if self.mode is Mode.EMERGENCY:
+            alerts = [(Kind.EMERGENCY, r, {"assignee": self.chosen[0]}) for r in self.told]
+            return [(Kind.ASSIGNED, self.chosen[0], {"emergency": True}), *alerts]
         extra = {"handoff": True} if self.mode is Mode.HANDOFF else {}
         return [(Kind.ASSIGNED, self.chosen[0], extra)]
 
@@ -125,6 +131,33 @@ def decide_handoff(
         return Decision(Mode.HANDOFF, (), tuple(street_staff), level)
     chosen = min(on_duty, key=lambda s: (loads.get(s.id, 0), s.id))
     return Decision(Mode.HANDOFF, (chosen.id,), (), level)
+
+
+def decide_emergency(
+    responders: Sequence[routing.Pooled],
+    loads: routing.Loads,
+    in_grid: Collection[int],
+    street_staff: Sequence[int],
+    level: int,
+) -> Decision:
+    """紧急求助: assigned at once to the least busy community staff member on duty (of all staff when none is
+    on duty), by id on a tie; the grid workers of the resident's grid (of the community when the grid is not
+    known or has none) and the other community staff are alerted at the same moment, the ones on duty when
+    there are any. Without community staff a grid worker takes it; with nobody at all the street's staff are
+    told that it waits."""
+
+    def on_duty_first(people: Sequence[routing.Pooled]) -> list[routing.Pooled]:
+        return [p for p in people if p.on_duty] or list(people)
+
+    staff = on_duty_first([r for r in responders if r.role == Role.COMMUNITY_STAFF])
+    workers = [r for r in responders if r.role == Role.GRID_WORKER]
+    workers = on_duty_first([w for w in workers if w.id in in_grid] or workers)
+    candidates = staff or workers
+    if not candidates:
+        return Decision(Mode.EMERGENCY, (), tuple(street_staff), level)
+    chosen = min(candidates, key=lambda r: (loads.get(r.id, 0), r.id))
+    told = sorted({r.id for r in (*staff, *workers)} - {chosen.id})
+    return Decision(Mode.EMERGENCY, (chosen.id,), tuple(told), level)
 
 
 class Dispatching(ServiceCore):

@@ -1,7 +1,8 @@
 """Step 1 of the loop, 群众点单, as residents meet it: who they are (`resident_for`, `remember_resident`), the
 resident-facing way in (`intake`: a near-identical request joins the open ticket, too many in an hour are
-refused, the rest become tickets through `tickets.create`), and 转人工 (`handoff`: a ticket for the community
-staff with the conversation so far)."""
+refused, the rest become tickets through `tickets.create`), 转人工 (`handoff`: a ticket for the community
+staff with the conversation so far), and 紧急求助 (`emergency`: after the emergency numbers, an urgent ticket
+assigned to the community staff at once, the grid workers alerted)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import orgchart, outbox, routing
 from tickets.actors import Actor
-from tickets.catalogue import DispatchMode, Role
+from tickets.catalogue import Category, DispatchMode, Role
 from tickets.create import Creating, NewTicket
-from tickets.dispatch import Dispatching, decide_handoff
+from tickets.dispatch import Dispatching, decide_emergency, decide_handoff
 from tickets.errors import TooManyTickets, ValidationError
 from tickets.models import Community, Level, Resident, Status, Ticket, Urgency, split_channel_id
 from tickets.outbox import Kind, Recipient
@@ -23,6 +25,7 @@ from tickets.privacy import clean_text, normalize_phone, scrub
 from tickets.transitions import Action, apply, record_creation
 
 DUPLICATE_SIMILARITY = 85  # rapidfuzz ratio (0-100) above which two requests are the same matter
+EMERGENCY_WINDOW = timedelta(hours=1)  # a second 紧急求助 within it joins the resident's open one
 
 
 @dataclass(frozen=True)
@@ -160,31 +163,7 @@ class Intaking(Creating, Dispatching):
         created = self._received(received_at, now)
         async with self._work() as session:
             resident = await self._resident(session, resident_id)
-            if resident.community_id is None:
-                raise ValidationError("请先告诉我们您住在哪个社区,方便安排社区工作人员联系您。")
-            community = await session.get_one(Community, resident.community_id)
-            respond_by = self.calendar.deadline(created, category_row.respond_within)
-            ticket = Ticket(
-                number="",  # taken last, see below
-                resident_id=resident.id,
-                category=category_row.code,
-                text=text,
-                intent="human_handoff",
-                street_id=community.street_id,
-                community_id=community.id,
-                grid_id=resident.grid_id,
-                address=resident.address,
-                contact_phone=resident.phone,
-                urgency=Urgency.NORMAL,
-                channel=split_channel_id(resident.channel_id)[0],
-                status=Status.CREATED,
-                dispatch_mode=DispatchMode.DIRECT,
-                level=Level.GRID,
-                created_at=created,
-                respond_by=respond_by,
-                first_respond_by=respond_by,
-                resolve_by=self.calendar.deadline(created, category_row.resolve_within),
-            )
+            ticket = await self._staff_ticket(session, resident, category_row, text, "human_handoff", created)
             # Reads first: the day's number locks its counter row until commit, and every create of every
             # process needs that row.
             responders, loads = await routing.area(session, ticket)
@@ -199,3 +178,90 @@ class Intaking(Creating, Dispatching):
                     session, Kind.REGISTERED, Recipient.RESIDENT, resident.id, ticket, now, handoff=True
                 )
             return ticket
+
+    async def emergency(self, resident_id: int, text: str, kind: str | None = None) -> Intake:
+        """紧急求助, asked for after the emergency numbers were given: an urgent ticket in the catalogue's
+        emergency category (the plain clock, minutes to respond), its text headed by the kind of danger,
+        assigned at once to the least busy community staff member and alerted to the grid workers and the
+        other staff (`decide_emergency`). No hourly limit; a second call within EMERGENCY_WINDOW while the
+        resident's emergency ticket is open is added to it (`duplicate`), not a second ticket."""
+        guide = self.catalogue.emergencies
+        category_row = self.catalogue.get(guide.category if guide else "emergency")
+        label = guide.kind(kind).name if guide else "紧急情况"
+        body = self._validate_text(f"【{label}】" + scrub(clean_text(text))[: self.policy.max_text - 20])
+        now = self.clock.now()
+        async with self._work() as session:
+            resident = await self._resident(session, resident_id)
+            earlier = await session.scalar(
+                select(Ticket)
+                .where(
+                    Ticket.resident_id == resident.id,
+                    Ticket.category == category_row.code,
+                    Ticket.status.in_([s for s in Status if s.is_open]),
+                    Ticket.created_at >= now - EMERGENCY_WINDOW,
+                )
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(1)
+            )
+            if earlier is not None:
+                await apply(
+                    session,
+                    earlier,
+                    Action.LINK_DUPLICATE,
+                    actor=Actor.resident(resident.id),
+                    now=now,
+                    text=body,
+                )
+                return Intake(earlier, duplicate=True)
+            ticket = await self._staff_ticket(
+                session, resident, category_row, body, "emergency", now, urgency=Urgency.URGENT
+            )
+            responders, loads = await routing.area(session, ticket)
+            in_grid = await routing.grid_members(session, ticket.grid_id, [r.id for r in responders])
+            anyone = any(r.role in (Role.COMMUNITY_STAFF, Role.GRID_WORKER) for r in responders)
+            street = [] if anyone else await routing.staff_of(session, ticket, Level.STREET)
+            decision = decide_emergency(responders, loads, in_grid, [s.id for s in street], ticket.level)
+            ticket.number = await self._next_number(session, now)
+            await record_creation(session, ticket, actor=Actor.resident(resident.id), now=now)
+            await self._carry_out(session, ticket, decision, now)
+            return Intake(ticket)
+
+    async def _staff_ticket(
+        self,
+        session: AsyncSession,
+        resident: Resident,
+        category: Category,
+        text: str,
+        intent: str,
+        now: datetime,
+        *,
+        urgency: Urgency = Urgency.NORMAL,
+    ) -> Ticket:
+        """A ticket the resident asked the community staff for directly (转人工, 紧急求助), in the resident's
+        community and grid, not yet numbered or stored."""
+        if resident.community_id is None:
+            raise ValidationError("请先告诉我们您住在哪个社区,方便安排社区工作人员联系您。")
+        community = await session.get_one(Community, resident.community_id)
+        urgent = urgency == Urgency.URGENT
+        respond_by = self.calendar.deadline(now, category.respond_within, urgent=urgent)
+        return Ticket(
+            number="",  # taken last: the day's number locks its counter row until commit
+            resident_id=resident.id,
+            category=category.code,
+            text=text,
+            intent=intent,
+            street_id=community.street_id,
+            community_id=community.id,
+            grid_id=resident.grid_id,
+            address=resident.address,
+            contact_phone=resident.phone,
+            urgency=urgency,
+            channel=split_channel_id(resident.channel_id)[0],
+            status=Status.CREATED,
+            dispatch_mode=DispatchMode.DIRECT,
+            level=Level.GRID,
+            created_at=now,
+            respond_by=respond_by,
+            first_respond_by=respond_by,
+            resolve_by=self.calendar.deadline(now, category.resolve_within, urgent=urgent),
+        )

@@ -28,6 +28,7 @@ class Kind(StrEnum):
     RATED = "rated"  # the resident's rating and the points it earned
     ESCALATED = "escalated"  # to staff: a ticket came up to their level, overdue
     NEEDS_DISPATCH = "needs_dispatch"  # to staff: nobody could be found, dispatch by hand
+    EMERGENCY = "emergency"  # 紧急求助 near them (grid workers, other community staff): go and help at once
     # to residents
     ACCEPTED = "accepted"  # someone took their request
     RETURNED = "returned"  # the responder gave it back; it is being re-dispatched

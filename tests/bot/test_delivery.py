@@ -1,6 +1,6 @@
 """Outbox delivery against the fake Bot API: Telegram answering 429 (RetryAfter honoured) and 500 (backoff),
-nothing sent twice, a restart in the middle of a batch; and the two ways updates arrive (long polling,
-webhook with its secret token)."""
+nothing sent twice, a restart in the middle of a batch; the two ways updates arrive (long polling,
+webhook with its secret token); and an emergency's alerts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.app import build_application, minhu_of, running
 from bot.delivery import LEASE, Delivery
-from tests.bot.conftest import RESIDENT, FakeRasa, Telegram, config_for
+from tests.bot.conftest import RESIDENT, STAFF, FakeRasa, Telegram, config_for
 from tests.bot.fake_api import FakeBotAPI
 from tests.conftest import Org
 from tests.e2e.conftest import free_port
@@ -36,6 +36,9 @@ async def offers(tg: Telegram, org: Org, count: int) -> list[str]:
 async def outbox(org: Org) -> list[Notification]:
     async with org.service.sessions() as session:
         return list(await session.scalars(select(Notification).order_by(Notification.id)))
+
+
+GRID_WORKER = 4001  # grid-a1, bound in the test that needs it
 
 
 def offer_texts(api: FakeBotAPI) -> list[str]:
@@ -182,3 +185,22 @@ async def test_a_request_registered_later_sends_the_resident_its_number(
         note = Claimed(0, Kind.REGISTERED, Recipient.RESIDENT, resident, ticket.id, payload)
         text, markup = await delivery.render(note)
         assert words in text and ticket.number in text and markup is None
+
+
+async def test_an_emergency_reaches_the_staff_and_the_grid_worker_at_once(tg: Telegram, org: Org) -> None:
+    """紧急求助: the staff member it is assigned to gets the card headed 🆘, the grid worker of the resident's
+    grid an alert saying what, where and who has it."""
+    await tg.bind(STAFF, "staff-a")
+    await tg.bind(GRID_WORKER, "grid-a1")
+    tg.api.clear()
+    resident = await org.resident("em", compound="安居苑")
+    ticket = (await org.service.emergency(resident, "楼下有个老人晕倒了叫不醒", "medical")).ticket
+    await tg.deliver()
+    [card] = tg.api.delivered(STAFF)
+    assert (
+        card.text.startswith(f"🆘 紧急求助 {ticket.number}") and "【急病受伤】楼下有个老人晕倒了" in card.text
+    )
+    assert "接单" in str(card.params.get("reply_markup"))
+    [alert] = tg.api.delivered(GRID_WORKER)
+    assert alert.text.startswith(f"🆘 紧急求助 {ticket.number}") and "已派给周*" in alert.text
+    assert "晕倒了叫不醒" in alert.text and "类别:紧急求助(紧急)" in alert.text
