@@ -57,6 +57,8 @@ _LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minhu-launcher
 RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
 RASA_TOKEN_ENV = "MINHU_RASA_TOKEN"
 REQUEST_MAX_SIZE = 256 * 1024  # bytes: 2,000 characters as \uXXXX escapes are 12 KB
+# The action server's cap: Rasa posts it the conversation session's tracker, not one message.
+ACTIONS_REQUEST_MAX_SIZE = 16 * 1024 * 1024
 
 
 class PortInUse(RuntimeError):
@@ -360,7 +362,10 @@ def assistant(
         "Rasa", "Rasa", rasa_command, rasa_port, "MINHU_RASA_PORT", "/status", log_dir / "rasa.log", env,
         needle="model_file", health_token=rasa_token,
     )  # fmt: skip
-    return Assistant(action_server(action_port, log_dir, env), rasa, wait_s)
+    # The action server receives Rasa's tracker (the whole conversation session), which may be far larger
+    # than any resident's message: its own, looser cap.
+    actions_env = env | {"SANIC_REQUEST_MAX_SIZE": str(ACTIONS_REQUEST_MAX_SIZE)}
+    return Assistant(action_server(action_port, log_dir, actions_env), rasa, wait_s)
 
 
 def run_secret(name: str) -> str:
