@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from minhu.stack import wait_healthy
+from minhu.stack import Child
 from tests.e2e.conftest import REPO, STARTUP_TIMEOUT, Chat, Stack, _script, free_port
 from tests.e2e.test_conversations import REQUESTS, tickets_of
 from tickets.actors import SYSTEM
@@ -221,19 +220,15 @@ def rasa_without_actions(stack: Stack, tmp_path_factory: pytest.TempPathFactory)
     command = [str(venv / "bin" / "python"), "-m", "nlu.rasa_server", "run", "--enable-api", "--model", model]
     command += ["--endpoints", str(endpoints), "--credentials", "credentials.yml"]
     command += ["--interface", "127.0.0.1", "--port", str(port)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    rasa = Child("Rasa", "Rasa", command, port, "MINHU_RASA_PORT", "/status", log, env, needle="model_file")
+    rasa.start()
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/status", process, STARTUP_TIMEOUT, log, needle="model_file")
+        rasa.wait_healthy(STARTUP_TIMEOUT)
         yield f"http://127.0.0.1:{port}"
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        rasa.stop()
 
 
 async def test_the_numbers_come_even_when_the_action_server_is_down(
