@@ -41,7 +41,8 @@ def first_reply(replies: list[dict[str, Any]]) -> str:
 
 
 async def parse(http: aiohttp.ClientSession, stack: Stack, text: str) -> dict[str, Any]:
-    async with http.post(f"{stack.rasa_url}/model/parse", json={"text": text}) as response:
+    url = f"{stack.rasa_url}/model/parse"
+    async with http.post(url, json={"text": text}, params={"token": stack.token}) as response:
         assert response.status == 200
         return dict(await response.json())
 
