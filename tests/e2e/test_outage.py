@@ -111,7 +111,9 @@ async def tickets_of(stack: Stack, channel: str) -> list[Ticket]:
 # database is away ("安居社区" to 哪个社区) is rejected by the form and answered by the nlu_fallback rule
 # (“没太明白”) instead of the validation's “请稍后再回复一次”. Found after the last merge; not strict, so a
 # run that passes is not an error either.
-@pytest.mark.xfail(reason="a form answer with the database away falls back to 没太明白 (issue 12)", strict=False)
+@pytest.mark.xfail(
+    reason="a form answer with the database away falls back to 没太明白 (issue 12)", strict=False
+)
 async def test_the_database_away_and_back(outage: tuple[Stack, Proxy]) -> None:
     stack, proxy = outage
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
