@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import orgchart, outbox, routing
@@ -34,6 +34,20 @@ class Intake:
 
     ticket: Ticket
     duplicate: bool = False
+
+
+def _open_requests(resident_id: int, category: str, since: datetime) -> Select[Ticket]:
+    """The resident's open tickets of a category made since `since`, newest first: what a repeat joins."""
+    return (
+        select(Ticket)
+        .where(
+            Ticket.resident_id == resident_id,
+            Ticket.category == category,
+            Ticket.status.in_([s for s in Status if s.is_open]),
+            Ticket.created_at >= since,
+        )
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    )
 
 
 def _fold(text: str) -> str:
@@ -98,16 +112,7 @@ class Intaking(Creating, Dispatching):
         async with self._work() as session:  # both checks in one short transaction
             if window is not None:
                 candidates = (
-                    await session.scalars(
-                        select(Ticket)
-                        .where(
-                            Ticket.resident_id == request.resident_id,
-                            Ticket.category == request.category,
-                            Ticket.status.in_([s for s in Status if s.is_open]),
-                            Ticket.created_at >= now - window,
-                        )
-                        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                    )
+                    await session.scalars(_open_requests(request.resident_id, request.category, now - window))
                 ).all()
                 for ticket in candidates:
                     if fuzz.ratio(_fold(ticket.text), _fold(text)) >= DUPLICATE_SIMILARITY:
@@ -193,15 +198,7 @@ class Intaking(Creating, Dispatching):
         async with self._work() as session:
             resident = await self._resident(session, resident_id)
             earlier = await session.scalar(
-                select(Ticket)
-                .where(
-                    Ticket.resident_id == resident.id,
-                    Ticket.category == category_row.code,
-                    Ticket.status.in_([s for s in Status if s.is_open]),
-                    Ticket.created_at >= now - EMERGENCY_WINDOW,
-                )
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(1)
+                _open_requests(resident.id, category_row.code, now - EMERGENCY_WINDOW).limit(1)
             )
             if earlier is not None:
                 await apply(
