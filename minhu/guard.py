@@ -5,7 +5,8 @@ process group. The guard
 
 * asks the kernel for SIGTERM when its parent dies (`prctl(PR_SET_PDEATHSIG)`), even by `kill -9`, and exits
   at once if the parent is already gone by then (MINHU_GUARD_PARENT is the pid it expects);
-* starts CMD in its process group, with SIGKILL as CMD's own parent-death signal;
+* starts CMD in its process group, with SIGKILL as CMD's own parent-death signal, and adopts CMD's orphans
+  (`PR_SET_CHILD_SUBREAPER`) so that it reaps them itself: the machine's init may take seconds to;
 * on SIGTERM, SIGINT or SIGHUP passes SIGTERM on to CMD and gives it GRACE_S seconds to stop (ORPHAN_GRACE_S
   when the parent is gone), then SIGKILL;
 * once CMD has exited, kills whatever is left in the group: the action server's Sanic workers and
@@ -25,37 +26,65 @@ import sys
 import time
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 GRACE_S = 10.0  # to stop when `minhu run` asks
 ORPHAN_GRACE_S = 2.0  # to stop when `minhu run` is gone: nobody waits for a tidy shutdown
 
 
-def die_with_parent(sig: int) -> None:
-    """The calling process gets `sig` when the thread that started it exits (Linux; elsewhere nothing)."""
+def _prctl(option: int, value: int) -> None:
+    """prctl(2) on Linux; elsewhere nothing."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def die_with_parent(sig: int) -> None:
+    """The calling process gets `sig` when the thread that started it exits (Linux; elsewhere nothing)."""
+    _prctl(PR_SET_PDEATHSIG, sig)
+
+
+def _is_zombie(pid: int) -> bool:
+    """True for a process that has exited and waits to be reaped (it holds no port and no memory)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True  # gone already
 
 
 def group_members(pgid: int) -> list[int]:
-    """The pids in process group `pgid`, except this process."""
+    """The live pids in process group `pgid`, except this process. Zombies do not count: they have exited,
+    and whether they are reaped at once is up to their parent (init, for an orphan)."""
     members: list[int] = []
     if not os.path.isdir("/proc"):
         return members
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             try:
-                if os.getpgid(int(entry)) == pgid:
+                if os.getpgid(int(entry)) == pgid and not _is_zombie(int(entry)):
                     members.append(int(entry))
             except OSError:
                 continue
     return members
 
 
+def reap_orphans() -> None:
+    """Reap the adopted orphans that have exited (this process is their subreaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def kill_group_leftovers() -> None:
     pgid = os.getpgrp()
     for _ in range(50):
+        reap_orphans()
         members = group_members(pgid)
         if not members:
             return
@@ -65,6 +94,7 @@ def kill_group_leftovers() -> None:
             except OSError:
                 continue
         time.sleep(0.1)
+    reap_orphans()
 
 
 def main(argv: list[str]) -> int:
@@ -74,6 +104,7 @@ def main(argv: list[str]) -> int:
     if os.getpgrp() != os.getpid():
         os.setpgid(0, 0)  # a group of its own, so the leftovers it kills are only CMD's
     die_with_parent(signal.SIGTERM)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     expected_parent = os.environ.pop("MINHU_GUARD_PARENT", "")
     if expected_parent and os.getppid() != int(expected_parent):
         return 1  # the parent died before we asked to be told: nothing to run for

@@ -40,6 +40,7 @@ from sqlalchemy import text
 from app.logs import where
 from app.settings import PROJECT_ROOT, Settings
 from app.wiring import open_engine
+from minhu.guard import group_members
 
 log = structlog.get_logger("minhu.stack")
 
@@ -206,13 +207,7 @@ class Child:
             return set()
         if not HAVE_PROC:
             return {self.process.pid}
-        members = set()
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with contextlib.suppress(OSError):
-                    if os.getpgid(int(entry)) == self.process.pid:
-                        members.add(int(entry))
-        return members
+        return set(group_members(self.process.pid))
 
     def wait_healthy(self, wait_s: float) -> None:
         """Poll the health URL until it answers 200 (with the needle) from this server's process group;

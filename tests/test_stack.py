@@ -168,6 +168,15 @@ def test_the_servers_die_with_minhu_run_even_on_kill_9(tmp_path: Path) -> None:
                 os.killpg(leader, signal.SIGKILL)
 
 
+def test_a_process_that_has_exited_is_no_longer_a_member_of_its_group() -> None:
+    # An orphan that has exited stays a zombie until init reaps it, which on some machines takes seconds:
+    # it holds no port and no memory, so it does not keep a server "running".
+    process = subprocess.Popen(["sleep", "0.2"], start_new_session=True)
+    assert group_members(process.pid) == [process.pid]
+    assert wait_until(lambda: not group_members(process.pid), 5)
+    assert process.poll() is not None  # only now reaped, by this test
+
+
 def test_minhu_run_on_a_taken_port_names_it_and_exits_non_zero(tmp_path: Path, occupant: Occupant) -> None:
     rasa_port = occupant.server.server_address[1]
     command.upgrade(alembic_config(f"sqlite+aiosqlite:///{tmp_path / 'minhu.db'}"), "head")
