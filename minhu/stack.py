@@ -220,13 +220,20 @@ class Child:
                     f"{self.health_url}: {self.called} exited with {self.process.returncode}:\n"
                     f"{_tail(self.log_file)}"
                 )
-            url = f"{self.health_url}?token={self.health_token}" if self.health_token else self.health_url
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200 and self.needle in answer.read().decode():
-                    self._check_answer_is_ours()
-                    return
+            if self.answers(within=2.0):
+                self._check_answer_is_ours()
+                return
             time.sleep(0.5)
         raise RuntimeError(f"{self.health_url} not healthy after {wait_s:.0f}s:\n{_tail(self.log_file)}")
+
+    def answers(self, within: float) -> bool:
+        """True when the health URL answers 200 (with the needle) within `within` seconds."""
+        url = f"{self.health_url}?token={self.health_token}" if self.health_token else self.health_url
+        try:
+            with urllib.request.urlopen(url, timeout=within) as answer:
+                return answer.status == 200 and self.needle in answer.read().decode()
+        except (OSError, ValueError):
+            return False
 
     def _check_answer_is_ours(self) -> None:
         if not HAVE_PROC:
@@ -250,6 +257,14 @@ class Child:
             self.process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=timeout)
+        with contextlib.suppress(OSError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group at once: for a server that hangs, which would not stop when asked."""
+        if self.process is None:
+            return
         with contextlib.suppress(OSError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
@@ -433,7 +448,9 @@ class Supervised(Protocol):
     def uptime(self) -> float: ...
     def start(self) -> None: ...
     def wait_healthy(self, wait_s: float) -> None: ...
+    def answers(self, within: float) -> bool: ...
     def stop(self) -> None: ...
+    def kill(self) -> None: ...
 
 
 async def supervise(
@@ -444,22 +461,46 @@ async def supervise(
     first_wait: float = 1.0,
     max_wait: float = 60.0,
     stable_after: float = 120.0,
+    check_every: int = 10,
+    answer_within: float = 10.0,
+    misses_allowed: int = 3,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Keep a started server running until cancelled: when it exits, log it (exit code only: no personal
-    data) and start it again after `first_wait` seconds, twice as long after each exit or failed restart in
-    a row (up to `max_wait`), back to `first_wait` once it has run for `stable_after` seconds."""
+    """Keep a started server running until cancelled.
+
+    * When it exits, log it (exit code only: no personal data) and start it again.
+    * Every `check_every` rounds of `every` seconds, ask its health URL; a server that is running but has not
+      answered within `answer_within` seconds `misses_allowed` times in a row hangs (deadlocked, stopped,
+      swapping): log it, kill its whole group and start it again.
+    * A restart waits `first_wait` seconds, twice as long after each exit, hang or failed restart in a row
+      (up to `max_wait`), back to `first_wait` once the server has run for `stable_after` seconds.
+    """
     wait = 0.0
+    rounds = misses = 0
     while True:
         code = child.exit_code()
         if code is None:
             if child.uptime() >= stable_after:
                 wait = 0.0
-            await sleep(every)
-            continue
-        wait = min(max(wait * 2, first_wait), max_wait)
-        log.warning(f"{child.name} exited", exit_code=code, restart_in=wait, log=str(child.log_file))
-        await asyncio.to_thread(child.stop)  # whatever is left of its process group
+            rounds += 1
+            if rounds % check_every == 0:
+                misses = 0 if await asyncio.to_thread(child.answers, answer_within) else misses + 1
+            if misses < misses_allowed:
+                await sleep(every)
+                continue
+            wait = min(max(wait * 2, first_wait), max_wait)
+            log.warning(
+                f"{child.name} not answering",
+                checks_missed=misses,
+                restart_in=wait,
+                log=str(child.log_file),
+            )
+            await asyncio.to_thread(child.kill)
+        else:
+            wait = min(max(wait * 2, first_wait), max_wait)
+            log.warning(f"{child.name} exited", exit_code=code, restart_in=wait, log=str(child.log_file))
+            await asyncio.to_thread(child.stop)  # whatever is left of its process group
+        rounds = misses = 0
         await sleep(wait)
         try:
             child.start()

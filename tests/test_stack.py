@@ -300,7 +300,13 @@ class FlakyServer:
             raise RuntimeError("exited with 1: 13912345678 said …")  # a log tail could carry anything
         self.running = True
 
+    def answers(self, within: float) -> bool:
+        return self.running
+
     def stop(self) -> None:
+        self.running = False
+
+    def kill(self) -> None:
         self.running = False
 
 
@@ -341,3 +347,98 @@ async def test_restarts_back_off_while_they_fail_and_are_logged_without_the_log_
         {"event": "action server restarted", "log_level": "info"},
     ]
     assert "13912345678" not in repr(logs)
+
+
+class HangingServer(FlakyServer):
+    """A server that runs but stops answering for a while (a deadlock, SIGSTOP, swapping)."""
+
+    def __init__(self, silent_checks: int) -> None:
+        super().__init__(failed_restarts=0)
+        self.running = True
+        self.silent_checks = silent_checks
+        self.kills = 0
+
+    def answers(self, within: float) -> bool:
+        if self.silent_checks:
+            self.silent_checks -= 1
+            return False
+        return True
+
+    def kill(self) -> None:
+        self.kills += 1
+        super().kill()
+
+
+async def run_rounds(server: FlakyServer, rounds: int) -> list[float]:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == rounds:
+            raise Stop
+
+    with pytest.raises(Stop):
+        await supervise(server, every=1, check_every=2, misses_allowed=3, first_wait=5, sleep=sleep)
+    return waits
+
+
+async def test_a_server_that_misses_a_health_check_or_two_is_left_alone() -> None:
+    server = HangingServer(silent_checks=2)
+    with capture_logs() as logs:
+        await run_rounds(server, 20)  # 10 checks: two missed, then answered
+    assert (server.kills, server.starts, logs) == (0, 0, [])
+
+
+async def test_a_server_that_stops_answering_is_killed_and_started_again() -> None:
+    server = HangingServer(silent_checks=3)
+    with capture_logs() as logs:
+        waits = await run_rounds(server, 12)
+    # checks every 2 rounds: missed at rounds 2, 4 and 6, then the restart wait, then it runs again
+    assert waits == [1, 1, 1, 1, 1, 5, 1, 1, 1, 1, 1, 1]
+    assert (server.kills, server.starts) == (1, 1)
+    assert logs == [
+        {
+            "event": "action server not answering",
+            "log_level": "warning",
+            "checks_missed": 3,
+            "restart_in": 5,
+            "log": "actions.log",
+        },
+        {"event": "action server restarted", "log_level": "info"},
+    ]
+
+
+@pytest.mark.slow
+async def test_a_hung_server_is_detected_and_restarted(tmp_path: Path) -> None:
+    port = free_port()
+    child = stand_in(port, tmp_path, dict(os.environ))
+    url = f"http://127.0.0.1:{port}/"
+    child.start()
+    try:
+        await asyncio.to_thread(child.wait_healthy, STARTUP_S)
+        assert child.process is not None
+        guard = child.process.pid
+        [server] = [pid for pid in child.group() if _ppid(pid) == guard]
+        with capture_logs() as logs:
+            watcher = asyncio.create_task(
+                supervise(child, every=0.2, check_every=2, answer_within=1, misses_allowed=3, first_wait=0.5)
+            )
+            os.kill(server, signal.SIGSTOP)  # alive, holding its port, answering nobody
+            assert await asyncio.to_thread(wait_until, lambda: child.process.pid != guard, 30)
+            assert await asyncio.to_thread(wait_until, lambda: answers(url), STARTUP_S)
+            assert await asyncio.to_thread(wait_until, lambda: len(logs) >= 2, 10)
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        assert [log["event"] for log in logs] == ["Rasa not answering", "Rasa restarted"]
+        assert _gone(server)
+    finally:
+        child.stop()
+    assert wait_until(lambda: not child.group(), 5)
+
+
+def _gone(pid: int) -> bool:
+    """Exited: reaped, or a zombie waiting for init."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
