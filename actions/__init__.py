@@ -2,3 +2,8 @@
 
 Run with: SANIC_HOST=127.0.0.1 python -m rasa_sdk --actions actions --port 5055
 """
+
+from actions.guard import register_plugin
+
+# rasa-sdk imports this package in each of its worker processes before it builds its app there.
+register_plugin()

@@ -7,19 +7,31 @@ answers Rasa with a 500 whose body is the exception's text and the whole request
 unexpected error is logged as its type and where it was raised (app.logs.where, never its text or a
 traceback), half an answer is dropped, and the resident is answered politely (`busy_text`); a form
 validation action also leaves the slots it was validating unfilled, so nothing unchecked is kept.
+
+An error outside any action's `run` (a malformed call, a tracker rasa-sdk cannot read) would still reach
+rasa-sdk's handler. This module is also an rasa-sdk plugin (`attach_sanic_app_extensions`, registered by
+the `actions` package in every worker process) that replaces that handler with one that logs the error's type
+and place and answers a bare status, never the request.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, ClassVar
 
+import pluggy
 import structlog
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.plugin import plugin_manager
 from rasa_sdk.types import DomainDict
+from sanic import HTTPResponse, Request, Sanic, response
+from sanic.exceptions import SanicException
+from sanic.handlers import ErrorHandler
 
 from app.logs import where
 
@@ -77,3 +89,37 @@ class Guarded:
 
 def is_guarded(run: Callable[..., Any]) -> bool:
     return bool(getattr(run, "guarded", False))
+
+
+# --- the action server's own error answers --------------------------------------------------------------
+
+hookimpl = pluggy.HookimplMarker("rasa_sdk")
+
+
+class AnswerWithoutTheRequest(ErrorHandler):
+    """Sanic's error handler without rasa-sdk's own (which answers the request back): a bare status, and an
+    error of ours logged as its type and place only."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        status = (
+            exception.status_code
+            if isinstance(exception, SanicException)
+            else HTTPStatus.INTERNAL_SERVER_ERROR
+        )
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            log.error("action server request failed", error=type(exception).__name__, at=where(exception))
+        return response.json({"error": HTTPStatus(status).phrase}, status=status)
+
+
+@hookimpl
+def attach_sanic_app_extensions(app: Sanic[Any, Any]) -> None:
+    """rasa-sdk's hook, called on each app it builds (in every worker): ours replaces its error handler."""
+    app.error_handler = AnswerWithoutTheRequest()
+
+
+def register_plugin() -> None:
+    """Make this module an rasa-sdk plugin (once per process)."""
+    manager = plugin_manager()
+    module = sys.modules[__name__]
+    if not manager.is_registered(module):
+        manager.register(module)

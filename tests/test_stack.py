@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -243,6 +244,11 @@ async def test_a_killed_action_server_is_restarted(tmp_path: Path) -> None:
         assert child.process is not None
         guard = child.process.pid
         [server] = [pid for pid in child.group() if _ppid(pid) == guard]  # the rasa-sdk main process
+        # Its worker processes answer an unreadable call with a bare status (actions.guard's plugin).
+        assert await asyncio.to_thread(post_unreadable_call, port) == (
+            500,
+            {"error": "Internal Server Error"},
+        )
         with capture_logs() as logs:
             watcher = asyncio.create_task(supervise(child, wait_s=STARTUP_S, every=0.2, first_wait=0.5))
             os.kill(server, signal.SIGKILL)
@@ -265,6 +271,20 @@ async def test_a_killed_action_server_is_restarted(tmp_path: Path) -> None:
     finally:
         child.stop()
     assert wait_until(lambda: not child.group(), 5) and not answers(health)
+
+
+def post_unreadable_call(port: int) -> tuple[int, object]:
+    call = {"next_action": "action_check_status", "version": "3.6.21", "domain": {}, "tracker": "13912345678"}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhook",
+        data=json.dumps(call).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    return 200, None
 
 
 def _ppid(pid: int) -> int:
