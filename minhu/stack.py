@@ -367,7 +367,8 @@ def assistant(
     # nlu.rasa_server is `rasa` with a fix to its per-message hot path (see that module).
     rasa_command = [str(venv / "bin" / "python"), "-m", "nlu.rasa_server", "run", "--enable-api"]
     rasa_command += ["--model", model, "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"]
-    rasa_command += ["--interface", "127.0.0.1", "--port", str(rasa_port), "--auth-token", rasa_token]
+    # One argument with "=": a token starting with "-" would otherwise read as an option (argparse).
+    rasa_command += ["--interface", "127.0.0.1", "--port", str(rasa_port), f"--auth-token={rasa_token}"]
     rasa = Child(
         "Rasa", "Rasa", rasa_command, rasa_port, "MINHU_RASA_PORT", "/status", log_dir / "rasa.log", env,
         needle="model_file", health_token=rasa_token,

@@ -14,6 +14,10 @@ Rasa spent much of its CPU per message on work whose result never changes:
 * A custom action that fails (the action server down or timing out) left the resident with no answer at
   all: here they are told the system is busy and their words are kept, and a form does not keep the answer
   its validation never saw (`_answer_when_actions_fail`).
+* While the conversation store (the SQL tracker store, in the app's database) is away, Rasa saved each
+  conversation to memory but read it back only from the store: every message started a new conversation, so
+  a form's answer was taken out of the blue (“没太明白”). Here conversations are kept in memory until the
+  store is back, then written to it (`_keep_conversations_while_the_store_is_away`).
 
 Not patched: Rasa's new aiohttp session (and TCP connection) per action call. A third patch kept one session
 per endpoint; measured alone (issue 11; benchmarks/README.md, "Third round", every run and the commands), it
@@ -46,6 +50,7 @@ def install() -> None:
     _validate_action_responses_once()
     _resolve_event_types_once()
     _answer_when_actions_fail()
+    _keep_conversations_while_the_store_is_away()
 
 
 # Said when the action server cannot be reached or fails: never silence. What the resident wrote stays in
@@ -91,6 +96,75 @@ def _answer_when_actions_fail() -> None:
             return events
 
     RemoteAction.run = run
+
+
+def _keep_conversations_while_the_store_is_away() -> None:
+    """Rasa's FailSafeTrackerStore saves a tracker to memory when its store fails, but reads only from the
+    store: failing, it returns no tracker and the message starts a new conversation. Here
+
+    * a conversation kept in memory is read from memory, and saved there, for as long as it is kept;
+    * once the store answers again, what was said meanwhile is appended to the store's copy (Rasa's SQL store
+      appends the events beyond those of its last session) and the memory copy is dropped;
+    * the store's errors are logged as their type only: their text quotes the SQL parameters (the sender,
+      the events).
+
+    A conversation the store held before it went away starts afresh in memory (its earlier turns cannot be
+    read); after the store is back it goes on from the turns said meanwhile."""
+    import logging
+
+    from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+
+    logger = logging.getLogger("nlu.rasa_server")
+
+    def kept(self: FailSafeTrackerStore) -> InMemoryTrackerStore:
+        memory = self.fallback_tracker_store
+        assert isinstance(memory, InMemoryTrackerStore)
+        return memory
+
+    async def retrieve(self: FailSafeTrackerStore, sender_id: str) -> Any:
+        memory = kept(self)
+        in_memory = await memory.retrieve(sender_id)
+        try:
+            stored = await self._tracker_store.retrieve(sender_id)
+        except Exception as error:
+            self.on_tracker_store_retrieve_error(error)
+            return in_memory
+        if in_memory is None:
+            return stored
+        if stored is None:
+            stored = in_memory
+        else:
+            stored.update_with_events(list(in_memory.events), self.domain, override_timestamp=False)
+        try:
+            await self._tracker_store.save(stored)
+        except Exception as error:
+            self.on_tracker_store_error(error)
+            return in_memory
+        memory.store.pop(sender_id, None)
+        logger.info("a conversation kept in memory while the conversation store was away is stored again")
+        return stored
+
+    async def save(self: FailSafeTrackerStore, tracker: Any) -> None:
+        memory = kept(self)
+        if tracker.sender_id in memory.store:  # written to the store by the next retrieve that reaches it
+            await memory.save(tracker)
+            return
+        try:
+            await self._tracker_store.save(tracker)
+        except Exception as error:
+            self.on_tracker_store_error(error)
+            await memory.save(tracker)
+
+    def store_failed(self: FailSafeTrackerStore, error: Exception) -> None:
+        logger.error(
+            "the conversation store failed (%s): conversations are kept in memory until it is back",
+            type(error).__name__,
+        )
+
+    FailSafeTrackerStore.retrieve = retrieve
+    FailSafeTrackerStore.save = save
+    FailSafeTrackerStore.on_tracker_store_error = store_failed
+    FailSafeTrackerStore.on_tracker_store_retrieve_error = store_failed
 
 
 def _validate_action_responses_once() -> None:
