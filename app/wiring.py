@@ -46,6 +46,7 @@ async def open_service(settings: Settings) -> AsyncIterator[TicketService]:
 def policy_from(settings: Settings) -> Policy:
     return Policy(
         auto_close_after=timedelta(days=settings.auto_close_days),
+        keep_contact_for=timedelta(days=settings.keep_contact_days),
         max_tickets_per_hour=settings.max_tickets_per_hour or None,
         duplicate_window=(
             timedelta(hours=settings.duplicate_window_hours) if settings.duplicate_window_hours else None

@@ -29,6 +29,8 @@ data_app = typer.Typer(help="Data keys: phones are encrypted at rest.", no_args_
 app.add_typer(data_app, name="data")
 responders_app = typer.Typer(help="Responders: volunteers, grid workers, staff.", no_args_is_help=True)
 app.add_typer(responders_app, name="responders")
+residents_app = typer.Typer(help="Residents: their personal data.", no_args_is_help=True)
+app.add_typer(residents_app, name="residents")
 
 
 def fail(message: str) -> None:
@@ -193,6 +195,39 @@ def responders_unbind(
         typer.echo(f"{code} 没有绑定 {channel} 账号 (nothing to unbind).")
 
 
+@residents_app.command("forget")
+def residents_forget(
+    channel_id: Annotated[str, typer.Argument(help="The resident's channel id, e.g. telegram:123456.")],
+) -> None:
+    """Erase what is stored to contact a resident, on their request (个人信息删除): their phone, address and
+    name, the phone and address of their ended tickets, and their conversation with the assistant. Open
+    tickets keep their contact details until they end (the responder needs them); they are listed."""
+    from app.wiring import open_service
+    from minhu import conversations
+    from tickets.actors import SYSTEM
+    from tickets.retention import Forgotten
+
+    async def forget() -> tuple[Forgotten, bool]:
+        settings = get_settings()
+        async with open_service(settings) as service:
+            forgotten = await service.forget_resident(channel_id, SYSTEM)
+        return forgotten, await conversations.forget(settings, channel_id)
+
+    try:
+        forgotten, conversation = asyncio.run(forget())
+    except DomainError as error:
+        fail(error.message)
+    typer.echo(
+        f"已删除 {channel_id} 的电话、地址和称呼;{len(forgotten.erased)} 张已结束工单的联系方式;"
+        f"{'与助手的对话记录' if conversation else '(没有对话记录)'}。"
+    )
+    if forgotten.still_open:
+        typer.echo(
+            f"仍在办理的工单保留联系方式,办结或撤销后再删除 (still open, kept until they end): "
+            f"{', '.join(forgotten.still_open)}"
+        )
+
+
 @app.command("bot")
 def bot_command(
     webhook: Annotated[
@@ -213,14 +248,20 @@ def bot_command(
 
 @app.command("sweep")
 def sweep_command() -> None:
-    """One deadline sweep: escalate overdue tickets and auto-close unrated ones."""
+    """One deadline sweep (escalate overdue tickets, auto-close unrated ones) and one privacy sweep (erase
+    contact details and conversations kept past their time)."""
     from app.wiring import open_service
-    from minhu.sweeper import sweep_once
+    from minhu.sweeper import forget_expired_once, sweep_once
 
     async def once() -> None:
-        async with open_service(get_settings()) as service:
+        settings = get_settings()
+        async with open_service(settings) as service:
             escalated, closed = await sweep_once(service)
-        typer.echo(f"escalated {len(escalated)}, auto-closed {len(closed)}")
+            erased, deleted = await forget_expired_once(service, settings)
+        typer.echo(
+            f"escalated {len(escalated)}, auto-closed {len(closed)}, contacts erased {len(erased)}, "
+            f"conversations deleted {deleted}"
+        )
 
     asyncio.run(once())
 

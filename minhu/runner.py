@@ -16,7 +16,7 @@ from app.wiring import open_service
 from bot.app import telegram_bot
 from minhu.chat import chat_loop
 from minhu.stack import local_stack
-from minhu.sweeper import sweep_forever
+from minhu.sweeper import forget_expired_forever, sweep_forever
 from tickets.db import unit_of_work
 from tickets.models import Street
 from tickets.org import load_org, parse_org
@@ -61,6 +61,7 @@ async def run(
         warn_if_calendar_runs_out(service)
         log.info("minhu running", database=settings.db_url.split("@")[-1])
         sweeper = asyncio.create_task(sweep_forever(service, sweep_every))
+        forgetter = asyncio.create_task(forget_expired_forever(service, settings))
         try:
             if not assistant:
                 async with telegram_bot(settings, service):
@@ -77,3 +78,4 @@ async def run(
                     await asyncio.Event().wait()
         finally:
             sweeper.cancel()
+            forgetter.cancel()

@@ -1,5 +1,7 @@
-"""The deadline sweeper: escalates overdue tickets and auto-closes unrated ones, once (`minhu sweep`) or for
-as long as `minhu run` runs. Imports nothing of the edges, so a sweep does not load Telegram."""
+"""The sweepers, once (`minhu sweep`) or for as long as `minhu run` runs: the deadline sweeper escalates overdue
+tickets and auto-closes unrated ones; the privacy sweeper erases contact details and conversations kept past
+their time (tickets.retention, minhu.conversations). Imports nothing of the edges, so a sweep does not load
+Telegram."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from app.loops import MAX_BACKOFF, run_forever
+from app.settings import Settings
+from minhu import conversations
 from tickets.service import TicketService
 
 log = structlog.get_logger("minhu.sweeper")
@@ -34,3 +38,27 @@ async def sweep_forever(
             log.info("sweep", escalated=len(escalated), auto_closed=len(closed))
 
     await run_forever(one_sweep, every, name="sweep", max_backoff=max_backoff, sleep=sleep)
+
+
+async def forget_expired_once(service: TicketService, settings: Settings) -> tuple[list[str], int]:
+    """Erase the contact details of tickets ended long enough ago, and delete old conversations: the
+    tickets' numbers and how many conversations."""
+    return await service.erase_expired(), await conversations.prune(settings, service.clock.now())
+
+
+async def forget_expired_forever(
+    service: TicketService,
+    settings: Settings,
+    every: float = 3600.0,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """The privacy sweep every `every` seconds (hourly: retention is counted in days) for as long as the
+    process runs; a failed round does not stop it."""
+
+    async def one_round() -> None:
+        erased, deleted = await forget_expired_once(service, settings)
+        if erased or deleted:
+            log.info("privacy sweep", contacts_erased=len(erased), conversations_deleted=deleted)
+
+    await run_forever(one_round, every, name="privacy sweep", sleep=sleep)

@@ -39,6 +39,8 @@ MAX_REASON = 500
 class Policy:
     max_text: int = MAX_TEXT
     auto_close_after: timedelta = timedelta(days=7)
+    # An ended ticket's phone and address are erased this long after it ended (tickets.retention).
+    keep_contact_for: timedelta = timedelta(days=365)
     # Off in the domain (None); the app turns them on (app.settings): intake() refuses a resident's
     # ticket beyond this many per hour, and links a near-identical request to the resident's open ticket.
     max_tickets_per_hour: int | None = None

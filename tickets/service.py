@@ -14,6 +14,7 @@ The code lives by step of the loop:
 | `tickets.work` | 党员接单 and the responder's work: accept, decline, return, pause, notes, 办结 |
 | `tickets.followup` | 回访 / 评价, reopen (二次派单), the resident's cancel |
 | `tickets.escalation` | overdue escalation (grid → community → street) and auto-close |
+| `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
 """
 
@@ -25,10 +26,11 @@ from tickets.escalation import Escalating
 from tickets.followup import FollowingUp
 from tickets.intake import Intake, Intaking
 from tickets.queries import Queries
+from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Escalating, Queries):
+class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries):
     """The ticket loop (see the module's table for where each step lives)."""
 
 

@@ -38,6 +38,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     LINK_DUPLICATE = "link_duplicate"
     REVEAL_PHONE = "reveal_phone"
+    ERASE = "erase"
 
     @property
     def verb(self) -> str:
@@ -96,6 +97,7 @@ TRANSITIONS: dict[Action, Move] = {
     Action.LINK_DUPLICATE: _move(set(OPEN), None, "合并"),
     # Who may see the resident's full phone is TicketService.reveal_phone's rule; only while it is open.
     Action.REVEAL_PHONE: _move(set(OPEN), None, "查看居民电话"),
+    Action.ERASE: _move({X, Z}, None, "删除联系方式"),
 }
 
 
