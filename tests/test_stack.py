@@ -243,7 +243,7 @@ async def test_a_killed_action_server_is_restarted(tmp_path: Path) -> None:
         await asyncio.to_thread(child.wait_healthy, STARTUP_S)
         assert child.process is not None
         guard = child.process.pid
-        [server] = [pid for pid in child.group() if _ppid(pid) == guard]  # the rasa-sdk main process
+        server = server_process(child)  # the rasa-sdk main process
         # Its worker processes answer an unreadable call with a bare status (actions.guard's plugin).
         assert await asyncio.to_thread(post_unreadable_call, port) == (
             500,
@@ -285,6 +285,13 @@ def post_unreadable_call(port: int) -> tuple[int, object]:
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
     return 200, None
+
+
+def server_process(child: Child) -> int:
+    """The server's own process: the guard's child in the server's process group."""
+    assert child.process is not None
+    [server] = [pid for pid in child.group() if _ppid(pid) == child.process.pid]
+    return server
 
 
 def _ppid(pid: int) -> int:
@@ -438,7 +445,7 @@ async def test_a_hung_server_is_detected_and_restarted(tmp_path: Path) -> None:
         await asyncio.to_thread(child.wait_healthy, STARTUP_S)
         assert child.process is not None
         guard = child.process.pid
-        [server] = [pid for pid in child.group() if _ppid(pid) == guard]
+        server = server_process(child)
         with capture_logs() as logs:
             watcher = asyncio.create_task(
                 supervise(child, every=0.2, check_every=2, answer_within=1, misses_allowed=3, first_wait=0.5)

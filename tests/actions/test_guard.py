@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from rasa_sdk.endpoint import create_app, create_app_for_serve
+from rasa_sdk.endpoint import create_app_for_serve
 from rasa_sdk.executor import ActionExecutor, CollectingDispatcher
 from sanic import Sanic
 
@@ -89,11 +89,12 @@ def call(action: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def action_server(tmp_path: Any) -> AsyncIterator[str]:
-    """rasa-sdk's own app (rasa_sdk.endpoint.create_app, what `python -m rasa_sdk` serves) in-process."""
+    """rasa-sdk's own app in-process, built as `python -m rasa_sdk` builds it in each worker
+    (rasa_sdk.endpoint.create_app_for_serve: with its plugins, ours among them)."""
     RUNTIME.set_service(Leaking(), PendingStore(tmp_path / "pending_requests.jsonl"))  # type: ignore[arg-type]
     Sanic.test_mode = True  # a fresh app named "rasa_sdk" per test
     port = free_port()
-    server = await create_app(executor()).create_server(
+    server = await create_app_for_serve(executor()).create_server(
         host="127.0.0.1", port=port, return_asyncio_server=True
     )
     assert server is not None
@@ -166,31 +167,9 @@ async def test_half_an_answer_is_dropped_for_the_polite_one(capfd: pytest.Captur
     )
 
 
-@pytest.fixture
-async def served(tmp_path: Any) -> AsyncIterator[str]:
-    """rasa-sdk's app as `python -m rasa_sdk` builds it in each worker (create_app_for_serve, with plugins)."""
-    RUNTIME.set_service(Leaking(), PendingStore(tmp_path / "pending_requests.jsonl"))  # type: ignore[arg-type]
-    Sanic.test_mode = True
-    port = free_port()
-    server = await create_app_for_serve(executor()).create_server(
-        host="127.0.0.1", port=port, return_asyncio_server=True
-    )
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.before_stop()
-        await server.close()
-        await server.after_stop()
-        RUNTIME.set_service(None)
-
-
 @pytest.mark.filterwarnings("ignore:Your versions of rasa and rasa_sdk")
 async def test_an_error_outside_any_action_answers_a_bare_status(
-    served: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    action_server: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     # A tracker rasa-sdk cannot read fails before any action runs, in rasa-sdk's own code.
@@ -201,11 +180,11 @@ async def test_an_error_outside_any_action_answers_a_bare_status(
         "tracker": f"电梯坏了三天 {SECRET}",
     }
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{served}/webhook", json=unreadable) as response:
+        async with http.post(f"{action_server}/webhook", json=unreadable) as response:
             assert (response.status, await response.json()) == (500, {"error": "Internal Server Error"})
-        async with http.get(f"{served}/no-such-page") as response:
+        async with http.get(f"{action_server}/no-such-page") as response:
             assert (response.status, await response.json()) == (404, {"error": "Not Found"})
-        async with http.get(f"{served}/health") as response:
+        async with http.get(f"{action_server}/health") as response:
             assert response.status == 200
     logs = capfd.readouterr()
     for secret in SECRETS:
