@@ -25,6 +25,7 @@ from tickets.models import Notification, Resident, Ticket
 from tickets.outbox import Kind, Recipient
 
 EVERY = 0.2  # the replay loop's interval in these tests (20 s in the action server)
+REGISTERED_WITHIN_S = 30.0  # generous: a busy machine slows the first rounds; the wait ends when it is there
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ async def test_a_saved_request_is_registered_by_itself_with_its_time_and_the_num
     await asyncio.sleep(3 * EVERY)
     assert RUNTIME.pending.all() != []  # still away: kept
     outage()  # the database is back; nobody else says anything
-    [ticket] = await eventually(bot, "telegram:5001", within_s=10 * EVERY + 5)
+    [ticket] = await eventually(bot, "telegram:5001", within_s=REGISTERED_WITHIN_S)
     assert ticket.created_at == MONDAY_9AM  # the resident's time, not the replay's
     property_ = bot.service.catalogue.get("property")
     assert ticket.respond_by == bot.service.calendar.deadline(MONDAY_9AM, property_.respond_within)
@@ -106,7 +107,7 @@ async def test_a_saved_handoff_is_handed_over_by_itself(bot: Bot, clock: ManualC
     assert texts(messages) == HANDOFF_SAVED_TEXT
     clock.advance(timedelta(minutes=5))
     outage()
-    [ticket] = await eventually(bot, "telegram:5002", within_s=10 * EVERY + 5)
+    [ticket] = await eventually(bot, "telegram:5002", within_s=REGISTERED_WITHIN_S)
     assert ticket.intent == "human_handoff" and ticket.created_at == MONDAY_9AM
     assert ticket.assignee_id == bot.org["staff-a"] and "139****5678" in ticket.text
     [note] = await registered_notes(bot)
