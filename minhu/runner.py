@@ -77,5 +77,8 @@ async def run(
                 else:
                     await asyncio.Event().wait()
         finally:
-            sweeper.cancel()
-            forgetter.cancel()
+            # Wait for the loops to stop before the service's engine closes: a round cut off mid-query must
+            # give its connection back first (SQLite's connection threads keep the process alive otherwise).
+            for loop in (sweeper, forgetter):
+                loop.cancel()
+            await asyncio.gather(sweeper, forgetter, return_exceptions=True)
