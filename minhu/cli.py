@@ -11,10 +11,10 @@ import typer
 import yaml
 from alembic import command
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.wiring import configure_data_keys, open_engine
 from tickets.catalogue import Catalogue
-from tickets.db import alembic_config, session_factory, unit_of_work
+from tickets.db import alembic_config, current_revision, session_factory, unit_of_work
 from tickets.errors import DomainError
 from tickets.org import load_org, parse_org
 
@@ -41,8 +41,23 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply the migrations (creates the database on first run)."""
     settings = get_settings()
     configure_data_keys(settings)  # migrations that rewrite stored phones need the data key
+    before = asyncio.run(database_revision(settings))
     command.upgrade(alembic_config(settings.db_url), revision)
-    typer.echo("数据库已是最新版本 (database is up to date).")
+    typer.echo(upgrade_report(before, asyncio.run(database_revision(settings))))
+
+
+async def database_revision(settings: Settings) -> str | None:
+    async with open_engine(settings, require_migrated=False) as engine:
+        return await current_revision(engine)
+
+
+def upgrade_report(before: str | None, after: str | None) -> str:
+    """What `db upgrade` did, so a first run does not read as if nothing happened."""
+    if before is None and after is not None:
+        return f"已新建数据库的全部数据表,版本 {after} (created the schema at revision {after})."
+    if before != after:
+        return f"数据库已从版本 {before} 升级到 {after} (upgraded from {before} to {after})."
+    return f"数据库已是最新版本 {after},无需升级 (already at revision {after}: nothing to do)."
 
 
 @db_app.command("current")
