@@ -31,6 +31,12 @@ responders_app = typer.Typer(help="Responders: volunteers, grid workers, staff."
 app.add_typer(responders_app, name="responders")
 
 
+SENDER_HELP = (
+    "Who you are to the assistant in the terminal chat, a channel id such as web:wang. Default: one resident "
+    "per user account on this machine (the same after a restart)."
+)
+
+
 def fail(message: str) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
@@ -144,9 +150,7 @@ def run_command(
         bool, typer.Option(help="Start the assistant (action server + Rasa); off: the sweeper only.")
     ] = True,
     chat: Annotated[bool, typer.Option(help="Chat in this terminal once the assistant is up.")] = True,
-    sender: Annotated[
-        str, typer.Option(help="Who you are to the bot in the terminal chat.")
-    ] = "web:terminal",
+    sender: Annotated[str | None, typer.Option(help=SENDER_HELP)] = None,
 ) -> None:
     """Run Minhu on the configured database (SQLite by default): sweeper, assistant, terminal chat."""
     from minhu.runner import run
@@ -283,12 +287,12 @@ def report_command(
 @app.command("chat")
 def chat_command(
     url: Annotated[str, typer.Option(help="Rasa server (REST channel).")] = "http://127.0.0.1:5005",
-    sender: Annotated[str, typer.Option(help="Who you are to the bot (a channel id).")] = "web:terminal",
+    sender: Annotated[str | None, typer.Option(help=SENDER_HELP)] = None,
 ) -> None:
     """Chat with the assistant in the terminal (Chinese input; pick a button by its number)."""
-    from minhu.chat import chat_loop
+    from minhu.chat import chat_loop, terminal_sender
 
-    asyncio.run(chat_loop(url, sender))
+    asyncio.run(chat_loop(url, sender or terminal_sender()))
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.settings import Settings
 from app.wiring import open_service
 from bot.app import telegram_bot
-from minhu.chat import chat_loop
+from minhu.chat import chat_loop, terminal_sender
 from minhu.stack import local_stack
 from minhu.sweeper import sweep_forever
 from tickets.db import unit_of_work
@@ -53,7 +53,7 @@ async def run(
     sweep_every: float = 60.0,
     assistant: bool = True,
     chat: bool = True,
-    sender: str = "web:terminal",
+    sender: str | None = None,
 ) -> None:
     async with open_service(settings) as service:
         if await load_demo_org_if_empty(service):
@@ -72,7 +72,7 @@ async def run(
                     f"日志: {settings.data_dir / 'logs'}"
                 )
                 if chat:
-                    await chat_loop(url, sender)
+                    await chat_loop(url, sender or terminal_sender())
                 else:
                     await asyncio.Event().wait()
         finally:
