@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy import func, select
 
+from app.logs import log_to_file
 from app.settings import Settings
 from app.wiring import open_service
 from bot.app import telegram_bot
@@ -55,6 +56,9 @@ async def run(
     chat: bool = True,
     sender: str | None = None,
 ) -> None:
+    logs = settings.data_dir / "logs"
+    if assistant and chat:  # the terminal is the resident's: everything else goes to the log
+        log_to_file(logs / "minhu.log")
     async with open_service(settings) as service:
         if await load_demo_org_if_empty(service):
             log.info("demo org loaded", file=str(DEMO_ORG))
@@ -68,8 +72,7 @@ async def run(
                 return
             async with local_stack(settings) as url, telegram_bot(settings, service, rasa_url=url):
                 print(
-                    f"Rasa: {url}  动作服务器: http://127.0.0.1:{settings.action_port}  "
-                    f"日志: {settings.data_dir / 'logs'}"
+                    f"民呼已启动(Rasa {url},动作服务器 127.0.0.1:{settings.action_port}),运行日志在 {logs}。"
                 )
                 if chat:
                     await chat_loop(url, sender or terminal_sender())
