@@ -26,8 +26,8 @@ assistant:
 	else echo "python3.10 not found: skipping the Rasa model (end-to-end tests will be skipped)"; fi
 
 run: $(STAMP) assistant
-	$(BIN)/minhu db upgrade
-	$(BIN)/minhu run
+	@$(BIN)/minhu db upgrade
+	@$(BIN)/minhu run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -89,6 +89,7 @@ class Delivery:
                     await outbox.retry(self.sessions, later.id, self.now, "429 RetryAfter", after=after)
                 break
             except Stale as error:
+                log.info("notification no longer needed", id=note.id, kind=note.kind)
                 await outbox.delivered(self.sessions, note.id, self.now, error=f"不再发送: {error}")
             except (Forbidden, BadRequest, Unreachable) as error:
                 log.warning("notification given up", id=note.id, kind=note.kind, error=type(error).__name__)

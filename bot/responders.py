@@ -1,6 +1,7 @@
 """Volunteers and other responders: /join CODE binds the Telegram account, offers are taken (接单) or declined
 (不接) from their buttons, /my lists their tickets as cards (call or message the resident, add a note, return
-with a reason, 办结 with a note) and the offers they may still take, /duty toggles 在岗 / 休息, /points shows 爱心积分. Unknown users get none of it."""
+with a reason, 办结 with a note) and the offers they may still take, /duty toggles 在岗 / 休息, /points shows
+爱心积分. Unknown users get none of it."""
 
 from __future__ import annotations
 
