@@ -17,16 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The Rasa venv (Python 3.10) and the model, trained only when its inputs changed (progress on the
-# terminal). Without python3.10 a local `make test` skips the end-to-end tests; with CI=true it fails here.
+# The Rasa venv (Python 3.10) and the model, trained only when its inputs changed: a one-line note on the
+# terminal, the progress (and Rasa's warnings) in data/logs/rasa-train.log (the last lines on the terminal
+# if it fails). Without python3.10 a local `make test` skips the end-to-end tests; with CI=true it fails here.
 assistant:
 	@if [ "$$CI" = true ] || command -v python3.10 >/dev/null 2>&1; then \
-		scripts/rasa-train.sh >/dev/null; \
+		MINHU_SCRIPT_LOG="$${MINHU_DATA_DIR:-data}/logs/rasa-train.log" scripts/rasa-train.sh >/dev/null; \
 	else echo "python3.10 not found: skipping the Rasa model (end-to-end tests will be skipped)"; fi
 
 run: $(STAMP) assistant
-	$(BIN)/minhu db upgrade
-	$(BIN)/minhu run
+	@$(BIN)/minhu db upgrade
+	@$(BIN)/minhu run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

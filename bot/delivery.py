@@ -5,7 +5,10 @@ so another worker, or this one after a restart, leaves them alone meanwhile); ea
 delivered in its own transaction, with the message id kept so a later change edits it in place (an offer
 someone else took becomes 已被他人接单). Telegram's 429 (RetryAfter) postpones the rest of the batch by what
 Telegram asked; network errors and 5xx back off exponentially (tickets/outbox.retry_later); a recipient who
-cannot be reached (blocked the bot, no Telegram account bound) is given up, with the reason kept.
+cannot be reached (blocked the bot, no Telegram account bound) is given up, with the reason kept (a
+volunteer's offers that still stand are sent again when they join: outbox.resend_unreached). An offer or
+assignment taken or withdrawn before it was sent is not sent, and neither is the news that it is gone to
+someone who never saw it.
 
 A notification is sent again only when the process died between Telegram accepting it and the delivered
 mark being committed (one HTTP response and one commit wide); every other path sends it once.
@@ -27,11 +30,11 @@ from telegram.warnings import PTBDeprecationWarning
 from app.loops import run_forever
 from bot.common import CHANNEL, Minhu, keyboard
 from bot.residents import feedback_step
-from bot.responders import TAKEN, card_buttons, describe, offer_text
+from bot.responders import TAKEN, card_buttons, describe, offer_card
 from tickets import outbox
 from tickets.actors import SYSTEM
 from tickets.models import Deadline, Level, Rating, split_channel_id
-from tickets.outbox import Claimed, Kind, Recipient
+from tickets.outbox import EDITABLE, Claimed, Kind, Recipient
 from tickets.privacy import mask_name
 
 log = structlog.get_logger("bot.delivery")
@@ -53,6 +56,11 @@ def retry_after(error: RetryAfter) -> timedelta:
 
 class Unreachable(Exception):
     """The recipient has no Telegram chat we can write to."""
+
+
+class Stale(Exception):
+    """Nothing to say any more: an offer or assignment taken or withdrawn before it could be sent, or the
+    news that one is gone to someone who never saw it."""
 
 
 Rendered = tuple[str, InlineKeyboardMarkup | None]
@@ -80,6 +88,9 @@ class Delivery:
                 for later in claimed[i:]:
                     await outbox.retry(self.sessions, later.id, self.now, "429 RetryAfter", after=after)
                 break
+            except Stale as error:
+                log.info("notification no longer needed", id=note.id, kind=note.kind)
+                await outbox.delivered(self.sessions, note.id, self.now, error=f"不再发送: {error}")
             except (Forbidden, BadRequest, Unreachable) as error:
                 log.warning("notification given up", id=note.id, kind=note.kind, error=type(error).__name__)
                 await outbox.delivered(
@@ -109,18 +120,22 @@ class Delivery:
     async def send(self, note: Claimed) -> str:
         """Send (or edit in place) one notification; returns "chat:message id"."""
         chat = await self._chat(note)
+        stands = self.minhu.service.notice_stands
+        if note.kind in EDITABLE and not await stands(note.kind, note.ticket_id or 0, note.recipient_id):
+            raise Stale("工单已被他人接单或已撤回")
         if note.kind in EDITED_KINDS and note.ticket_id is not None:
             text = EDITED_KINDS[note.kind].format(number=note.number)
             ref = await self.minhu.store.message_ref_of(note.ticket_id, note.recipient_id)
-            if ref is not None:
-                ref_chat, message_id = (int(part) for part in ref.split(":"))
-                try:
-                    await self.bot.edit_message_text(text, chat_id=ref_chat, message_id=message_id)
+            if ref is None:
+                raise Stale("对方没有收到过这张工单,无需告知")
+            ref_chat, message_id = (int(part) for part in ref.split(":"))
+            try:
+                await self.bot.edit_message_text(text, chat_id=ref_chat, message_id=message_id)
+                return ref
+            except BadRequest as error:
+                if "not modified" in str(error).lower():  # the button press already said so
                     return ref
-                except BadRequest as error:
-                    if "not modified" in str(error).lower():  # the button press already said so
-                        return ref
-                    # too old to edit, or deleted: say it in a new message
+                # too old to edit, or deleted: say it in a new message
             message = await self.bot.send_message(chat, text)
             return f"{chat}:{message.message_id}"
         text, markup = await self.render(note)
@@ -175,9 +190,7 @@ class Delivery:
         ticket = await service.ticket(number, SYSTEM)
         responder = await self.minhu.store.responder(note.recipient_id)
         if note.kind is Kind.OFFERED:
-            place = await service.place_of(ticket)
-            markup = keyboard([[("接单", f"acc:{number}"), ("不接", f"dec:{number}")]])
-            return offer_text(self.minhu, ticket, responder, place), markup
+            return await offer_card(self.minhu, ticket, responder)
         heading = f"📌 派给您的工单 {number}"
         if note.payload.get("emergency"):
             heading = f"🆘 紧急求助 {number}:居民已被告知拨打急救电话,请马上联系居民、赶到现场。"

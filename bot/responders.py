@@ -1,6 +1,7 @@
 """Volunteers and other responders: /join CODE binds the Telegram account, offers are taken (接单) or declined
 (不接) from their buttons, /my lists their tickets as cards (call or message the resident, add a note, return
-with a reason, 办结 with a note), /duty toggles 在岗 / 休息, /points shows 爱心积分. Unknown users get none of it."""
+with a reason, 办结 with a note) and the offers they may still take, /duty toggles 在岗 / 休息, /points shows
+爱心积分. Unknown users get none of it."""
 
 from __future__ import annotations
 
@@ -82,12 +83,16 @@ def describe(minhu: Minhu, ticket: Ticket, viewer: Responder, *, heading: str = 
     return "\n".join(lines)
 
 
+def take_buttons(number: str) -> InlineKeyboardMarkup:
+    return keyboard([[("接单", f"acc:{number}"), ("不接", f"dec:{number}")]])
+
+
 def card_buttons(ticket: Ticket, viewer: Responder) -> InlineKeyboardMarkup | None:
     number = ticket.number
     if ticket.assignee_id != viewer.id:
         return None
     if ticket.status == Status.DISPATCHED:
-        return keyboard([[("接单", f"acc:{number}"), ("不接", f"dec:{number}")]])
+        return take_buttons(number)
     if ticket.status != Status.ACCEPTED:
         return None
     return keyboard(
@@ -98,8 +103,11 @@ def card_buttons(ticket: Ticket, viewer: Responder) -> InlineKeyboardMarkup | No
     )
 
 
-def offer_text(minhu: Minhu, ticket: Ticket, viewer: Responder, place: str) -> str:
-    return describe(minhu, ticket, viewer, heading=f"📋 新工单 {ticket.number}(先接先得)\n区域:{place}")
+async def offer_card(minhu: Minhu, ticket: Ticket, viewer: Responder) -> tuple[str, InlineKeyboardMarkup]:
+    """An offer (抢单) as the volunteer sees it, delivered or listed under /my: what, where, 接单 / 不接."""
+    place = await minhu.service.place_of(ticket)
+    heading = f"📋 新工单 {ticket.number}(先接先得)\n区域:{place}"
+    return describe(minhu, ticket, viewer, heading=heading), take_buttons(ticket.number)
 
 
 # ------------------------------------------------------------------------------------- commands
@@ -125,11 +133,14 @@ async def my_tickets(update: Update, context: Context) -> None:
     minhu = deps(context)
     responder = await need_responder(update, context)
     tickets = await minhu.service.tickets_of_responder(responder.id)
-    if not tickets:
-        await say(update, "您目前没有在办的工单。")
+    offers = await minhu.service.offers_to(responder.id)
+    if not tickets and not offers:
+        await say(update, "您目前没有在办的工单,也没有等您接的工单。")
         return
     for ticket in tickets:
         await say(update, describe(minhu, ticket, responder), card_buttons(ticket, responder))
+    for ticket in offers:  # still open to them: the same card and buttons as the offer itself
+        await say(update, *await offer_card(minhu, ticket, responder))
 
 
 @guarded

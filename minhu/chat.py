@@ -4,6 +4,10 @@ numbered choices)."""
 from __future__ import annotations
 
 import asyncio
+import getpass
+import hashlib
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +17,32 @@ import aiohttp
 from bot.rasa import relay_headers
 
 QUIT = {"/quit", "/exit", "退出", "再见!"}
+TERMINAL = "web:terminal-"
+
+
+def terminal_sender(user: str | None = None, host: str | None = None) -> str:
+    """Who the terminal chat is to the assistant when no --sender is given: one resident per user account
+    on this machine, so a restarted chat is still the same resident (with their tickets) and two accounts
+    or machines never share one. A hash, not the names: the channel id is stored with the resident."""
+    if user is None:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry (containers)
+            user = str(os.getuid())
+    account = f"{user}@{host or socket.gethostname()}"
+    return TERMINAL + hashlib.sha256(account.encode()).hexdigest()[:10]
+
+
+def identity_note(sender: str) -> str:
+    """Said at the start of the chat, so that sharing an identity is never silent."""
+    who = sender.partition(":")[2] or sender
+    if not sender.startswith(TERMINAL):
+        return f"您这次的居民身份是 {who}。"
+    return (
+        f"您在这台电脑上的居民身份是 {who}:重新打开对话还是您,之前的工单都能查到。"
+        "如果几个人共用这台电脑的同一个账号,请每人用自己的身份,例如 minhu run --sender web:王阿姨"
+        "(或 minhu chat --sender web:王阿姨),以免看到别人的工单。"
+    )
 
 
 @dataclass
@@ -70,6 +100,7 @@ async def chat_loop(
     write: Callable[[str], None] = print,
 ) -> None:
     write("民呼社区助手 — 输入您的问题;输入数字选择按钮;输入 /quit 退出。")
+    write(identity_note(sender))
     payloads: list[str] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         while True:

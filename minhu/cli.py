@@ -11,10 +11,10 @@ import typer
 import yaml
 from alembic import command
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.wiring import configure_data_keys, open_engine
 from tickets.catalogue import Catalogue
-from tickets.db import alembic_config, session_factory, unit_of_work
+from tickets.db import alembic_config, current_revision, session_factory, unit_of_work
 from tickets.errors import DomainError
 from tickets.org import load_org, parse_org
 
@@ -33,6 +33,12 @@ residents_app = typer.Typer(help="Residents: their personal data.", no_args_is_h
 app.add_typer(residents_app, name="residents")
 
 
+SENDER_HELP = (
+    "Who you are to the assistant in the terminal chat, a channel id such as web:wang. Default: one resident "
+    "per user account on this machine (the same after a restart)."
+)
+
+
 def fail(message: str) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
@@ -43,8 +49,23 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply the migrations (creates the database on first run)."""
     settings = get_settings()
     configure_data_keys(settings)  # migrations that rewrite stored phones need the data key
+    before = asyncio.run(database_revision(settings))
     command.upgrade(alembic_config(settings.db_url), revision)
-    typer.echo("数据库已是最新版本 (database is up to date).")
+    typer.echo(upgrade_report(before, asyncio.run(database_revision(settings))))
+
+
+async def database_revision(settings: Settings) -> str | None:
+    async with open_engine(settings, require_migrated=False) as engine:
+        return await current_revision(engine)
+
+
+def upgrade_report(before: str | None, after: str | None) -> str:
+    """What `db upgrade` did, so a first run does not read as if nothing happened."""
+    if before is None and after is not None:
+        return f"已新建数据库的全部数据表,版本 {after} (created the schema at revision {after})."
+    if before != after:
+        return f"数据库已从版本 {before} 升级到 {after} (upgraded from {before} to {after})."
+    return f"数据库已是最新版本 {after},无需升级 (already at revision {after}: nothing to do)."
 
 
 @db_app.command("current")
@@ -131,9 +152,7 @@ def run_command(
         bool, typer.Option(help="Start the assistant (action server + Rasa); off: the sweeper only.")
     ] = True,
     chat: Annotated[bool, typer.Option(help="Chat in this terminal once the assistant is up.")] = True,
-    sender: Annotated[
-        str, typer.Option(help="Who you are to the bot in the terminal chat.")
-    ] = "web:terminal",
+    sender: Annotated[str | None, typer.Option(help=SENDER_HELP)] = None,
 ) -> None:
     """Run Minhu on the configured database (SQLite by default): sweeper, assistant, terminal chat."""
     from minhu.runner import run
@@ -309,12 +328,12 @@ def report_command(
 @app.command("chat")
 def chat_command(
     url: Annotated[str, typer.Option(help="Rasa server (REST channel).")] = "http://127.0.0.1:5005",
-    sender: Annotated[str, typer.Option(help="Who you are to the bot (a channel id).")] = "web:terminal",
+    sender: Annotated[str | None, typer.Option(help=SENDER_HELP)] = None,
 ) -> None:
     """Chat with the assistant in the terminal (Chinese input; pick a button by its number)."""
-    from minhu.chat import chat_loop
+    from minhu.chat import chat_loop, terminal_sender
 
-    asyncio.run(chat_loop(url, sender))
+    asyncio.run(chat_loop(url, sender or terminal_sender()))
 
 
 def main() -> None:

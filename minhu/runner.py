@@ -11,10 +11,11 @@ from pathlib import Path
 import structlog
 from sqlalchemy import func, select
 
+from app.logs import log_to_file
 from app.settings import Settings
 from app.wiring import open_service
 from bot.app import telegram_bot
-from minhu.chat import chat_loop
+from minhu.chat import chat_loop, terminal_sender
 from minhu.stack import local_stack
 from minhu.sweeper import forget_expired_forever, sweep_forever
 from tickets.db import unit_of_work
@@ -53,8 +54,11 @@ async def run(
     sweep_every: float = 60.0,
     assistant: bool = True,
     chat: bool = True,
-    sender: str = "web:terminal",
+    sender: str | None = None,
 ) -> None:
+    logs = settings.data_dir / "logs"
+    if assistant and chat:  # the terminal is the resident's: everything else goes to the log
+        log_to_file(logs / "minhu.log")
     async with open_service(settings) as service:
         if await load_demo_org_if_empty(service):
             log.info("demo org loaded", file=str(DEMO_ORG))
@@ -69,11 +73,10 @@ async def run(
                 return
             async with local_stack(settings) as url, telegram_bot(settings, service, rasa_url=url):
                 print(
-                    f"Rasa: {url}  动作服务器: http://127.0.0.1:{settings.action_port}  "
-                    f"日志: {settings.data_dir / 'logs'}"
+                    f"民呼已启动(Rasa {url},动作服务器 127.0.0.1:{settings.action_port}),运行日志在 {logs}。"
                 )
                 if chat:
-                    await chat_loop(url, sender)
+                    await chat_loop(url, sender or terminal_sender())
                 else:
                     await asyncio.Event().wait()
         finally:

@@ -70,17 +70,20 @@ class NotOurServer(RuntimeError):
     """The port answered, but not from the process we started."""
 
 
-def _script(name: str) -> str:
-    """Run a repo script with its progress (stderr) on the terminal; its last stdout line is a path."""
+def _script(name: str, log_file: Path) -> str:
+    """Run a repo script; its last stdout line is a path. Its progress and what it runs print (pip, Rasa's
+    training and warnings) go to `log_file`; the terminal, kept for the chat, gets a one-line note when
+    something takes long (MINHU_SCRIPT_LOG, scripts/quiet.sh)."""
     done = subprocess.run(
         [str(PROJECT_ROOT / "scripts" / name)],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         text=True,
         check=False,
+        env={**os.environ, "MINHU_SCRIPT_LOG": str(log_file)},
     )
     if done.returncode != 0:
-        raise RuntimeError(f"scripts/{name} failed (exit {done.returncode}); see the messages above")
+        raise RuntimeError(f"scripts/{name} failed (exit {done.returncode}); see {log_file}")
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -359,8 +362,8 @@ def assistant(
     log_dir = log_dir or settings.data_dir / "logs"
     check_port_free(action_port, "动作服务器", "the action server", "MINHU_ACTION_PORT")
     check_port_free(rasa_port, "Rasa", "Rasa", "MINHU_RASA_PORT")
-    venv = Path(_script("rasa-env.sh"))
-    model = model or _script("rasa-train.sh")
+    venv = Path(_script("rasa-env.sh", log_dir / "rasa-train.log"))
+    model = model or _script("rasa-train.sh", log_dir / "rasa-train.log")
     relay_secret, rasa_token = run_secret(RELAY_SECRET_ENV), run_secret(RASA_TOKEN_ENV)
     env = {**server_env(settings, action_port), RELAY_SECRET_ENV: relay_secret}
     env["SANIC_REQUEST_MAX_SIZE"] = str(REQUEST_MAX_SIZE)

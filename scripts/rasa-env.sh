@@ -16,7 +16,8 @@
 #   MINHU_CACHE     cache root (default ~/.cache/minhu)
 #   MINHU_PYTHON310 explicit path to a python3.10 interpreter
 #
-# Progress goes to stderr; stdout carries only the venv path (last line).
+# Progress goes to stderr (with MINHU_SCRIPT_LOG=FILE: to FILE, and a one-line note on the terminal; see
+# scripts/quiet.sh); stdout carries only the venv path (last line).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,8 +30,9 @@ CACHE_ROOT="${MINHU_CACHE:-$HOME/.cache/minhu}"
 export RASA_TELEMETRY_ENABLED=false
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-log() { printf '[rasa-env] %s\n' "$*" >&2; }
-die() { printf '[rasa-env] ERROR: %s\n' "$*" >&2; exit 1; }
+SCRIPT_NAME=rasa-env
+# shellcheck source=scripts/quiet.sh
+source "$(dirname "${BASH_SOURCE[0]}")/quiet.sh"  # log, note, die; MINHU_SCRIPT_LOG
 
 mode=ensure
 for arg in "$@"; do
@@ -161,6 +163,7 @@ if [[ -f "$MARKER" && -z "${FORCE:-}" && -x "$VENV/bin/rasa" ]]; then
 fi
 
 start=$SECONDS
+note "正在准备 Rasa 运行环境…(只在第一次或依赖变化时,约需十几分钟${MINHU_SCRIPT_LOG:+,进度见 $MINHU_SCRIPT_LOG})"
 log "creating $VENV with $PY310 ($PY_VERSION)"
 rm -rf "$VENV"
 "$PY310" -m venv "$VENV"

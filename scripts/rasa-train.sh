@@ -6,8 +6,8 @@
 # dictionaries (nlu/jieba/*), the custom components (nlu/components/*.py; not nlu/rasa_server.py, which
 # patches the server, not the model, nor nlu/emergency_net.py, the life-safety keyword net the emergency
 # component reads at run time) and the Rasa pin file.
-# If that file exists, nothing is trained. Training progress goes to stderr; the LAST stdout line
-# is the model path:
+# If that file exists, nothing is trained. Training progress goes to stderr, or with MINHU_SCRIPT_LOG=FILE
+# to FILE with a one-line note on the terminal (scripts/quiet.sh); the LAST stdout line is the model path:
 #
 #   MODEL=$(scripts/rasa-train.sh)            # train if needed
 #   scripts/rasa-train.sh --print-path        # where the model for the current inputs is/would be
@@ -22,8 +22,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 CACHE_ROOT="${MINHU_CACHE:-$HOME/.cache/minhu}"
 
-log() { printf '[rasa-train] %s\n' "$*" >&2; }
-die() { printf '[rasa-train] ERROR: %s\n' "$*" >&2; exit 1; }
+SCRIPT_NAME=rasa-train
+# shellcheck source=scripts/quiet.sh
+source "$(dirname "${BASH_SOURCE[0]}")/quiet.sh"  # log, note, die; MINHU_SCRIPT_LOG
 
 mode=train; force=""; what=""
 for arg in "$@"; do
@@ -94,6 +95,7 @@ tmp_out="$(mktemp -d "$REPO_ROOT/models/.train-XXXXXX")"
 trap 'rm -rf "$tmp_out"' EXIT
 
 log "training $NAME (data: ${DATA_DIRS[*]}) with $RASA_VENV/bin/rasa"
+note "正在训练模型…(几分钟到十几分钟${MINHU_SCRIPT_LOG:+,进度见 $MINHU_SCRIPT_LOG})"
 start=$SECONDS
 # Rasa prints to stdout as well; send everything to stderr so stdout carries only the path.
 if [[ -z "$what" ]]; then

@@ -12,6 +12,7 @@ from typer.testing import CliRunner, Result
 
 from app.settings import get_settings
 from minhu.cli import app
+from tickets.db import head_revision
 
 DEMO = Path(__file__).resolve().parent.parent / "tickets" / "data" / "demo_org.yml"
 FIXTURE_ORG = Path(__file__).resolve().parent / "fixtures" / "org.yml"
@@ -40,7 +41,7 @@ def rows(database: Path, table: str) -> int:
 def test_upgrade_then_load_the_demo_org(database: Path) -> None:
     upgraded = minhu("db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
-    assert "database is up to date" in upgraded.output
+    assert "已新建数据库的全部数据表" in upgraded.output
 
     loaded = minhu("org", "load", str(DEMO))
 
@@ -61,6 +62,21 @@ def test_upgrade_then_load_the_demo_org(database: Path) -> None:
     assert again.exit_code == 0, again.output
     assert again.output.strip() == "没有变化 (nothing changed)."
     assert rows(database, "responders") == 36
+
+
+def test_db_upgrade_says_what_it_did(database: Path) -> None:
+    """A brand-new database is created, an older one upgraded from its revision, a current one left alone:
+    each is said as such (a first run used to say "已是最新版本")."""
+    head = head_revision()
+    created = minhu("db", "upgrade", "--revision", "0003")
+    assert created.exit_code == 0, created.output
+    assert "已新建数据库的全部数据表,版本 0003" in created.output
+
+    upgraded = minhu("db", "upgrade")
+    assert f"数据库已从版本 0003 升级到 {head}" in upgraded.output
+
+    again = minhu("db", "upgrade")
+    assert f"数据库已是最新版本 {head},无需升级" in again.output
 
 
 def test_a_second_file_reports_what_it_updated(database: Path, tmp_path: Path) -> None:

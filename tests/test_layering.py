@@ -74,7 +74,7 @@ def test_minhu_sweep_does_not_load_telegram(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    assert "database is up to date" in minhu("db", "upgrade")
+    assert "created the schema" in minhu("db", "upgrade")
     swept = minhu("sweep").splitlines()
     assert swept == [
         "escalated 0, auto-closed 0, contacts erased 0, conversations deleted 0",

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tickets import outbox
 from tickets.clock import Clock
 from tickets.db import unit_of_work
 from tickets.errors import NotAllowed, ResponderNotFound, ValidationError
@@ -96,7 +97,8 @@ class ChannelStore:
         invite (a volunteer holding a staff member's code does not become them), and a responder whose account
         on the channel is another one keeps it until staff remove that binding (`minhu responders unbind`).
         A refused code stays valid for the person it was made for. The same account redeeming an invite for
-        the responder it is bound to is fine."""
+        the responder it is bound to is fine. Their offers and assignments that could not reach them before
+        and still stand are made due again (`outbox.resend_unreached`)."""
         now = self.clock.now()
         cleaned = clean_text(code or "")
         if not cleaned or len(cleaned) > 32:
@@ -131,6 +133,8 @@ class ChannelStore:
                 except IntegrityError:  # bound meanwhile by a concurrent /join
                     raise NotAllowed(RESPONDER_BOUND_ELSEWHERE) from None
             invite.used_at, invite.used_by = now, f"{channel}:{handle}"
+            # Offers made before they joined were given up as unreachable: the open ones are sent now.
+            await outbox.resend_unreached(session, responder.id, now)
             return responder
 
     async def unbind(self, responder_code: str, channel: str) -> int:

@@ -96,13 +96,17 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-async def ensure_migrated(engine: AsyncEngine) -> None:
-    """Refuse to run on a database the migrations have not brought up to date."""
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The database's migration revision; None on a database no migration has touched."""
 
     def current(conn: Connection) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
     async with engine.connect() as conn:
-        revision = await conn.run_sync(current)
-    if revision != head_revision():
+        return await conn.run_sync(current)
+
+
+async def ensure_migrated(engine: AsyncEngine) -> None:
+    """Refuse to run on a database the migrations have not brought up to date."""
+    if await current_revision(engine) != head_revision():
         raise DatabaseNotMigrated()

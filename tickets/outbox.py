@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets.db import unit_of_work
-from tickets.models import Notification, Ticket
+from tickets.models import Notification, Offer, OfferState, Status, Ticket
 
 
 class Kind(StrEnum):
@@ -46,6 +46,27 @@ class Recipient(StrEnum):
 
 # A responder's offer or assignment message, which a later TAKEN / WITHDRAWN edits in place.
 EDITABLE = (Kind.OFFERED, Kind.ASSIGNED)
+
+
+def still_stands(kind: Kind, responder_id: int) -> ColumnElement[bool]:
+    """Whether a ticket's offer or assignment notification to the responder still asks something of them
+    (a condition on Ticket): the offer is open, or the ticket is still theirs and open. One that was taken
+    by someone else or withdrawn meanwhile must never reach them late."""
+    if kind is Kind.OFFERED:
+        return (
+            select(Offer.id)
+            .where(
+                Offer.ticket_id == Ticket.id,
+                Offer.responder_id == responder_id,
+                Offer.state == OfferState.OPEN,
+            )
+            .exists()
+        )
+    if kind is Kind.ASSIGNED:
+        return and_(
+            Ticket.assignee_id == responder_id, Ticket.status.in_((Status.DISPATCHED, Status.ACCEPTED))
+        )
+    return false()
 
 
 def row(
@@ -185,3 +206,34 @@ async def retry(
 ) -> None:
     async with unit_of_work(sessions) as session:
         retry_later(await session.get_one(Notification, note_id), now, error, after=after)
+
+
+async def resend_unreached(session: AsyncSession, responder_id: int, now: datetime) -> int:
+    """Make due again the responder's offers and assignments that were given up because they could not be
+    reached (no account on the channel yet) and still stand: what they can take reaches them once they can
+    be reached. The latest notification per ticket only, so nothing is sent twice; a taken or withdrawn one
+    stays given up. How many were made due."""
+    latest = (
+        select(func.max(Notification.id))
+        .where(
+            Notification.recipient_type == Recipient.RESPONDER,
+            Notification.recipient_id == responder_id,
+            Notification.kind.in_(EDITABLE),
+        )
+        .group_by(Notification.ticket_id)
+    )
+    notes = await session.scalars(
+        select(Notification)
+        .join(Ticket, Ticket.id == Notification.ticket_id)
+        .where(
+            Notification.id.in_(latest),
+            Notification.delivered_at.is_not(None),
+            Notification.message_ref.is_(None),  # given up: a sent one has where it was put
+            or_(*(and_(Notification.kind == kind, still_stands(kind, responder_id)) for kind in EDITABLE)),
+        )
+    )
+    rearmed = 0
+    for note in notes:
+        note.delivered_at, note.next_attempt_at = None, now
+        rearmed += 1
+    return rearmed

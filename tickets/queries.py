@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets import metrics, points
+from tickets import metrics, outbox, points
 from tickets.actors import Actor
 from tickets.catalogue import Role
 from tickets.core import ServiceCore
@@ -26,6 +26,7 @@ from tickets.models import (
     Ticket,
     TicketEvent,
 )
+from tickets.outbox import Kind
 
 QUEUE_LIMIT = 50
 
@@ -74,6 +75,19 @@ class Queries(ServiceCore):
             if open_only:
                 query = query.where(Ticket.status.in_((Status.DISPATCHED, Status.ACCEPTED)))
             return (await session.scalars(query.order_by(Ticket.resolve_by))).all()
+
+    async def offers_to(self, responder_id: int) -> Sequence[Ticket]:
+        """Tickets offered to the responder (抢单) that they may still take, nearest deadline first."""
+        async with self._work() as session:
+            query = select(Ticket).where(outbox.still_stands(Kind.OFFERED, responder_id))
+            return (await session.scalars(query.order_by(Ticket.resolve_by, Ticket.id))).all()
+
+    async def notice_stands(self, kind: Kind, ticket_id: int, responder_id: int) -> bool:
+        """Whether an offer or assignment notification still asks something of its responder (a delivery
+        about to send it asks: a taken or withdrawn one must not arrive late)."""
+        async with self._work() as session:
+            query = select(Ticket.id).where(Ticket.id == ticket_id, outbox.still_stands(kind, responder_id))
+            return await session.scalar(query) is not None
 
     async def queue(
         self, staff_id: int, limit: int = QUEUE_LIMIT, *, overdue_only: bool = False

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from typer.testing import CliRunner
 
-from minhu.chat import Reply, chat_loop, render, resolve_choice
+from minhu.chat import Reply, chat_loop, render, resolve_choice, terminal_sender
+from minhu.cli import app
 
 
 def test_buttons_become_numbered_choices() -> None:
@@ -56,3 +58,22 @@ async def test_chat_loop_talks_to_the_rest_channel() -> None:
     assert [r["message"] for r in received] == ["电梯坏了", "不急"]
     assert all(r["sender"] == "web:t" for r in received)
     assert any("[2] 不急" in line for line in out) and any("收到:不急" in line for line in out)
+
+
+def test_each_user_account_on_each_machine_is_its_own_resident() -> None:
+    me = terminal_sender("wang", "laptop")
+    assert me == terminal_sender("wang", "laptop")  # a restarted chat is still the same resident
+    assert me.startswith("web:terminal-") and "wang" not in me and "laptop" not in me  # names not stored
+    assert len({me, terminal_sender("li", "laptop"), terminal_sender("wang", "desktop")}) == 3
+    assert terminal_sender() == terminal_sender() != "web:terminal"  # no longer one resident for everyone
+
+
+def test_the_terminal_chat_says_who_you_are_and_how_to_be_someone_else() -> None:
+    chat = CliRunner().invoke(app, ["chat", "--url", "http://127.0.0.1:9"], input="/quit\n")
+    assert chat.exit_code == 0, chat.output
+    who = terminal_sender().removeprefix("web:")
+    assert f"您在这台电脑上的居民身份是 {who}" in chat.output
+    assert "共用这台电脑的同一个账号" in chat.output and "--sender" in chat.output
+
+    named = CliRunner().invoke(app, ["chat", "--sender", "web:王阿姨"], input="/quit\n")
+    assert "您这次的居民身份是 王阿姨" in named.output
