@@ -294,10 +294,16 @@ class ActionStartRequest(Guarded, Action):
 
 # The questions whose answers can also be given unasked, in any answer (answers.Facts).
 FACT_SLOTS = ("community", "compound", "address", "phone", "urgency")
-SMALL_TALK_REPLIES = {
+# Small talk in the middle of a form is answered, and the form asks its question again.
+REQUEST_SMALL_TALK = {
     SmallTalk.THANKS: "不客气!还差几个问题就登记好了。",
     SmallTalk.GOODBYE: "好的,您先忙。这次的诉求还没有登记完,方便的时候回来接着回答就行;不想登记了可以说“取消”。",
     SmallTalk.GREETING: "您好!我们接着登记您的诉求。",
+}
+FEEDBACK_SMALL_TALK = {
+    SmallTalk.THANKS: "不客气!还有几个小问题就评价好了。",
+    SmallTalk.GOODBYE: "好的,您先忙。评价还没有做完,方便的时候回来接着回答就行。",
+    SmallTalk.GREETING: "您好!我们接着评价。",
 }
 
 
@@ -338,8 +344,7 @@ class ValidateRequestForm(Guarded, FormValidationAction):
         if not _is_answer(slot, value, tracker):
             return None  # prefilled before the form: a value, not something the resident just said
         found = await self._facts(value, tracker, also=slot)
-        if not found and (talk := small_talk(value)):
-            dispatcher.utter_message(text=SMALL_TALK_REPLIES[talk])
+        if not found and _answered_small_talk(value, dispatcher):
             return {slot: None}
         if slot in found or slot not in FACT_SLOTS:
             return found or None
@@ -500,6 +505,8 @@ class ValidateRequestForm(Guarded, FormValidationAction):
             return {"phone": phone, "confirm": None}
         if any(folded.startswith(w) for w in YES_WORDS):
             return {"confirm": "yes"}
+        if _is_answer("confirm", value, tracker) and _answered_small_talk(value, dispatcher):
+            return {"confirm": None}
         return self._fail(
             dispatcher,
             tracker,
@@ -507,6 +514,16 @@ class ValidateRequestForm(Guarded, FormValidationAction):
             "信息没问题的话请点“确认提交”,需要改哪一项就点对应的按钮。",
             "确认之后我们才会登记并派单。点“确认提交”即可;内容有误可以点“修改…”按钮。",
         )
+
+
+def _answered_small_talk(
+    value: Any, dispatcher: CollectingDispatcher, replies: dict[SmallTalk, str] = REQUEST_SMALL_TALK
+) -> bool:
+    """谢谢啦 / 拜拜 in the middle of a form: answered politely; the form asks its question again."""
+    talk = small_talk(str(value or ""))
+    if talk is not None:
+        dispatcher.utter_message(text=replies[talk])
+    return talk is not None
 
 
 def _is_answer(slot: str, value: Any, tracker: Tracker) -> bool:
@@ -860,6 +877,8 @@ class ValidateFeedbackForm(Guarded, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         answer = yes_no(str(value or ""))
+        if answer is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
+            return {"fb_contacted": None}
         if answer is None:
             dispatcher.utter_message(text="请选择:联系过,还是没有联系过?")
             return {"fb_contacted": None}
@@ -869,6 +888,8 @@ class ValidateFeedbackForm(Guarded, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         answer = yes_no(str(value or ""))
+        if answer is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
+            return {"fb_solved": None}
         if answer is None:
             dispatcher.utter_message(text="请选择:问题解决了,还是没有解决?")
             return {"fb_solved": None}
@@ -878,6 +899,8 @@ class ValidateFeedbackForm(Guarded, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         rating = rating_of(str(value or ""))  # the code when prefilled, 滿意 as typed
+        if rating is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
+            return {"fb_rating": None}
         if rating is None:
             dispatcher.utter_message(text="请选择:满意、基本满意,还是不满意?")
             return {"fb_rating": None}

@@ -127,6 +127,8 @@ def yes_no(text: str | None) -> bool | None:
     folded = fold(normalize(text))
     if not folded:
         return None
+    if folded.startswith(("没问题", "不错")):  # yes, though they start like a no
+        return True
     if any(folded.startswith(w) for w in _NO_START) or "没有" in folded:
         return False
     if any(w in folded for w in _YES_WORDS):

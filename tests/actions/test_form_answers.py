@@ -105,3 +105,12 @@ async def test_a_description_answer_also_prefills(bot: Bot) -> None:
     assert (
         slots["compound"] == "幸福家园" and slots["address"] == "2栋" and slots["phone"] == "+8613912345678"
     )
+
+
+async def test_small_talk_at_the_confirmation_and_in_the_feedback_form(bot: Bot) -> None:
+    messages, slots = await validate(bot, "confirm", "谢谢", PARKED)
+    assert texts(messages) == "不客气!还差几个问题就登记好了。" and slots == {"confirm": None}
+    messages, slots = await validate(bot, "fb_solved", "拜拜", form="feedback_form")
+    assert texts(messages) == "好的,您先忙。评价还没有做完,方便的时候回来接着回答就行。"
+    assert slots == {"fb_solved": None}
+    assert (await validate(bot, "fb_solved", "没问题了", form="feedback_form"))[1]["fb_solved"] == "yes"
