@@ -528,8 +528,13 @@ def _answered_small_talk(
 
 def _is_answer(slot: str, value: Any, tracker: Tracker) -> bool:
     """The value is what the resident just said to this question (not a value set before the form asked)."""
-    said = str(tracker.latest_message.get("text") or "").strip()
-    return tracker.get_slot("requested_slot") == slot and isinstance(value, str) and value.strip() == said
+    said = normalize(str(tracker.latest_message.get("text") or "")).strip()
+    # Rasa fills the slot with the text as typed and sends the message as the NLU normalised it.
+    return (
+        tracker.get_slot("requested_slot") == slot
+        and isinstance(value, str)
+        and normalize(value).strip() == said
+    )
 
 
 def _valid_phone(raw: str | None) -> str | None:

@@ -114,3 +114,23 @@ async def test_small_talk_at_the_confirmation_and_in_the_feedback_form(bot: Bot)
     assert texts(messages) == "好的,您先忙。评价还没有做完,方便的时候回来接着回答就行。"
     assert slots == {"fb_solved": None}
     assert (await validate(bot, "fb_solved", "没问题了", form="feedback_form"))[1]["fb_solved"] == "yes"
+
+
+async def test_an_answer_typed_in_traditional_is_still_an_answer(bot: Bot) -> None:
+    """Rasa fills the slot with the text as typed, and sends the message as the NLU normalised it."""
+    typed = "電話是13912345678 不算太急"
+    t = tracker(
+        "电话是13912345678 不算太急",
+        "affirm",
+        slots={
+            **PARKED,
+            "community": "安居社区",
+            "compound": "幸福家园",
+            "address": "5栋",
+            "requested_slot": "phone",
+        },
+        events=[{"event": "user", "text": typed}, {"event": "slot", "name": "phone", "value": typed}],
+        form="request_form",
+    )
+    _, slots = await bot.run(ValidateRequestForm(), t)
+    assert slots == {"phone": "+8613912345678", "urgency": "normal"}
