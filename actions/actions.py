@@ -292,8 +292,6 @@ class ActionStartRequest(Guarded, Action):
             return None
 
 
-# The questions whose answers can also be given unasked, in any answer (answers.Facts).
-FACT_SLOTS = ("community", "compound", "address", "phone", "urgency")
 # Small talk in the middle of a form is answered, and the form asks its question again.
 REQUEST_SMALL_TALK = {
     SmallTalk.THANKS: "不客气!还差几个问题就登记好了。",
@@ -339,15 +337,16 @@ class ValidateRequestForm(Guarded, FormValidationAction):
     async def _answer(
         self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> dict[str, Any] | None:
-        """What the resident's answer to the question of `slot` settles beyond a plain answer to it: small talk (answered, the question asked again), or facts for other questions ("我住锦江那边
-        的金色雅园" to 哪个社区; a phone to 几栋几单元). None: read it as a plain answer to this question alone."""
+        """What the resident's answer to the question of `slot` settles beyond a plain answer to it: small
+        talk (answered, the question asked again), or facts for this and other questions ("我住锦江那边的金色雅园"
+        to 哪个社区; a phone to 几栋几单元). None: read it as a plain answer to this question alone."""
         if not _is_answer(slot, value, tracker):
             return None  # prefilled before the form: a value, not something the resident just said
         found = await self._facts(value, tracker, also=slot)
         if not found and _answered_small_talk(value, dispatcher):
             return {slot: None}
-        if slot in found or slot not in FACT_SLOTS:
-            return found or None
+        if slot in found:
+            return found
         # It answers other questions only: none of its words belong to this one, which is asked again.
         return {**found, slot: None} if found else None
 

@@ -134,3 +134,8 @@ async def test_an_answer_typed_in_traditional_is_still_an_answer(bot: Bot) -> No
     )
     _, slots = await bot.run(ValidateRequestForm(), t)
     assert slots == {"phone": "+8613912345678", "urgency": "normal"}
+
+
+async def test_a_short_description_that_only_gives_a_place_is_asked_again(bot: Bot) -> None:
+    _, slots = await validate(bot, "description", "3栋", {"category": "property"})
+    assert slots == {"address": "3栋", "description": None}  # a building is no description of the problem
