@@ -95,7 +95,9 @@ def small_talk(text: str | None) -> SmallTalk | None:
 # A negation before 急 with only degree words between: 不急, 不是很急, 不算太急, 没那么急, 并不着急, 不用急.
 # 著急 is how OpenCC leaves 著急 (著 is also a Simplified character).
 _NOT_URGENT = re.compile(r"(不|没|没有|(?<!特)别|无)[是算太很那么怎大特别用必要咋着著有紧]{0,4}急|不赶")
-_NORMAL_WORDS = ("慢慢来", "慢慢弄", "不要紧", "不碍事", "有空再", "有时间再", "一般", "普通", "随便", "都行")
+_NORMAL_WORDS = ("慢慢来", "慢慢弄", "不要紧", "不碍事", "有空再", "有时间再")
+# Only as a whole short answer: 一般晚上最吵 says nothing about urgency.
+_NORMAL_ANSWERS = ("一般", "普通", "随便", "都行", "还好")
 _URGENT_WORDS = ("急", "马上", "立刻", "立即", "赶紧", "尽快", "越快越好", "赶快", "快点", "今天就要", "今天就得",
                  "今天必须", "等不了", "等不及", "危险", "漏电", "urgent")  # fmt: skip
 
@@ -111,6 +113,8 @@ def urgency_of(text: str | None) -> Urgency | None:
     if any(w in rest for w in _URGENT_WORDS):
         return Urgency.URGENT
     if rest != folded or any(w in folded for w in _NORMAL_WORDS):
+        return Urgency.NORMAL
+    if len(folded) <= 4 and folded.startswith(_NORMAL_ANSWERS):
         return Urgency.NORMAL
     return None
 

@@ -26,7 +26,7 @@ PLACES = [Place("安居社区", ("安居苑", "幸福家园")), Place("锦江社
 @pytest.mark.parametrize(
     "text",
     ["不是很急", "不算太急", "不急", "不着急", "不著急", "没那么急", "并不急", "不用急", "不太急", "不紧急",
-     "慢慢来", "慢慢来 不赶时间", "不要紧", "一般", "不急不急", "不急的", "也没有很急", "别着急"],
+     "慢慢来", "慢慢来 不赶时间", "不要紧", "一般", "一般吧", "还好", "不急不急", "不急的", "也没有很急", "别着急"],
 )  # fmt: skip
 def test_negated_or_relaxed_urgency_is_normal(text: str) -> None:
     assert urgency_of(text) == Urgency.NORMAL
@@ -41,7 +41,9 @@ def test_urgency_said_is_urgent(text: str) -> None:
     assert urgency_of(text) == Urgency.URGENT
 
 
-@pytest.mark.parametrize("text", ["", "快递柜坏了", "楼上漏水到我家", "3栋2单元"])
+@pytest.mark.parametrize(
+    "text", ["", "快递柜坏了", "楼上漏水到我家", "3栋2单元", "楼上一般晚上十点以后还在跺脚"]
+)
 def test_no_urgency_said(text: str) -> None:
     assert urgency_of(text) is None
 
