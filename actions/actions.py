@@ -7,9 +7,7 @@ and words the answer. A failing database never loses a request: it is saved for 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +17,24 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.answers import (
+    SKIP,
+    YES_WORDS,
+    Facts,
+    Place,
+    SmallTalk,
+    facts_in,
+    fold,
+    is_cancel,
+    is_skip,
+    match_community,
+    normalize,
+    phone_in,
+    rating_of,
+    small_talk,
+    urgency_of,
+    yes_no,
+)
 from actions.guard import Guarded
 from actions.runtime import RUNTIME, PendingRequest, channel_id, register, within
 from actions.texts import (
@@ -28,22 +44,14 @@ from actions.texts import (
     NUMBER_RE,
     PRIVACY_NOTICE,
     SAVED_FOR_RETRY_TEXT,
-    SKIP,
-    YES_WORDS,
     category_buttons,
     category_name,
-    fold,
-    is_cancel,
-    is_skip,
-    rating_of,
-    urgency_of,
     when,
-    yes_no,
 )
 from tickets.actors import Actor
 from tickets.catalogue import DispatchMode
 from tickets.errors import DomainError, TicketNotFound, TooManyTickets
-from tickets.models import Resident, Status, Ticket
+from tickets.models import Resident, Status, Ticket, Urgency
 from tickets.privacy import clean_text, mask_name, mask_phone, normalize_phone, scrub
 from tickets.service import Intake, TicketService
 
@@ -78,8 +86,9 @@ async def resident_id_of(tracker: Tracker) -> int:
 
 
 def user_text(tracker: Tracker) -> str:
+    """The resident's words as the NLU read them (Simplified, half-width): Rasa keeps the text as typed."""
     text = str(tracker.latest_message.get("text") or "").strip()
-    return "" if text.startswith("/") else text  # a button payload is not the resident's words
+    return "" if text.startswith("/") else normalize(text)  # a button payload is not the resident's words
 
 
 def intent_of(tracker: Tracker) -> str:
@@ -135,16 +144,16 @@ async def responder_names(ids: Sequence[int | None]) -> dict[int, str]:
     return {i: names[i] for i in wanted if i in names}
 
 
-def match_community(text: str, known: Sequence[tuple[str, str]]) -> str | None:
-    """A community name from the resident's words: 安居 / 安居社区 / the code."""
-    folded = fold(text)
-    if not folded:
-        return None
-    for code, name in known:
-        short = name.removesuffix("社区")
-        if folded in (fold(code), fold(name), fold(short)) or fold(name) in folded or fold(short) in folded:
-            return name
-    return None
+async def facts_of(text: str) -> Facts:
+    """Every fact the message gives (answers.facts_in), against the org's communities and compounds; with
+    the database away, what needs no list (phone, building, urgency)."""
+    places: list[Place] = []
+    try:
+        for _, name in await communities():
+            places.append(Place(name, tuple(await compounds_of(name))))
+    except Exception as error:
+        log.warning("places unavailable", error=type(error).__name__)
+    return facts_in(text, places)
 
 
 # ---------------------------------------------------------------------------------- 群众点单 (request)
@@ -237,17 +246,19 @@ class ActionStartRequest(Guarded, Action):
         if (resident is None or resident.consent_at is None) and not tracker.get_slot("privacy_told"):
             dispatcher.utter_message(text=PRIVACY_NOTICE)
             events.append(SlotSet("privacy_told", True))
-        # What the message itself says (NLU entities), then what we remember about the resident.
-        if urgency_of(entity(tracker, "urgency")) == "urgent" or urgency_of(text) == "urgent":
-            events.append(SlotSet("urgency", "urgent"))
-        if phone := entity(tracker, "phone"):
-            with contextlib.suppress(DomainError):
-                events.append(SlotSet("phone", normalize_phone(phone)))
+        # What the message itself says (a long self-introduction gives phone, compound and address), NLU
+        # entities where the text gave nothing, then what we remember about the resident. Only a building
+        # written as one is an address: 今年78了 is an age.
+        facts = await facts_of(text)
+        if Urgency.URGENT in (facts.urgency, urgency_of(entity(tracker, "urgency"))):
+            events.append(SlotSet("urgency", Urgency.URGENT.value))
+        if phone := _valid_phone(facts.phone or entity(tracker, "phone")):
+            events.append(SlotSet("phone", phone))
         elif resident is not None and resident.phone:
             events.append(SlotSet("phone", resident.phone))
-        said = entity(tracker, "community")
-        compound = entity(tracker, "compound")
-        place = " ".join(filter(None, [entity(tracker, "building"), entity(tracker, "room")]))
+        said = facts.community or entity(tracker, "community")
+        compound = facts.compound or entity(tracker, "compound")
+        place = facts.address
         if said or compound:
             if said:
                 events.append(SlotSet("community", said))
@@ -281,6 +292,19 @@ class ActionStartRequest(Guarded, Action):
             return None
 
 
+# Small talk in the middle of a form is answered, and the form asks its question again.
+REQUEST_SMALL_TALK = {
+    SmallTalk.THANKS: "不客气!还差几个问题就登记好了。",
+    SmallTalk.GOODBYE: "好的,您先忙。这次的诉求还没有登记完,方便的时候回来接着回答就行;不想登记了可以说“取消”。",
+    SmallTalk.GREETING: "您好!我们接着登记您的诉求。",
+}
+FEEDBACK_SMALL_TALK = {
+    SmallTalk.THANKS: "不客气!还有几个小问题就评价好了。",
+    SmallTalk.GOODBYE: "好的,您先忙。评价还没有做完,方便的时候回来接着回答就行。",
+    SmallTalk.GREETING: "您好!我们接着评价。",
+}
+
+
 class ValidateRequestForm(Guarded, FormValidationAction):
     def name(self) -> str:
         return "validate_request_form"
@@ -310,16 +334,44 @@ class ValidateRequestForm(Guarded, FormValidationAction):
             dispatcher.utter_message(text=message)
         return {slot: None, "fails": fails}
 
-    def _cancelled(self, value: Any) -> dict[str, Any] | None:
-        return {"request_cancelled": True} if isinstance(value, str) and is_cancel(value) else None
+    async def _answer(
+        self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> dict[str, Any] | None:
+        """What the resident's answer to the question of `slot` settles beyond a plain answer to it: small
+        talk (answered, the question asked again), or facts for this and other questions ("我住锦江那边的金色雅园"
+        to 哪个社区; a phone to 几栋几单元). None: read it as a plain answer to this question alone."""
+        if not _is_answer(slot, value, tracker):
+            return None  # prefilled before the form: a value, not something the resident just said
+        found = await self._facts(value, tracker, also=slot)
+        if not found and _answered_small_talk(value, dispatcher):
+            return {slot: None}
+        if slot in found:
+            return found
+        # It answers other questions only: none of its words belong to this one, which is asked again.
+        return {**found, slot: None} if found else None
+
+    async def _facts(self, value: Any, tracker: Tracker, also: str | None = None) -> dict[str, Any]:
+        """The facts in an answer for the questions still open (and `also`, the one just asked)."""
+        facts: dict[str, Any] = (await facts_of(str(value or ""))).slots()
+        if "phone" in facts:
+            facts["phone"] = _valid_phone(facts["phone"])  # a mistyped number is no phone
+        return {k: v for k, v in facts.items() if v and (k == also or tracker.get_slot(k) is None)}
+
+    def _cancelled(self, slot: str, value: Any, tracker: Tracker) -> dict[str, Any] | None:
+        """The resident stops the request, in a word or a sentence ("算了 我还是自己找物业吧 不用登记了")."""
+        if _is_answer(slot, value, tracker) and is_cancel(value):
+            return {slot: None, "request_cancelled": True}
+        return None
 
     async def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if cancelled := self._cancelled(value):
+        if cancelled := self._cancelled("description", value, tracker):
             return cancelled
-        text = " ".join(filter(None, [tracker.get_slot("short_text"), str(value or "").strip()]))
+        text = " ".join(filter(None, [tracker.get_slot("short_text"), normalize(str(value or "")).strip()]))
         if len(fold(text)) < MIN_DESCRIPTION:
+            if (answer := await self._answer("description", value, dispatcher, tracker)) is not None:
+                return answer
             return self._fail(
                 dispatcher,
                 tracker,
@@ -327,13 +379,16 @@ class ValidateRequestForm(Guarded, FormValidationAction):
                 "能再具体说说吗?比如什么东西出了问题、持续多久了、影响到谁。",
                 "我们需要一句完整的描述才能安排人处理,例如:“3栋2单元楼道灯坏了一个星期,晚上看不见路”。",
             )
-        return {"description": text[:2000], "short_text": None}
+        # The description keeps all its words; the facts in it also answer the questions still open.
+        return {**await self._facts(text, tracker), "description": text[:2000], "short_text": None}
 
     async def validate_community(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if cancelled := self._cancelled(value):
+        if cancelled := self._cancelled("community", value, tracker):
             return cancelled
+        if (answer := await self._answer("community", value, dispatcher, tracker)) is not None:
+            return answer
         known = await communities()
         name = match_community(str(value or ""), known)
         if name is None:
@@ -351,11 +406,13 @@ class ValidateRequestForm(Guarded, FormValidationAction):
     async def validate_compound(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if cancelled := self._cancelled(value):
+        if cancelled := self._cancelled("compound", value, tracker):
             return cancelled
-        text = str(value or "").strip()
+        text = normalize(str(value or "")).strip()
         if text == SKIP or is_skip(text) or "其他" in text:
             return {"compound": SKIP}
+        if (answer := await self._answer("compound", value, dispatcher, tracker)) is not None:
+            return answer
         known = await compounds_of(str(tracker.get_slot("community") or ""))
         for name in known:
             if fold(name) in fold(text) or fold(text) == fold(name):
@@ -373,19 +430,25 @@ class ValidateRequestForm(Guarded, FormValidationAction):
     async def validate_address(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if cancelled := self._cancelled(value):
+        if cancelled := self._cancelled("address", value, tracker):
             return cancelled
-        text = str(value or "").strip()
-        return {"address": SKIP if not text or is_skip(text) else text[:100]}
+        text = normalize(str(value or "")).strip()
+        if not text or is_skip(text):
+            return {"address": SKIP}
+        if (answer := await self._answer("address", value, dispatcher, tracker)) is not None:
+            return answer
+        return {"address": text[:100]}
 
     async def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if cancelled := self._cancelled(value):
+        if cancelled := self._cancelled("phone", value, tracker):
             return cancelled
-        text = str(value or "").strip()
+        text = normalize(str(value or "")).strip()
         if text == SKIP or is_skip(text):
             return {"phone": SKIP}
+        if (answer := await self._answer("phone", value, dispatcher, tracker)) is not None:
+            return answer
         try:
             return {"phone": normalize_phone(text)}
         except DomainError as error:
@@ -400,9 +463,11 @@ class ValidateRequestForm(Guarded, FormValidationAction):
     async def validate_urgency(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if cancelled := self._cancelled(value):
+        if cancelled := self._cancelled("urgency", value, tracker):
             return cancelled
-        found = value if value in ("urgent", "normal") else urgency_of(str(value or ""))
+        if (answer := await self._answer("urgency", value, dispatcher, tracker)) is not None:
+            return answer
+        found = urgency_of(str(value or ""))
         if found is None:
             return self._fail(
                 dispatcher,
@@ -411,18 +476,18 @@ class ValidateRequestForm(Guarded, FormValidationAction):
                 "请选择:急,还是不急?",
                 "“急”是指有安全隐患或今天就要处理的(比如漏电、老人摔倒);其他情况选“不急”。",
             )
-        return {"urgency": found}
+        return {"urgency": found.value}
 
     async def validate_confirm(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        text = str(value or "").strip()
+        if cancelled := self._cancelled("confirm", value, tracker):
+            return cancelled
+        text = normalize(str(value or "")).strip()
         folded = fold(text)
-        if is_cancel(text):
-            return {"request_cancelled": True}
         if "修改" in folded or "改" in folded or "不对" in folded or "错" in folded:
             if any(w in folded for w in ("电话", "手机", "号码")):
-                phone = _phone_in(text)
+                phone = _valid_phone(phone_in(text))
                 if phone:
                     return {"phone": phone, "confirm": None}
                 return {"phone": None, "confirm": None}
@@ -434,11 +499,13 @@ class ValidateRequestForm(Guarded, FormValidationAction):
                 return {"description": None, "short_text": None, "confirm": None}
             dispatcher.utter_message(text="请问要修改哪一项?", buttons=_correction_buttons())
             return {"confirm": None}
-        phone = _phone_in(text)
+        phone = _valid_phone(phone_in(text))
         if phone:
             return {"phone": phone, "confirm": None}
         if any(folded.startswith(w) for w in YES_WORDS):
             return {"confirm": "yes"}
+        if _is_answer("confirm", value, tracker) and _answered_small_talk(value, dispatcher):
+            return {"confirm": None}
         return self._fail(
             dispatcher,
             tracker,
@@ -448,12 +515,33 @@ class ValidateRequestForm(Guarded, FormValidationAction):
         )
 
 
-def _phone_in(text: str) -> str | None:
-    match = re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text.replace(" ", "").replace("-", ""))
-    if not match:
+def _answered_small_talk(
+    value: Any, dispatcher: CollectingDispatcher, replies: dict[SmallTalk, str] = REQUEST_SMALL_TALK
+) -> bool:
+    """谢谢啦 / 拜拜 in the middle of a form: answered politely; the form asks its question again."""
+    talk = small_talk(str(value or ""))
+    if talk is not None:
+        dispatcher.utter_message(text=replies[talk])
+    return talk is not None
+
+
+def _is_answer(slot: str, value: Any, tracker: Tracker) -> bool:
+    """The value is what the resident just said to this question (not a value set before the form asked)."""
+    said = normalize(str(tracker.latest_message.get("text") or "")).strip()
+    # Rasa fills the slot with the text as typed and sends the message as the NLU normalised it.
+    return (
+        tracker.get_slot("requested_slot") == slot
+        and isinstance(value, str)
+        and normalize(value).strip() == said
+    )
+
+
+def _valid_phone(raw: str | None) -> str | None:
+    """A phone as stored, or None when there is none or it is no real number."""
+    if not raw:
         return None
     try:
-        return normalize_phone(match.group(0))
+        return normalize_phone(raw)
     except DomainError:
         return None
 
@@ -793,6 +881,8 @@ class ValidateFeedbackForm(Guarded, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         answer = yes_no(str(value or ""))
+        if answer is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
+            return {"fb_contacted": None}
         if answer is None:
             dispatcher.utter_message(text="请选择:联系过,还是没有联系过?")
             return {"fb_contacted": None}
@@ -802,6 +892,8 @@ class ValidateFeedbackForm(Guarded, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         answer = yes_no(str(value or ""))
+        if answer is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
+            return {"fb_solved": None}
         if answer is None:
             dispatcher.utter_message(text="请选择:问题解决了,还是没有解决?")
             return {"fb_solved": None}
@@ -810,11 +902,13 @@ class ValidateFeedbackForm(Guarded, FormValidationAction):
     async def validate_fb_rating(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        rating = value if value in ("satisfied", "basic", "unsatisfied") else rating_of(str(value or ""))
+        rating = rating_of(str(value or ""))  # the code when prefilled, 滿意 as typed
+        if rating is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
+            return {"fb_rating": None}
         if rating is None:
             dispatcher.utter_message(text="请选择:满意、基本满意,还是不满意?")
             return {"fb_rating": None}
-        return {"fb_rating": rating}
+        return {"fb_rating": rating.value}
 
 
 class ActionSubmitFeedback(Guarded, Action):

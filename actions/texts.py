@@ -1,4 +1,4 @@
-"""Parsing residents' answers and wording the replies (plain Simplified Chinese)."""
+"""Wording the replies (plain Simplified Chinese); reading the answers is actions.answers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from tickets.catalogue import Catalogue
 
 WUHAN = ZoneInfo("Asia/Shanghai")
 NUMBER_RE = re.compile(r"MH-\d{8}-\d{4}", re.IGNORECASE)
-SKIP = "-"  # a slot the resident chose not to answer (or that is known already)
 MIN_DESCRIPTION = 6  # characters (letters and digits) before a request is something we can act on
 
 PRIVACY_NOTICE = (
@@ -31,60 +30,6 @@ HANDOFF_SAVED_UNPLACED_TEXT = (
     "我们已经保存了您的留言和转人工的请求。系统暂时有点忙,恢复后会马上转给您所在社区的工作人员,并把工单号发给您;"
     "如果您还没有告诉过我们住在哪个社区,请稍后再说一次“转人工”。如果情况紧急,请直接拨打社区电话或 12345 热线。"
 )
-
-CANCEL_WORDS = ("取消", "不办了", "算了", "不用了", "不要了", "不弄了", "撤销", "不需要了", "取消登记")
-SKIP_WORDS = ("跳过", "不留", "不用", "不方便", "没有", "不想说", "不知道", "无")
-YES_WORDS = ("确认", "提交", "对", "是", "没问题", "好", "可以", "行", "嗯", "ok", "yes", "没错", "正确")
-NO_WORDS = ("没有", "没", "否", "不是", "no", "未")
-
-
-def fold(text: str | None) -> str:
-    """Letters and digits only, lower case: what is compared."""
-    return "".join(ch for ch in (text or "").lower() if ch.isalnum())
-
-
-def is_cancel(text: str | None) -> bool:
-    folded = fold(text)
-    return bool(folded) and len(folded) <= 8 and any(folded.startswith(w) for w in CANCEL_WORDS)
-
-
-def is_skip(text: str | None) -> bool:
-    folded = fold(text)
-    return folded == SKIP or (len(folded) <= 8 and any(w in folded for w in SKIP_WORDS))
-
-
-def yes_no(text: str | None) -> bool | None:
-    """联系过吗 / 解决了吗 answers: True, False, or None when unclear."""
-    folded = fold(text)
-    if not folded:
-        return None
-    if any(folded.startswith(w) for w in ("没", "未", "否", "不", "no")) or "没有" in folded:
-        return False
-    if any(w in folded for w in ("是", "有", "联系过", "解决", "好了", "对", "嗯", "yes", "ok")):
-        return True
-    return None
-
-
-def rating_of(text: str | None) -> str | None:
-    folded = fold(text)
-    if "不满意" in folded or "很差" in folded or "太差" in folded:
-        return "unsatisfied"
-    if "基本满意" in folded or "还行" in folded or "一般" in folded or "还可以" in folded:
-        return "basic"
-    if "满意" in folded or "很好" in folded or "非常好" in folded:
-        return "satisfied"
-    return None
-
-
-def urgency_of(text: str | None) -> str | None:
-    folded = fold(text)
-    if not folded:
-        return None
-    if any(w in folded for w in ("不急", "不着急", "不紧急", "一般", "不赶")):
-        return "normal"
-    if any(w in folded for w in ("急", "马上", "危险", "漏电", "快", "尽快", "赶紧", "立刻")):
-        return "urgent"
-    return None
 
 
 def when(moment: datetime, now: datetime) -> str:
