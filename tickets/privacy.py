@@ -9,6 +9,15 @@ import phonenumbers
 
 from tickets.errors import ValidationError
 
+# What residents are told about keeping their data, on every channel (the assistant's notice, the Telegram
+# /start). True to the code: nothing prunes tickets, residents' records or Rasa's tracker store (every message
+# typed to the assistant), so it is kept until staff delete it by hand; the only automatic deletions are
+# channel bookkeeping (tickets/channels.py), which the resident's data outlives anyway.
+DATA_KEPT = "这些信息在诉求办结后也会保存,用于回访、统计和核查,不会自动删除。"
+DATA_DELETION = (
+    "如果您希望删除,请说“转人工”,或到所在社区党群服务中心一站式窗口提出,工作人员核实身份后为您删除。"
+)
+
 # Mainland mobiles, landlines with area code, and 18-digit resident ID numbers (last digit may be X).
 _ID_RE = re.compile(r"(?<![0-9])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9])")
 _MOBILE_RE = re.compile(r"(?<![0-9])(1[3-9]\d)\d{4}(\d{4})(?![0-9])")
