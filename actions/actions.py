@@ -58,6 +58,7 @@ QUESTION_WORDS = ("怎么", "如何", "什么", "哪些", "哪里", "吗", "材�
 # "…能帮我办吗": the resident has asked for it already, so it is registered without asking again.
 HELP_WORDS = ("帮我办", "帮忙办", "帮我登记", "帮我申请", "帮我开", "能帮我", "能帮忙", "可以帮我", "请帮我",
               "给我办", "替我办", "帮我们办", "帮我弄", "帮我报", "帮我约", "给我登记", "帮我联系")  # fmt: skip
+CHINESE_COUNTS = {2: "两", 3: "三", 4: "四", 5: "五"}
 HANDOFF_BUTTON = {"title": "请社区工作人员联系我", "payload": "/human_handoff"}
 
 
@@ -117,6 +118,12 @@ def _clear_filled(tracker: Tracker, slots: Sequence[str]) -> list[EventType]:
     resident's message when the form opens, an empty one too: clearing already empty slots made the 回访
     start with three "请选择…" before its first question."""
     return [SlotSet(slot, None) for slot in slots if tracker.get_slot(slot) is not None]
+
+
+def _moved_on(tracker: Tracker) -> list[EventType]:
+    """The resident went on to something else: a hand-off question left unanswered no longer waits (else a
+    later message the NLU cannot place would be handed over)."""
+    return [SlotSet("handoff_waiting", None)] if tracker.get_slot("handoff_waiting") else []
 
 
 async def communities() -> list[tuple[str, str]]:
@@ -188,6 +195,9 @@ class ActionStartRequest(Guarded, Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        return [*_moved_on(tracker), *await self._start(dispatcher, tracker)]
+
+    async def _start(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         intent, text, offer = intent_of(tracker), user_text(tracker), offer_of(tracker)
         answered: list[EventType] = [SlotSet("request_next", "answered")]
         catalogue = RUNTIME.catalogue  # not the database: a new request is taken even when it is down
@@ -229,7 +239,7 @@ class ActionStartRequest(Guarded, Action):
             rest = [p for p in found if p is not first]
             said = "、".join(f"「{p.text}」" for p in [first, *rest])
             dispatcher.utter_message(
-                text=f"您说了 {len(found)} 件事:{said}。不同的事由不同的人负责,我们分开登记,一件一件来:"
+                text=f"您说了{CHINESE_COUNTS.get(len(found), str(len(found)))}件事:{said}。不同的事由不同的人负责,我们分开登记,一件一件来:"
                 f"先登记「{first.text}」,登记好再问您下一件。"
             )
             return await self._open_form(dispatcher, tracker, first.category, first.text, rest=rest)
@@ -982,6 +992,14 @@ class ActionHandoff(Guarded, Action):
         return [*ended, *await hand_off(dispatcher, tracker, community)]
 
 
+class ActionHandoffCommunity(ActionHandoff):
+    """The reply to the hand-off's community question when the NLU could not place it (a typed community
+    name): the same hand-off, under its own name for the rules (nlu/dialogue/rules.yml)."""
+
+    def name(self) -> str:
+        return "action_handoff_community"
+
+
 async def staff_named(ticket: Ticket) -> str:
     """社区工作人员周*: the staff member the ticket went to, masked, or just the role."""
     if not ticket.assignee_id:
@@ -1024,13 +1042,16 @@ async def hand_off(
     except DomainError as error:
         if request.community is not None:  # refused for another reason: say which
             dispatcher.utter_message(text=error.message)
-            return [SlotSet("offer", None)]
+            return [SlotSet("offer", None), SlotSet("handoff_waiting", None)]
         try:
             known = await communities()
         except Exception:
             known = []
+        asked = tracker.get_slot("handoff_waiting")  # this is the reply to the question: say so, not "好的"
         dispatcher.utter_message(
-            text="好的,马上为您找社区工作人员。请问您住在哪个社区?点一下就为您转过去。",
+            text="抱歉,没认出是哪个社区。请点一下您住的社区,马上为您转给那里的工作人员。"
+            if asked
+            else "好的,马上为您找社区工作人员。请问您住在哪个社区?点一下就为您转过去。",
             buttons=[
                 {
                     "title": name,
@@ -1039,20 +1060,20 @@ async def hand_off(
                 for _, name in known
             ],
         )
-        return [_offer(kind="handoff")]
+        return [_offer(kind="handoff"), SlotSet("handoff_waiting", True)]
     except Exception as error:  # database down or too slow: kept, handed over once it is back
         log.warning("handoff saved for retry", error=type(error).__name__)
         RUNTIME.save_for_retry(request)
         dispatcher.utter_message(
             text=HANDOFF_SAVED_TEXT if request.community else HANDOFF_SAVED_UNPLACED_TEXT
         )
-        return [SlotSet("offer", None)]
+        return [SlotSet("offer", None), SlotSet("handoff_waiting", None)]
     who = await staff_named(ticket)
     dispatcher.utter_message(
         text=f"已为您转给{who},工单号 {ticket.number},"
         f"预计 {when(ticket.respond_by, service.clock.now())} 前会联系您。刚才的对话内容已一并转交,不用再说一遍。"
     )
-    return [SlotSet("ticket_number", ticket.number), SlotSet("offer", None)]
+    return [SlotSet("ticket_number", ticket.number), SlotSet("offer", None), SlotSet("handoff_waiting", None)]
 
 
 class ActionFallback(Guarded, Action):
@@ -1130,6 +1151,7 @@ class ActionEmergency(Guarded, Action):
             buttons=[*yes, {"title": EMERGENCY_NO, "payload": "/deny"}],
         )
         return [
+            *_moved_on(tracker),
             *_clear_filled(tracker, [*REQUEST_SLOTS, *FEEDBACK_SLOTS]),  # of the form this ended, if any
             _offer(kind="emergency", emergency=kind or None, text=text or "居民发来紧急求助"),
         ]

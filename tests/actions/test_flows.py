@@ -14,6 +14,7 @@ from actions.actions import (
     ActionFallback,
     ActionHandleDeny,
     ActionHandoff,
+    ActionHandoffCommunity,
     ActionStartFeedback,
     ActionStartRequest,
     ActionSubmitRequest,
@@ -48,12 +49,13 @@ async def test_a_new_resident_taps_the_community_and_reaches_a_person(bot: Bot) 
     assert buttons(messages) == ["安居社区", "锦江社区"]
     # The button hands over at once: it carries the community to the hand-off itself.
     assert payloads(messages)[1] == '/human_handoff{"community": "锦江社区"}'
-    assert json.loads(slots["offer"]) == {"kind": "handoff"}
+    assert json.loads(slots["offer"]) == {"kind": "handoff"} and slots["handoff_waiting"] is True
     tapped = [{"entity": "community", "value": "锦江社区"}]
     messages, slots = await bot.run(
         ActionHandoff(), tracker("/human_handoff", "human_handoff", sender="web:new", entities=tapped)
     )
     assert texts(messages).startswith("已为您转给社区工作人员") and slots["offer"] is None
+    assert slots["handoff_waiting"] is None  # a later message the NLU cannot place is no hand-off
     ticket = await bot.service.ticket(slots["ticket_number"], Actor("system"))
     assert ticket.intent == "human_handoff" and ticket.community_id is not None
     resident = await bot.service.resident_for("web:new")
@@ -72,6 +74,25 @@ async def test_a_typed_community_after_the_question_hands_over_too(bot: Bot) -> 
         ActionStartRequest(), tracker("我住安居", "certificate", sender="web:typed2", slots=asked)
     )
     assert texts(messages).startswith("已为您转给社区工作人员") and slots["request_next"] == "answered"
+
+
+async def test_a_reply_that_names_no_community_is_asked_again(bot: Bot) -> None:
+    _, asked = await bot.run(ActionHandoff(), tracker("转人工", "human_handoff", sender="web:unsure"))
+    messages, slots = await bot.run(
+        ActionHandoffCommunity(), tracker("就是我住的那个", "nlu_fallback", sender="web:unsure", slots=asked)
+    )
+    assert texts(messages) == "抱歉,没认出是哪个社区。请点一下您住的社区,马上为您转给那里的工作人员。"
+    assert buttons(messages) == ["安居社区", "锦江社区"] and slots["handoff_waiting"] is True
+    assert await count(bot.service, Ticket) == 0
+
+
+async def test_a_new_request_ends_the_wait_for_the_community(bot: Bot) -> None:
+    _, asked = await bot.run(ActionHandoff(), tracker("转人工", "human_handoff", sender="web:moved"))
+    _, slots = await bot.run(
+        ActionStartRequest(),
+        tracker("楼下垃圾桶满了好几天没人清理", "environment", sender="web:moved", slots=asked),
+    )
+    assert slots["handoff_waiting"] is None and slots["request_next"] == "request"
 
 
 async def test_a_community_said_earlier_in_the_conversation_is_used(bot: Bot) -> None:
@@ -131,7 +152,7 @@ TWO = "楼下垃圾好几天没人收了 臭得很 还有门口那盏路灯也�
 async def test_two_problems_become_two_tickets_and_the_resident_is_told(bot: Bot) -> None:
     messages, slots = await bot.run(ActionStartRequest(), tracker(TWO, "environment"))
     said = texts(messages)
-    assert "您说了 2 件事:「楼下垃圾好几天没人收了,臭得很」、「门口那盏路灯也坏了一个星期」。" in said
+    assert "您说了两件事:「楼下垃圾好几天没人收了,臭得很」、「门口那盏路灯也坏了一个星期」。" in said
     assert slots["category"] == "environment" and slots["description"] == "楼下垃圾好几天没人收了,臭得很"
     assert json.loads(slots["offer"]) == {
         "kind": "next",
