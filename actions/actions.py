@@ -58,6 +58,7 @@ QUESTION_WORDS = ("怎么", "如何", "什么", "哪些", "哪里", "吗", "材�
 # "…能帮我办吗": the resident has asked for it already, so it is registered without asking again.
 HELP_WORDS = ("帮我办", "帮忙办", "帮我登记", "帮我申请", "帮我开", "能帮我", "能帮忙", "可以帮我", "请帮我",
               "给我办", "替我办", "帮我们办", "帮我弄", "帮我报", "帮我约", "给我登记", "帮我联系")  # fmt: skip
+WITHDRAW_WORDS = ("撤销", "撤回", "取消", "不办了")
 CHINESE_COUNTS = {2: "两", 3: "三", 4: "四", 5: "五"}
 HANDOFF_BUTTON = {"title": "请社区工作人员联系我", "payload": "/human_handoff"}
 
@@ -820,13 +821,15 @@ class ActionHandleDeny(Guarded, Action):
         offer = offer_of(tracker)
         text = user_text(tracker)
         match = NUMBER_RE.search(text)
-        number = (
-            match.group(0).upper()
-            if match
-            else offer.get("number")
-            if offer.get("kind") == "cancel"
-            else None
-        )
+        number = match.group(0).upper() if match else None
+        # The status answer's 撤销 button (a payload: no typed text), or typed words that say so. A bare "不用了"
+        # after a status answer is a no-thanks: nothing was asked, so it never withdraws the ticket.
+        if (
+            offer.get("kind") == "cancel"
+            and not match
+            and (not text or any(w in text for w in WITHDRAW_WORDS))
+        ):
+            number = offer.get("number")
         if number:
             try:
                 resident_id = await resident_id_of(tracker)

@@ -265,6 +265,18 @@ async def test_an_offer_nobody_took_waits_and_a_status_question_has_no_continue(
     assert buttons(messages) == ["撤销这个诉求"]
 
 
+async def test_a_no_thanks_after_the_status_keeps_the_ticket(bot: Bot) -> None:
+    _, submitted = await bot.run(ActionSubmitRequest(), tracker(slots=READY))
+    number = submitted["ticket_number"]
+    _, shown = await bot.run(ActionCheckStatus(), tracker("查一下进度", "check_status"))
+    messages, slots = await bot.run(ActionHandleDeny(), tracker("不用了", "deny", slots=shown))
+    assert texts(messages) == "好的。还有其他需要帮忙的吗?" and slots["offer"] is None
+    assert (await bot.service.ticket(number, Actor("system"))).status == Status.DISPATCHED
+    # The button, or saying so, withdraws it.
+    messages, _ = await bot.run(ActionHandleDeny(), tracker("那就撤销吧", "deny", slots=shown))
+    assert texts(messages) == f"好的,工单 {number} 已撤销。有需要随时再找我们。"
+
+
 async def test_a_dispatched_ticket_with_a_responder_stays_dispatched(bot: Bot) -> None:
     _, slots = await bot.run(ActionSubmitRequest(), tracker(slots=READY))
     messages, _ = await bot.run(ActionCheckStatus(), tracker("查一下进度", "check_status"))

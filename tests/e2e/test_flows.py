@@ -11,6 +11,7 @@ import aiohttp
 from actions.texts import PRIVACY_NOTICE
 from tests.e2e.conftest import Chat, Stack
 from tests.e2e.test_conversations import NUMBER, tickets_of
+from tickets.actors import SYSTEM
 from tickets.guide import Guide
 from tickets.models import Status
 from tickets.service import TicketService
@@ -194,3 +195,20 @@ async def test_an_offer_nobody_took_waits_for_a_taker(
     ), reply
     assert chat.buttons == ["撤销这个诉求"]
     assert NUMBER.search(reply)
+
+
+async def test_a_no_thanks_after_the_status_does_not_withdraw_the_ticket(
+    stack: Stack, http: aiohttp.ClientSession, core: TicketService
+) -> None:
+    chat = Chat(http, stack, "flow-no-thanks")
+    await chat.say("地下车库积水 我车子都泡了 物业说排水泵坏了")
+    await chat.answer_form()
+    [ticket] = await tickets_of(core, chat.sender)
+    await chat.say("查一下我的工单")
+    assert chat.buttons == ["撤销这个诉求"]
+    await chat.say("不用了")
+    assert messages(chat) == ["好的。还有其他需要帮忙的吗?"]
+    assert (await core.ticket(ticket.number, SYSTEM)).status == ticket.status
+    await chat.say("查一下我的工单")
+    await chat.say("/deny")  # the button
+    assert messages(chat) == [f"好的,工单 {ticket.number} 已撤销。有需要随时再找我们。"]
