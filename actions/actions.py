@@ -51,8 +51,10 @@ from actions.texts import (
 from tickets.actors import Actor
 from tickets.catalogue import DispatchMode
 from tickets.errors import DomainError, TicketNotFound, TooManyTickets
+from tickets.guide import Entry, EntryKind
 from tickets.models import Resident, Status, Ticket, Urgency
 from tickets.privacy import clean_text, mask_name, mask_phone, normalize_phone, scrub
+from tickets.problems import Problem, problems
 from tickets.service import Intake, TicketService
 
 log = structlog.get_logger("actions")
@@ -61,6 +63,11 @@ REQUEST_SLOTS = ("description", "community", "compound", "address", "phone", "ur
 FEEDBACK_SLOTS = ("fb_contacted", "fb_solved", "fb_rating")
 QUESTION_WORDS = ("怎么", "如何", "什么", "哪些", "哪里", "吗", "材料", "条件", "流程", "能不能", "可不可以",
                   "咨询", "问一下", "问问", "?", "?", "多少", "标准")  # fmt: skip
+# "…能帮我办吗": the resident has asked for it already, so it is registered without asking again.
+HELP_WORDS = ("帮我办", "帮忙办", "帮我登记", "帮我申请", "帮我开", "能帮我", "能帮忙", "可以帮我", "请帮我",
+              "给我办", "替我办", "帮我们办", "帮我弄", "帮我报", "帮我约", "给我登记", "帮我联系")  # fmt: skip
+WITHDRAW_WORDS = ("撤销", "撤回", "取消", "不办了")
+CHINESE_COUNTS = {2: "两", 3: "三", 4: "四", 5: "五"}
 HANDOFF_BUTTON = {"title": "请社区工作人员联系我", "payload": "/human_handoff"}
 
 
@@ -116,6 +123,19 @@ def _clear(slots: Sequence[str]) -> list[EventType]:
     return [SlotSet(slot, None) for slot in slots]
 
 
+def _clear_filled(tracker: Tracker, slots: Sequence[str]) -> list[EventType]:
+    """Clears only the form's slots that hold a value. Rasa validates every form slot set since the
+    resident's message when the form opens, an empty one too: clearing already empty slots made the 回访
+    start with three "请选择…" before its first question."""
+    return [SlotSet(slot, None) for slot in slots if tracker.get_slot(slot) is not None]
+
+
+def _moved_on(tracker: Tracker) -> list[EventType]:
+    """The resident went on to something else: a hand-off question left unanswered no longer waits (else a
+    later message the NLU cannot place would be handed over)."""
+    return [SlotSet("handoff_waiting", None)] if tracker.get_slot("handoff_waiting") else []
+
+
 async def communities() -> list[tuple[str, str]]:
     """(code, name) of the org's communities, for buttons."""
     service = await _service()
@@ -156,6 +176,23 @@ async def facts_of(text: str) -> Facts:
     return facts_in(text, places)
 
 
+def helper(category: str) -> str:
+    """Who will contact the resident for this category, as the offer of help says it."""
+    found = RUNTIME.catalogue.categories.get(category)
+    return "社区志愿者" if found is not None and found.dispatch == DispatchMode.GRAB else "社区工作人员"
+
+
+async def named_community(text: str) -> str | None:
+    """The community a message names, or None (also when the list cannot be read)."""
+    if not text:
+        return None
+    try:
+        return match_community(text, await communities())
+    except Exception as error:
+        log.warning("communities unavailable", error=type(error).__name__)
+        return None
+
+
 # ---------------------------------------------------------------------------------- 群众点单 (request)
 
 
@@ -168,15 +205,26 @@ class ActionStartRequest(Guarded, Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        return [*_moved_on(tracker), *await self._start(dispatcher, tracker)]
+
+    async def _start(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         intent, text, offer = intent_of(tracker), user_text(tracker), offer_of(tracker)
         answered: list[EventType] = [SlotSet("request_next", "answered")]
         catalogue = RUNTIME.catalogue  # not the database: a new request is taken even when it is down
+        if offer.get("kind") == "handoff" and (community := await named_community(text)):
+            # The community the hand-off asked for, typed instead of tapped.
+            return [*answered, *await hand_off(dispatcher, tracker, community)]
         if intent not in catalogue.categories:  # affirm: a yes to what we offered last
             if offer.get("kind") == "emergency":
                 return [*answered, *await create_emergency(dispatcher, tracker, offer)]
             if offer.get("kind") == "guide":
                 return await self._open_form(
-                    dispatcher, tracker, offer["category"], offer.get("text") or "", from_offer=True
+                    dispatcher,
+                    tracker,
+                    offer["category"],
+                    offer.get("text") or "",
+                    from_offer=True,
+                    rest=[Problem(c, t) for c, t in offer.get("rest") or []],
                 )
             if offer.get("kind") == "cancel":
                 dispatcher.utter_message(text="好的,我们继续为您办理。有新情况随时告诉我。")
@@ -188,30 +236,62 @@ class ActionStartRequest(Guarded, Action):
             return answered
         entry = RUNTIME.guide.lookup(text) if text else None
         if intent == "certificate" or (
-            entry is not None and entry.kind == "consultation" and any(w in text for w in QUESTION_WORDS)
+            entry is not None
+            and entry.kind is EntryKind.CONSULTATION
+            and any(w in text for w in QUESTION_WORDS)
         ):
-            if entry is None:
-                names = "、".join(RUNTIME.guide.certificate_names())
-                dispatcher.utter_message(
-                    text=f"社区目前可以开具的证明有:{names}。\n很多证明已经取消(整治“万能章”),"
-                    "您可以告诉我要办哪一种证明、用来做什么,我把要带的材料一次告诉您。"
-                )
-            else:
-                dispatcher.utter_message(text=entry.answer)
-            category = entry.category if entry and entry.category else intent
+            return await self._answer(dispatcher, tracker, entry, intent, text)
+        found = problems(text, catalogue)
+        if len(found) > 1 and intent in {p.category for p in found}:
+            # Two matters in one message: one ticket each, the one the NLU heard first, the others offered
+            # after it, and said so now.
+            first = next(p for p in found if p.category == intent)
+            rest = [p for p in found if p is not first]
+            said = "、".join(f"「{p.text}」" for p in [first, *rest])
             dispatcher.utter_message(
-                text=f"需要社区工作人员帮您办理「{category_name(catalogue, category)}」吗?",
-                buttons=[
-                    {"title": "需要,帮我登记", "payload": "/affirm"},
-                    {"title": "不用了,谢谢", "payload": "/deny"},
-                ],
+                text=f"您说了{CHINESE_COUNTS.get(len(found), str(len(found)))}件事:{said}。不同的事由不同的人负责,我们分开登记,一件一件来:"
+                f"先登记「{first.text}」,登记好再问您下一件。"
             )
-            return [
-                *answered,
-                SlotSet("category", category),
-                _offer(kind="guide", category=category, text=text),
-            ]
+            return await self._open_form(dispatcher, tracker, first.category, first.text, rest=rest)
         return await self._open_form(dispatcher, tracker, intent, text)
+
+    async def _answer(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        entry: Entry | None,
+        intent: str,
+        text: str,
+    ) -> list[EventType]:
+        """一次性告知: the guide's answer in one message, with the offer of help only when the community can
+        give it and the resident has not asked for it already."""
+        answered: list[EventType] = [SlotSet("request_next", "answered"), SlotSet("offer", None)]
+        if entry is None:  # which certificate? the list, and the question back: nothing to offer yet
+            names = "、".join(RUNTIME.guide.certificate_names())
+            dispatcher.utter_message(
+                text=f"社区目前可以开具的证明有:{names}。\n很多证明已经取消(整治“万能章”),"
+                "您可以告诉我要办哪一种证明、用来做什么,我把要带的材料一次告诉您。"
+            )
+            return answered
+        if not entry.offers_help:  # the community no longer issues it: where to go is the whole answer
+            dispatcher.utter_message(text=entry.answer)
+            return answered
+        category = entry.category or intent
+        if any(w in text for w in HELP_WORDS):
+            dispatcher.utter_message(text=entry.answer)
+            return await self._open_form(dispatcher, tracker, category, text)
+        dispatcher.utter_message(
+            text=f"{entry.answer}\n\n需要的话,我帮您登记,请{helper(category)}联系您办理。要登记吗?",
+            buttons=[
+                {"title": "需要,帮我登记", "payload": "/affirm"},
+                {"title": "不用了,谢谢", "payload": "/deny"},
+            ],
+        )
+        return [
+            SlotSet("request_next", "answered"),
+            SlotSet("category", category),
+            _offer(kind="guide", category=category, text=text),
+        ]
 
     async def _open_form(
         self,
@@ -221,9 +301,10 @@ class ActionStartRequest(Guarded, Action):
         text: str,
         *,
         from_offer: bool = False,
+        rest: Sequence[Problem] = (),
     ) -> list[EventType]:
         events: list[EventType] = [
-            *_clear(REQUEST_SLOTS),
+            *_clear_filled(tracker, REQUEST_SLOTS),
             SlotSet("category", category),
             SlotSet("offer", None),
             SlotSet("request_cancelled", None),
@@ -231,6 +312,8 @@ class ActionStartRequest(Guarded, Action):
             SlotSet("short_text", None),
             SlotSet("home", None),
         ]
+        if rest:  # the other matters of the same message, offered once this one is registered
+            events.append(_offer(kind="next", rest=[[p.category, p.text] for p in rest]))
         if len(fold(text)) >= MIN_DESCRIPTION:
             events.append(SlotSet("description", text))
         elif text and not from_offer:
@@ -634,7 +717,7 @@ class ActionSubmitRequest(Guarded, Action):
         done += [SlotSet("short_text", None), SlotSet("requested_slot", None)]
         if slot("request_cancelled") or slot("confirm") != "yes":
             dispatcher.utter_message(text="好的,这次的诉求已取消,没有登记。有需要随时找我。")
-            return done
+            return [*done, *offer_next(dispatcher, _rest(tracker, "next"))]
         home = bool(slot("home"))
         request = PendingRequest(
             channel_id=channel_id(tracker.sender_id),
@@ -659,11 +742,37 @@ class ActionSubmitRequest(Guarded, Action):
             log.warning("request saved for retry", error=type(error).__name__)
             RUNTIME.save_for_retry(request)
             dispatcher.utter_message(text=SAVED_FOR_RETRY_TEXT)
-            return done
+            return [*done, *offer_next(dispatcher, _rest(tracker, "next"))]
         dispatcher.utter_message(text=await accepted_text(service, intake))
         if RUNTIME.pending.path.exists():  # the database answers again: register what was saved
             RUNTIME.background(RUNTIME.pending.replay(service))
-        return [*done, SlotSet("ticket_number", intake.ticket.number)]
+        return [
+            *done,
+            SlotSet("ticket_number", intake.ticket.number),
+            *offer_next(dispatcher, _rest(tracker, "next")),
+        ]
+
+
+def _rest(tracker: Tracker, kind: str) -> list[list[str]]:
+    """The matters still to offer, kept in the offer of `kind`."""
+    offer = offer_of(tracker)
+    return list(offer.get("rest") or []) if offer.get("kind") == kind else []
+
+
+def offer_next(dispatcher: CollectingDispatcher, rest: Sequence[Sequence[str]]) -> list[EventType]:
+    """The next matter of a message that named several (ActionStartRequest): offered as its own ticket, the
+    ones after it kept for later."""
+    if not rest:
+        return [SlotSet("offer", None)]
+    (category, text), later = rest[0], rest[1:]
+    dispatcher.utter_message(
+        text=f"您刚才还说到「{text}」,这件事也帮您登记吗?",
+        buttons=[
+            {"title": "需要,帮我登记", "payload": "/affirm"},
+            {"title": "不用了,谢谢", "payload": "/deny"},
+        ],
+    )
+    return [_offer(kind="guide", category=category, text=text, rest=later)]
 
 
 def _value(value: Any) -> str | None:
@@ -677,7 +786,7 @@ async def accepted_text(service: TicketService, intake: Intake) -> str:
     status = Status(ticket.status)
     if intake.duplicate:
         return (
-            f"您之前已经反映过这个问题(工单号 {ticket.number},当前状态:{status.label})。"
+            f"您之前已经反映过这个问题(工单号 {ticket.number},当前状态:{ticket.progress_label})。"
             "这次补充的内容已经记到原工单里,不用重复登记,我们会尽快处理。"
         )
     head = f"已受理,工单号 {ticket.number},预计 {when(ticket.respond_by, now)} 前有人联系您。"
@@ -700,7 +809,7 @@ async def status_lines(service: TicketService, tickets: Sequence[Ticket]) -> lis
     lines = []
     for t in tickets:
         status = Status(t.status)
-        line = f"{t.number} {category_name(service.catalogue, t.category)}:{status.label}"
+        line = f"{t.number} {category_name(service.catalogue, t.category)}:{t.progress_label}"
         if t.assignee_id:
             line += f",负责人 {mask_name(names.get(t.assignee_id))}"
         if status in (Status.CREATED, Status.DISPATCHED):
@@ -757,10 +866,8 @@ class ActionCheckStatus(Guarded, Action):
         buttons = []
         focus = shown[0] if len(shown) == 1 else None
         if focus is not None and focus.status in (Status.CREATED, Status.DISPATCHED):
-            buttons = [
-                {"title": "撤销这个诉求", "payload": "/deny"},
-                {"title": "继续办理", "payload": "/affirm"},
-            ]
+            # Only the way to withdraw it: nothing was asked, so there is nothing to "continue".
+            buttons = [{"title": "撤销这个诉求", "payload": "/deny"}]
             events.append(_offer(kind="cancel", number=focus.number))
         elif focus is not None and focus.status == Status.RESOLVED:
             buttons = [{"title": "去评价", "payload": "/feedback"}]
@@ -802,13 +909,15 @@ class ActionHandleDeny(Guarded, Action):
         offer = offer_of(tracker)
         text = user_text(tracker)
         match = NUMBER_RE.search(text)
-        number = (
-            match.group(0).upper()
-            if match
-            else offer.get("number")
-            if offer.get("kind") == "cancel"
-            else None
-        )
+        number = match.group(0).upper() if match else None
+        # The status answer's 撤销 button (a payload: no typed text), or typed words that say so. A bare "不用了"
+        # after a status answer is a no-thanks: nothing was asked, so it never withdraws the ticket.
+        if (
+            offer.get("kind") == "cancel"
+            and not match
+            and (not text or any(w in text for w in WITHDRAW_WORDS))
+        ):
+            number = offer.get("number")
         if number:
             try:
                 resident_id = await resident_id_of(tracker)
@@ -819,6 +928,10 @@ class ActionHandleDeny(Guarded, Action):
         if offer.get("kind") == "emergency":
             dispatcher.utter_message(text="好的,请注意安全。情况有变化随时告诉我,危急时请直接拨打电话求助。")
             return [SlotSet("offer", None)]
+        # Not this one, but the other matters the same message named are still offered.
+        if rest := _rest(tracker, "guide"):
+            dispatcher.utter_message(text="好的,这件先不登记。")
+            return offer_next(dispatcher, rest)
         dispatcher.utter_message(text="好的。还有其他需要帮忙的吗?")
         return [SlotSet("offer", None)]
 
@@ -860,7 +973,7 @@ class ActionStartFeedback(Guarded, Action):
             return answered
         ticket = chosen[0]
         events: list[EventType] = [
-            *_clear(FEEDBACK_SLOTS),
+            *_clear_filled(tracker, FEEDBACK_SLOTS),
             SlotSet("fb_ticket", ticket.number),
             SlotSet("request_next", "feedback"),
         ]
@@ -947,7 +1060,7 @@ class ActionSubmitFeedback(Guarded, Action):
             dispatcher.utter_message(text=f"谢谢您的评价!我们会把您的认可转告给{who},工单 {number} 已结案。")
         else:
             dispatcher.utter_message(
-                text=f"很抱歉没有让您满意。工单 {number} 已重新办理({Status(ticket.status).label}),"
+                text=f"很抱歉没有让您满意。工单 {number} 已重新办理({ticket.progress_label}),"
                 "社区会另外安排人员跟进,并尽快联系您。"
             )
         return done
@@ -963,54 +1076,101 @@ class ActionHandoff(Guarded, Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        lines = []
-        for event in tracker.events[-60:]:
-            text = str(event.get("text") or "").strip()
-            if not text or text.startswith("/"):
-                continue
-            if event.get("event") == "user":
-                lines.append(f"居民:{text}")
-            elif event.get("event") == "bot":
-                lines.append(f"助手:{text}")
-        transcript = "\n".join(lines[-30:]) or "居民要求转人工。"
-        community = tracker.get_slot("community")
-        request = PendingRequest(
-            channel_id=channel_id(tracker.sender_id),
-            category=str(tracker.get_slot("category") or ""),
-            text=scrub(clean_text(transcript)),  # phones and ID numbers masked before it is kept anywhere
-            community=str(community) if community and community != SKIP else None,
-            kind="handoff",
-        )
+        # A form the hand-off ended leaves its answers: cleared now, or the next form would validate them.
+        ended = _clear_filled(tracker, [*REQUEST_SLOTS, *FEEDBACK_SLOTS])
+        community = entity(tracker, "community")  # the button of the community question carries it
+        if not community:
+            said = tracker.get_slot("community")
+            community = str(said) if said and said != SKIP else None
+        if not community:  # named earlier in the conversation ("我是锦江社区的"), then 转人工
+            for who, text in reversed(conversation(tracker)):
+                if who == "居民" and (community := await named_community(text)):
+                    break
+        return [*ended, *await hand_off(dispatcher, tracker, community)]
+
+
+class ActionHandoffCommunity(ActionHandoff):
+    """The reply to the hand-off's community question when the NLU could not place it (a typed community
+    name): the same hand-off, under its own name for the rules (nlu/dialogue/rules.yml)."""
+
+    def name(self) -> str:
+        return "action_handoff_community"
+
+
+async def staff_named(ticket: Ticket) -> str:
+    """社区工作人员周*: the staff member the ticket went to, masked, or just the role."""
+    if not ticket.assignee_id:
+        return "社区工作人员"
+    names = await responder_names([ticket.assignee_id])
+    return f"社区工作人员{mask_name(names.get(ticket.assignee_id))}"
+
+
+def conversation(tracker: Tracker) -> list[tuple[str, str]]:
+    """The recent conversation as (居民 or 助手, text); button payloads are not the resident's words."""
+    lines = []
+    for event in tracker.events[-60:]:
+        text = str(event.get("text") or "").strip()
+        if not text or text.startswith("/"):
+            continue
+        if event.get("event") == "user":
+            lines.append(("居民", text))
+        elif event.get("event") == "bot":
+            lines.append(("助手", text))
+    return lines
+
+
+async def hand_off(
+    dispatcher: CollectingDispatcher, tracker: Tracker, community: str | None
+) -> list[EventType]:
+    """转人工: a ticket for the community staff with the conversation so far. A resident whose community is not
+    known is asked for it, with buttons that hand over at once (a typed name does too)."""
+    lines = [f"{who}:{text}" for who, text in conversation(tracker)]
+    transcript = "\n".join(lines[-30:]) or "居民要求转人工。"
+    request = PendingRequest(
+        channel_id=channel_id(tracker.sender_id),
+        category=str(tracker.get_slot("category") or ""),
+        text=scrub(clean_text(transcript)),  # phones and ID numbers masked before it is kept anywhere
+        community=community,
+        kind="handoff",
+    )
+    try:
+        service = await _service()
+        ticket = (await within(lambda: register(service, request))).ticket
+    except DomainError as error:
+        if request.community is not None:  # refused for another reason: say which
+            dispatcher.utter_message(text=error.message)
+            return [SlotSet("offer", None), SlotSet("handoff_waiting", None)]
         try:
-            service = await _service()
-            ticket = (await within(lambda: register(service, request))).ticket
-        except DomainError as error:
-            try:
-                known = await communities()
-            except Exception:
-                known = []
-            dispatcher.utter_message(
-                text=error.message + " 请回复您所在的社区名称,然后再说“转人工”。",
-                buttons=[{"title": n, "payload": n} for _, n in known],
-            )
-            return []
-        except Exception as error:  # database down or too slow: kept, handed over once it is back
-            log.warning("handoff saved for retry", error=type(error).__name__)
-            RUNTIME.save_for_retry(request)
-            dispatcher.utter_message(
-                text=HANDOFF_SAVED_TEXT if request.community else HANDOFF_SAVED_UNPLACED_TEXT
-            )
-            return []
-        names = await responder_names([ticket.assignee_id])
-        if ticket.assignee_id:
-            who = f"社区工作人员{mask_name(names.get(ticket.assignee_id))}"
-        else:
-            who = "社区工作人员"
+            known = await communities()
+        except Exception:
+            known = []
+        asked = tracker.get_slot("handoff_waiting")  # this is the reply to the question: say so, not "好的"
         dispatcher.utter_message(
-            text=f"已为您转给{who},工单号 {ticket.number},"
-            f"预计 {when(ticket.respond_by, service.clock.now())} 前会联系您。刚才的对话内容已一并转交,不用再说一遍。"
+            text="抱歉,没认出是哪个社区。请点一下您住的社区,马上为您转给那里的工作人员。"
+            if asked
+            else "好的,马上为您找社区工作人员。请问您住在哪个社区?点一下就为您转过去。",
+            buttons=[
+                {
+                    "title": name,
+                    "payload": "/human_handoff" + json.dumps({"community": name}, ensure_ascii=False),
+                }
+                for _, name in known
+            ],
         )
-        return [SlotSet("ticket_number", ticket.number), SlotSet("offer", None)]
+        return [_offer(kind="handoff"), SlotSet("handoff_waiting", True)]
+    except Exception as error:  # database down or too slow: kept, handed over once it is back
+        log.warning("handoff saved for retry", error=type(error).__name__)
+        RUNTIME.save_for_retry(request)
+        dispatcher.utter_message(
+            text=HANDOFF_SAVED_TEXT if request.community else HANDOFF_SAVED_UNPLACED_TEXT
+        )
+        return [SlotSet("offer", None), SlotSet("handoff_waiting", None)]
+    who = await staff_named(ticket)
+    dispatcher.utter_message(
+        text=f"已为您转给{who},工单号 {ticket.number},"
+        f"预计 {when(ticket.respond_by, service.clock.now())} 前会联系您。刚才的对话内容已一并转交,不用再说一遍。"
+    )
+    return [SlotSet("ticket_number", ticket.number), SlotSet("offer", None), SlotSet("handoff_waiting", None)]
 
 
 class ActionFallback(Guarded, Action):
@@ -1023,6 +1183,10 @@ class ActionFallback(Guarded, Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         catalogue = RUNTIME.catalogue
+        if offer_of(tracker).get("kind") == "handoff" and (
+            community := await named_community(user_text(tracker))
+        ):
+            return await hand_off(dispatcher, tracker, community)  # the community the hand-off asked for
         if intent_of(tracker) == "out_of_scope":
             text = "这个问题我帮不上忙,我主要负责社区服务。其他问题可以拨打 12345 市民热线。"
         else:
@@ -1083,7 +1247,11 @@ class ActionEmergency(Guarded, Action):
             text=lead + "需要我马上通知社区工作人员和网格员吗?他们会尽快联系您、赶来帮忙。",
             buttons=[*yes, {"title": EMERGENCY_NO, "payload": "/deny"}],
         )
-        return [_offer(kind="emergency", emergency=kind or None, text=text or "居民发来紧急求助")]
+        return [
+            *_moved_on(tracker),
+            *_clear_filled(tracker, [*REQUEST_SLOTS, *FEEDBACK_SLOTS]),  # of the form this ended, if any
+            _offer(kind="emergency", emergency=kind or None, text=text or "居民发来紧急求助"),
+        ]
 
 
 async def create_emergency(
@@ -1136,12 +1304,7 @@ async def create_emergency(
             text=f"您的紧急求助(工单 {ticket.number})社区已经在处理,刚才说的情况已经补充进去,他们会尽快联系您。"
         )
     else:
-        names = await responder_names([ticket.assignee_id])
-        who = (
-            f"社区工作人员{mask_name(names.get(ticket.assignee_id))}"
-            if ticket.assignee_id
-            else "社区工作人员"
-        )
+        who = await staff_named(ticket)
         dispatcher.utter_message(
             text=f"已通知{who}和网格员,紧急求助工单 {ticket.number},他们会尽快联系您。"
             f"还没打 {numbers} 的话,请先打电话。"

@@ -314,7 +314,7 @@ async def register(service: TicketService, request: PendingRequest, *, replayed:
         phone=request.phone,
         community=request.community,
         compound=request.compound,
-        consent=True,  # the notice says: phone and community only (the address stays on the ticket)
+        consent=True,  # the notice (PRIVACY_NOTICE) named what is kept, and the resident went on
     )
     guide = service.catalogue.emergencies
     if guide is not None and request.category == guide.category:  # 紧急求助 saved while the database was down

@@ -7,14 +7,17 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tickets.catalogue import Catalogue
+from tickets.privacy import DATA_DELETION, DATA_KEPT
 
 WUHAN = ZoneInfo("Asia/Shanghai")
 NUMBER_RE = re.compile(r"MH-\d{8}-\d{4}", re.IGNORECASE)
 MIN_DESCRIPTION = 6  # characters (letters and digits) before a request is something we can act on
 
 PRIVACY_NOTICE = (
-    "个人信息说明:为办理和回访您的诉求,我们保存诉求内容、地址、联系电话、所在社区,以及您和助手的对话记录;"
-    "电话加密保存,只对接单人和本社区工作人员显示。您随时可以说“转人工”找社区工作人员。"
+    "个人信息说明:为办理和回访您的诉求,我们保存您说的诉求内容、地址、联系电话、所在社区和小区,"
+    "以及您和助手的全部对话记录。电话加密保存,只给接单的人和社区、街道工作人员看,其他人看到的是打码的号码。"
+    + DATA_KEPT
+    + DATA_DELETION
 )
 SAVED_FOR_RETRY_TEXT = (
     "我们已经保存了您的留言。系统暂时有点忙,恢复后会马上为您登记,并把工单号发给您,不用重复提交。"

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tickets.privacy import KEEP_CHAT_DAYS, KEEP_CONTACT_DAYS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,8 +22,8 @@ class Settings(BaseSettings):
     # Personal data (个人信息保护法): an ended ticket's phone and address are erased this many days after it
     # ended (tickets.retention); a conversation with the assistant is deleted this many days after its last
     # message (minhu.conversations).
-    keep_contact_days: int = Field(default=365, alias="MINHU_KEEP_CONTACT_DAYS", ge=1)
-    keep_chat_days: int = Field(default=30, alias="MINHU_KEEP_CHAT_DAYS", ge=1)
+    keep_contact_days: int = Field(default=KEEP_CONTACT_DAYS, alias="MINHU_KEEP_CONTACT_DAYS", ge=1)
+    keep_chat_days: int = Field(default=KEEP_CHAT_DAYS, alias="MINHU_KEEP_CHAT_DAYS", ge=1)
     # Intake (resident-facing): at most this many new tickets per resident per hour (0 = unlimited), and
     # a near-identical request within this many hours is linked to the open ticket (0 = off).
     max_tickets_per_hour: int = Field(default=5, alias="MINHU_MAX_TICKETS_PER_HOUR", ge=0)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tickets.guide import Guide
+from tickets.guide import EntryKind, Guide
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,28 @@ def test_consultations_are_found_despite_typos(guide: Guide, text: str, name: st
 @pytest.mark.parametrize("text", ["", "电梯坏了三天了", "今天天气怎么样", "🙏", "x" * 4000])
 def test_unrelated_text_finds_nothing(guide: Guide, text: str) -> None:
     assert guide.lookup(text) is None
+
+
+def test_each_answer_says_once_that_the_community_no_longer_issues_it(guide: Guide) -> None:
+    for entry in guide.entries:
+        said = entry.answer.count("不再开具") + entry.answer.count("不再出具")
+        assert said == (1 if entry.kind is EntryKind.ABOLISHED else 0), entry.name
+        assert entry.offers_help is (entry.kind is not EntryKind.ABOLISHED)
+
+
+def test_whether_it_is_still_needed_comes_before_what_to_bring(guide: Guide) -> None:
+    for entry in guide.entries:
+        if entry.kind is EntryKind.ISSUED and "先提醒您" in entry.answer:
+            assert (
+                entry.answer.index("先提醒您")
+                < entry.answer.index("确实需要的话,社区可以开具")
+                < entry.answer.index("需要带")
+            )
+    residence = guide.lookup("居住证明")
+    assert residence is not None and "社区可以开具。" in residence.answer.split("\n")[1]
+
+
+def test_no_answer_offers_help_itself(guide: Guide) -> None:
+    """The assistant asks once whether to register it (ActionStartRequest): an answer that offers too asks twice."""
+    for entry in guide.entries:
+        assert "帮您登记" not in entry.answer and "我可以帮" not in entry.answer, entry.name

@@ -6,12 +6,14 @@ from datetime import timedelta
 
 import pytest
 
+from app.settings import Settings
 from tests.conftest import Org, actions
 from tickets.actors import Actor
 from tickets.clock import ManualClock
 from tickets.errors import NotFound
 from tickets.models import Rating, Ticket
-from tickets.service import NewTicket, TicketService
+from tickets.privacy import DATA_KEPT
+from tickets.service import NewTicket, Policy, TicketService
 
 
 async def closed_ticket(service: TicketService, org: Org, resident: int, text: str) -> Ticket:
@@ -83,3 +85,10 @@ async def test_a_resident_who_asks_is_forgotten_except_on_tickets_still_worked(
 async def test_forgetting_someone_unknown_says_so(service: TicketService, org: Org) -> None:
     with pytest.raises(NotFound):
         await service.forget_resident("telegram:404", Actor.responder(org["staff-a"]))
+
+
+def test_what_residents_are_told_is_what_the_sweep_does_by_default() -> None:
+    settings = Settings(_env_file=None)
+    assert Policy().keep_contact_for == timedelta(days=settings.keep_contact_days) == timedelta(days=365)
+    assert settings.keep_chat_days == 30
+    assert f"最后一次对话 {settings.keep_chat_days} 天后删除" in DATA_KEPT and "满一年后" in DATA_KEPT

@@ -61,6 +61,7 @@ class Category:
     offer_to: int = 1
     sensitive: bool = False
     listed: bool = True  # offered to residents as a category to choose (not the emergency one)
+    cues: tuple[str, ...] = ()  # words that surely name a problem of this category (tickets/problems.py)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Catalogue:
                 offer_to=int(spec.get("offer_to", 1)),
                 sensitive=bool(spec.get("sensitive", False)),
                 listed=bool(spec.get("listed", True)),
+                cues=tuple(spec.get("cues", ())),
             )
         return cls(
             categories=categories,

@@ -29,7 +29,7 @@ from tickets.errors import (
     TicketNotFound,
 )
 from tickets.models import Resident, Responder, Ticket
-from tickets.privacy import clean_text
+from tickets.privacy import KEEP_CONTACT_DAYS, clean_text
 
 MAX_TEXT = 4000
 MAX_REASON = 500
@@ -40,7 +40,7 @@ class Policy:
     max_text: int = MAX_TEXT
     auto_close_after: timedelta = timedelta(days=7)
     # An ended ticket's phone and address are erased this long after it ended (tickets.retention).
-    keep_contact_for: timedelta = timedelta(days=365)
+    keep_contact_for: timedelta = timedelta(days=KEEP_CONTACT_DAYS)
     # Off in the domain (None); the app turns them on (app.settings): intake() refuses a resident's
     # ticket beyond this many per hour, and links a near-identical request to the resident's open ticket.
     max_tickets_per_hour: int | None = None

@@ -6,6 +6,7 @@ still find their entries)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +16,45 @@ from rapidfuzz import fuzz, process
 MATCH_THRESHOLD = 80
 
 
+class EntryKind(StrEnum):
+    ISSUED = "certificate_issued"  # the community still issues it
+    ABOLISHED = "certificate_abolished"  # no longer issued by the community: where to go instead
+    CONSULTATION = "consultation"
+
+
 @dataclass(frozen=True)
 class Entry:
-    kind: str  # certificate_issued, certificate_abolished, consultation
+    kind: EntryKind
     name: str
     aliases: tuple[str, ...]
     answer: str  # the full answer, one message
-    category: str | None = None  # a consultation's ticket category, when the resident wants help
+    category: str | None = None  # the ticket category, when the resident wants help
+
+    @property
+    def offers_help(self) -> bool:
+        """Whether the community can do it for the resident. An abolished certificate cannot be issued by
+        the community, so offering to have it issued would contradict the answer."""
+        return self.kind is not EntryKind.ABOLISHED
 
 
 def _issued(raw: dict[str, Any], office: dict[str, str]) -> Entry:
-    lines = [
-        f"【{raw['name']}】社区可以开具。",
+    # Whether it is still needed comes first: "most no longer need it" after "we issue it" reads as a
+    # contradiction.
+    lines = [f"【{raw['name']}】" + (f"先提醒您:{raw['note']}。" if raw.get("note") else "")]
+    lines += [
+        ("确实需要的话," if raw.get("note") else "") + "社区可以开具。",
         "需要带:" + "、".join(raw["materials"]) + "。",
         f"在哪里办:{office['where']}({office['hours']})。",
         f"多久办好:{raw['time']}。",
         f"网上办理:{raw['online']}。",
     ]
-    if raw.get("note"):
-        lines.append(f"提醒:{raw['note']}。")
-    return Entry("certificate_issued", raw["name"], tuple(raw["aliases"]), "\n".join(lines), "certificate")
+    return Entry(EntryKind.ISSUED, raw["name"], tuple(raw["aliases"]), "\n".join(lines), "certificate")
 
 
 def _abolished(raw: dict[str, Any]) -> Entry:
     where = "不用再开这个证明" if raw["instead"] == "不再需要" else f"请到:{raw['instead']}"
     text = f"【{raw['name']}】社区已经不再开具,{where}。\n{raw['detail']}"
-    return Entry("certificate_abolished", raw["name"], tuple(raw["aliases"]), text, "certificate")
+    return Entry(EntryKind.ABOLISHED, raw["name"], tuple(raw["aliases"]), text, "certificate")
 
 
 class Guide:
@@ -57,7 +71,7 @@ class Guide:
         entries = [_issued(c, office) for c in raw["certificates"]["issued"]]
         entries += [_abolished(c) for c in raw["certificates"]["abolished"]]
         entries += [
-            Entry("consultation", c["name"], tuple(c["aliases"]), c["answer"].strip(), c["category"])
+            Entry(EntryKind.CONSULTATION, c["name"], tuple(c["aliases"]), c["answer"].strip(), c["category"])
             for c in raw["consultations"]
         ]
         return cls(entries)
@@ -77,4 +91,4 @@ class Guide:
         return self._keys[best[2]][1]
 
     def certificate_names(self) -> list[str]:
-        return [e.name for e in self.entries if e.kind == "certificate_issued"]
+        return [e.name for e in self.entries if e.kind is EntryKind.ISSUED]

@@ -352,6 +352,15 @@ class Ticket(Base):
     # (e.g. two 接单 at once) cannot both win.
     __mapper_args__ = {"version_id_col": version}
 
+    @property
+    def progress_label(self) -> str:
+        """The status as the resident reads it. A ticket offered to volunteers (抢单) that nobody has taken
+        is dispatched without an assignee: for the resident it still waits for someone (等待接单)."""
+        status = Status(self.status)
+        if status is Status.DISPATCHED and self.assignee_id is None:
+            return "等待接单"
+        return status.label
+
     # ---- deadlines: the one rule, in Python (`deadline`, `is_overdue`) and in SQL (`overdue_condition`)
 
     def running_deadline(self) -> Deadline | None:

@@ -9,6 +9,20 @@ import phonenumbers
 
 from tickets.errors import ValidationError
 
+# What residents are told about keeping their data, on every channel (the assistant's notice, the Telegram
+# /start), true to the defaults of the privacy sweep: tickets.retention (Policy.keep_contact_for,
+# MINHU_KEEP_CONTACT_DAYS) and minhu.conversations (MINHU_KEEP_CHAT_DAYS). A deployment that changes either
+# setting changes these words with it (tests/test_retention.py checks the defaults against them).
+KEEP_CHAT_DAYS = 30
+KEEP_CONTACT_DAYS = 365
+DATA_KEPT = (
+    f"您和助手的对话记录在最后一次对话 {KEEP_CHAT_DAYS} 天后删除;诉求办结或撤销满一年后,删除其中的电话和地址,"
+    "诉求内容和办理情况留作统计。"
+)
+DATA_DELETION = (
+    "如果您希望提前删除,请说“转人工”,或到所在社区党群服务中心一站式窗口提出,工作人员核实身份后为您删除。"
+)
+
 # Mainland mobiles, landlines with area code, and 18-digit resident ID numbers (last digit may be X).
 _ID_RE = re.compile(r"(?<![0-9])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9])")
 _MOBILE_RE = re.compile(r"(?<![0-9])(1[3-9]\d)\d{4}(\d{4})(?![0-9])")

@@ -74,6 +74,8 @@ CASES: dict[str, tuple[Tracker, str]] = {
         ),
         HANDOFF_SAVED_TEXT,
     ),
+    # The community typed after the hand-off asked for it: saved like any hand-off.
+    "action_handoff_community": (tracker("锦江社区", "nlu_fallback"), "我们已经保存了您的留言和转人工的请求"),
     "action_fallback": (tracker("今天股票涨不涨", "out_of_scope"), "12345"),
 }
 
