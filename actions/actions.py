@@ -24,6 +24,7 @@ from actions.answers import (
     Place,
     SmallTalk,
     facts_in,
+    feedback_facts,
     fold,
     is_cancel,
     is_skip,
@@ -990,27 +991,44 @@ class ValidateFeedbackForm(Guarded, FormValidationAction):
     def name(self) -> str:
         return "validate_feedback_form"
 
+    def _also_said(self, tracker: Tracker, value: Any, asked: str) -> dict[str, Any]:
+        """The other 回访 answers the same message gives ("联系过了 但是没解决"), for questions not answered yet."""
+        facts = feedback_facts(str(value or ""))
+        said = {
+            "fb_contacted": None if facts.contacted is None else ("yes" if facts.contacted else "no"),
+            "fb_solved": None if facts.solved is None else ("yes" if facts.solved else "no"),
+            "fb_rating": None if facts.rating is None else facts.rating.value,
+        }
+        return {
+            slot: answer
+            for slot, answer in said.items()
+            if slot != asked and answer is not None and tracker.get_slot(slot) is None
+        }
+
+    def _yes_no_answer(
+        self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, ask_again: str
+    ) -> dict[str, Any]:
+        facts = feedback_facts(str(value or ""))
+        own = facts.contacted if slot == "fb_contacted" else facts.solved
+        answer = own if own is not None else yes_no(str(value or ""))
+        if answer is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
+            return {slot: None}
+        if answer is None:
+            dispatcher.utter_message(text=ask_again)
+            return {slot: None}
+        return {slot: "yes" if answer else "no", **self._also_said(tracker, value, slot)}
+
     async def validate_fb_contacted(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        answer = yes_no(str(value or ""))
-        if answer is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
-            return {"fb_contacted": None}
-        if answer is None:
-            dispatcher.utter_message(text="请选择:联系过,还是没有联系过?")
-            return {"fb_contacted": None}
-        return {"fb_contacted": "yes" if answer else "no"}
+        return self._yes_no_answer(
+            "fb_contacted", value, dispatcher, tracker, "请选择:联系过,还是没有联系过?"
+        )
 
     async def validate_fb_solved(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        answer = yes_no(str(value or ""))
-        if answer is None and _answered_small_talk(value, dispatcher, FEEDBACK_SMALL_TALK):
-            return {"fb_solved": None}
-        if answer is None:
-            dispatcher.utter_message(text="请选择:问题解决了,还是没有解决?")
-            return {"fb_solved": None}
-        return {"fb_solved": "yes" if answer else "no"}
+        return self._yes_no_answer("fb_solved", value, dispatcher, tracker, "请选择:问题解决了,还是没有解决?")
 
     async def validate_fb_rating(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

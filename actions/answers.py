@@ -140,6 +140,32 @@ def yes_no(text: str | None) -> bool | None:
     return None
 
 
+# 回访's three answers in one message ("联系过了 但是没解决"): each clause speaks of contact or of the problem.
+_CLAUSES = re.compile(r"[,,。;;、!!??\s]+|但是|但|可是|不过|就是|而且|也")
+_CONTACT = ("联系", "电话", "来过", "上门", "找过", "打过", "没人来", "没来")
+_SOLVED = ("解决", "修好", "处理好", "弄好", "办好", "好了", "没好", "修了")
+
+
+@dataclass(frozen=True)
+class FeedbackFacts:
+    """What one 回访 answer says of each question; None where it says nothing."""
+
+    contacted: bool | None = None
+    solved: bool | None = None
+    rating: Rating | None = None
+
+
+def feedback_facts(text: str | None) -> FeedbackFacts:
+    contacted = solved = None
+    plain = normalize(text)
+    for clause in filter(None, _CLAUSES.split(plain)):
+        if contacted is None and any(w in clause for w in _CONTACT):
+            contacted = yes_no(clause)
+        elif solved is None and any(w in clause for w in _SOLVED):
+            solved = yes_no(clause)
+    return FeedbackFacts(contacted, solved, rating_of(plain) if "满意" in plain else None)
+
+
 def rating_of(text: str | None) -> Rating | None:
     folded = fold(normalize(text))
     if folded in set(Rating):

@@ -6,9 +6,11 @@ import pytest
 
 from actions.answers import (
     Facts,
+    FeedbackFacts,
     Place,
     SmallTalk,
     facts_in,
+    feedback_facts,
     is_cancel,
     is_skip,
     normalize,
@@ -124,3 +126,20 @@ def test_yes_no_of_feedback() -> None:
 
 def test_skip_words() -> None:
     assert is_skip("跳过") and is_skip("不留电话") and not is_skip("5栋302")
+
+
+@pytest.mark.parametrize(
+    ("text", "facts"),
+    [
+        ("联系过了 但是没解决", FeedbackFacts(contacted=True, solved=False)),
+        ("聯繫過了,但是還沒修好", FeedbackFacts(contacted=True, solved=False)),
+        ("没人联系我 也没解决", FeedbackFacts(contacted=False, solved=False)),
+        ("来过了 修好了 满意", FeedbackFacts(contacted=True, solved=True, rating=Rating.SATISFIED)),
+        ("有人打过电话 不过还没弄好 不满意", FeedbackFacts(True, False, Rating.UNSATISFIED)),
+        ("联系过", FeedbackFacts(contacted=True)),
+        ("问题解决了", FeedbackFacts(solved=True)),
+        ("嗯", FeedbackFacts()),  # says yes, but to nothing named: the question asked decides
+    ],
+)
+def test_one_feedback_answer_speaks_of_each_question_it_names(text: str, facts: FeedbackFacts) -> None:
+    assert feedback_facts(text) == facts

@@ -157,10 +157,8 @@ async def test_traditional_answers_in_the_request_form(
     assert await _place(core, ticket) == ("安居社区", "安居第二网格")  # the compound found its grid
 
 
-async def test_traditional_answers_in_the_feedback_form(
-    stack: Stack, http: aiohttp.ClientSession, core: TicketService
-) -> None:
-    chat = Chat(http, stack, "trad-feedback")
+async def _resolved(chat: Chat, core: TicketService) -> Ticket:
+    """The chat's request, registered, accepted and resolved: 回访 can start."""
     await chat.say(LEAK)
     await chat.answer_form()
     ticket = await _only_ticket(core, chat.sender)
@@ -172,7 +170,14 @@ async def test_traditional_answers_in_the_feedback_form(
         worker = staff.id
         await core.dispatch(ticket.number, staff.id, worker, "人工派单")
     await core.accept(ticket.number, worker)
-    await core.resolve(ticket.number, worker, "排水泵已更换")
+    return await core.resolve(ticket.number, worker, "排水泵已更换")
+
+
+async def test_traditional_answers_in_the_feedback_form(
+    stack: Stack, http: aiohttp.ClientSession, core: TicketService
+) -> None:
+    chat = Chat(http, stack, "trad-feedback")
+    ticket = await _resolved(chat, core)
     await chat.say("我來評價一下")
     assert chat.text.endswith(question("fb_contacted"))
     await chat.say("聯繫過了")
@@ -209,6 +214,21 @@ async def test_cancelling_at_the_confirmation_in_traditional(
     await chat.say("不用登記了 謝謝")
     assert chat.text == CANCELLED
     assert await tickets_of(core, chat.sender) == []
+
+
+async def test_one_feedback_answer_answers_every_question_it_speaks_of(
+    stack: Stack, http: aiohttp.ClientSession, core: TicketService
+) -> None:
+    chat = Chat(http, stack, "feedback-in-one")
+    ticket = await _resolved(chat, core)
+    await chat.say("我来评价一下")
+    assert chat.text.endswith(question("fb_contacted"))
+    await chat.say("联系过了 但是没解决")
+    assert chat.text == question("fb_rating")  # 问题解决了吗 is not asked again
+    await chat.say("不满意")
+    reopened = await core.ticket(ticket.number, SYSTEM)
+    assert (reopened.contacted, reopened.solved, reopened.rating) == (True, False, "unsatisfied")
+    assert reopened.status != Status.CLOSED and "已重新办理" in chat.text
 
 
 async def test_typing_the_titles_of_the_status_buttons(
