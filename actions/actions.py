@@ -69,6 +69,7 @@ HELP_WORDS = ("帮我办", "帮忙办", "帮我登记", "帮我申请", "帮我�
               "给我办", "替我办", "帮我们办", "帮我弄", "帮我报", "帮我约", "给我登记", "帮我联系")  # fmt: skip
 WITHDRAW_WORDS = ("撤销", "撤回", "取消", "不办了")
 CHINESE_COUNTS = {2: "两", 3: "三", 4: "四", 5: "五"}
+PHONE_DECLINED = {"不用", "不用了", "不要了", "不需要", "不需要了", "不用留", "不留了"}
 HANDOFF_BUTTON = {"title": "请社区工作人员联系我", "payload": "/human_handoff"}
 
 
@@ -526,9 +527,12 @@ class ValidateRequestForm(Guarded, FormValidationAction):
     async def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        text = normalize(str(value or "")).strip()
+        # To "留个电话吗?" a bare 不用了 declines the phone, not the whole request (算了 / 取消 still cancel).
+        if fold(text) in PHONE_DECLINED:
+            return {"phone": SKIP}
         if cancelled := self._cancelled("phone", value, tracker):
             return cancelled
-        text = normalize(str(value or "")).strip()
         if text == SKIP or is_skip(text):
             return {"phone": SKIP}
         if (answer := await self._answer("phone", value, dispatcher, tracker)) is not None:

@@ -139,3 +139,12 @@ async def test_an_answer_typed_in_traditional_is_still_an_answer(bot: Bot) -> No
 async def test_a_short_description_that_only_gives_a_place_is_asked_again(bot: Bot) -> None:
     _, slots = await validate(bot, "description", "3栋", {"category": "property"})
     assert slots == {"address": "3栋", "description": None}  # a building is no description of the problem
+
+
+async def test_a_bare_no_thanks_to_the_phone_question_declines_the_phone_only(bot: Bot) -> None:
+    where = {**PARKED, "community": "安居社区", "compound": "安居苑", "address": "3栋"}
+    for said in ("不用了", "不需要了", "不用留"):
+        _, slots = await validate(bot, "phone", said, where)
+        assert slots["phone"] == "-" and not slots.get("request_cancelled"), said
+    _, slots = await validate(bot, "phone", "算了 不登记了", where)  # stopping is still stopping
+    assert slots["request_cancelled"] is True
