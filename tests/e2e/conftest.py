@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from alembic import command
+from sqlalchemy import select
 
 from app.settings import Settings
 from bot.rasa import relay_headers
@@ -27,6 +28,7 @@ from minhu.stack import Assistant, running
 from tests.conftest import write_test_key_file
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
+from tickets.models import Responder, Ticket
 from tickets.org import load_org, parse_org
 from tickets.service import TicketService
 
@@ -200,3 +202,17 @@ class Chat:
             else:
                 raise AssertionError(f"unexpected bot reply for {self.sender}: {said!r}")
         raise AssertionError(f"form did not finish for {self.sender}: {self.text!r}")
+
+
+async def resolve(core: TicketService, ticket: Ticket, note: str) -> Ticket:
+    """Accept and resolve a chat's ticket so that 回访 can start: by its assignee, or by staff-a dispatching it
+    by hand when every grid worker is at capacity (the e2e database is shared by the session's tests)."""
+    worker = ticket.assignee_id
+    if worker is None:
+        async with core.sessions() as session:
+            staff = await session.scalar(select(Responder.id).where(Responder.code == "staff-a"))
+        assert staff is not None
+        worker = staff
+        await core.dispatch(ticket.number, staff, worker, "人工派单")
+    await core.accept(ticket.number, worker)
+    return await core.resolve(ticket.number, worker, note)

@@ -17,14 +17,13 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from sqlalchemy import select
 
 from minhu.stack import Child
-from tests.e2e.conftest import REPO, STARTUP_TIMEOUT, Chat, Stack, _script, free_port
+from tests.e2e.conftest import REPO, STARTUP_TIMEOUT, Chat, Stack, _script, free_port, resolve
 from tests.e2e.test_conversations import REQUESTS, tickets_of
 from tickets.actors import SYSTEM
 from tickets.catalogue import Catalogue
-from tickets.models import Responder, Status, Urgency
+from tickets.models import Status, Urgency
 from tickets.service import TicketService
 
 pytestmark = pytest.mark.slow
@@ -175,15 +174,7 @@ async def test_an_emergency_in_the_feedback_form_is_answered_and_rates_nothing(
     await chat.say("窨井盖被车压碎了 就在后湖大道公交站旁边")
     await chat.answer_form()
     [ticket] = await tickets_of(core, chat.sender)
-    worker = ticket.assignee_id
-    if worker is None:  # everyone is at capacity after the other tests: staff dispatch by hand
-        async with core.sessions() as session:
-            staff = await session.scalar(select(Responder).where(Responder.code == "staff-a"))
-        assert staff is not None
-        worker = staff.id
-        await core.dispatch(ticket.number, staff.id, worker, "人工派单")
-    await core.accept(ticket.number, worker)
-    await core.resolve(ticket.number, worker, "已更换井盖")
+    await resolve(core, ticket, "已更换井盖")
     await chat.say("给接单的同志点个赞")
     assert "联系过您吗" in chat.text
     await chat.say("我爸突然晕倒了 叫不醒")

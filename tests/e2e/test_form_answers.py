@@ -11,13 +11,12 @@ from functools import cache
 
 import aiohttp
 import yaml
-from sqlalchemy import select
 
 from actions.texts import PRIVACY_NOTICE
-from tests.e2e.conftest import REPO, Chat, Stack
+from tests.e2e.conftest import REPO, Chat, Stack, resolve
 from tests.e2e.test_conversations import NUMBER, tickets_of
 from tickets.actors import SYSTEM
-from tickets.models import Community, Grid, Responder, Status, Ticket, Urgency
+from tickets.models import Community, Grid, Status, Ticket, Urgency
 from tickets.service import TicketService
 
 LEAK = "地下车库积水 我车子都泡了 物业说排水泵坏了"  # property, long enough to need no more description
@@ -161,16 +160,7 @@ async def _resolved(chat: Chat, core: TicketService) -> Ticket:
     """The chat's request, registered, accepted and resolved: 回访 can start."""
     await chat.say(LEAK)
     await chat.answer_form()
-    ticket = await _only_ticket(core, chat.sender)
-    worker = ticket.assignee_id
-    if worker is None:  # everyone is at capacity after the other tests: staff dispatch by hand
-        async with core.sessions() as session:
-            staff = await session.scalar(select(Responder).where(Responder.code == "staff-a"))
-            assert staff is not None
-        worker = staff.id
-        await core.dispatch(ticket.number, staff.id, worker, "人工派单")
-    await core.accept(ticket.number, worker)
-    return await core.resolve(ticket.number, worker, "排水泵已更换")
+    return await resolve(core, await _only_ticket(core, chat.sender), "排水泵已更换")
 
 
 async def test_traditional_answers_in_the_feedback_form(
