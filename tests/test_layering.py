@@ -54,6 +54,13 @@ def test_package_imports_nothing_above_or_beside_it(package: str) -> None:
     assert wrong == {}
 
 
+# Edges never write SQL (issue 11): they ask tickets.service / tickets.queries. Without SQLAlchemy they cannot
+# build a statement, so this import check stands in for grepping them for select( and friends.
+@pytest.mark.parametrize("edge", sorted(e for e in EDGES if (ROOT / e).is_dir()))
+def test_edges_do_not_import_sqlalchemy(edge: str) -> None:
+    assert imports_of(edge).get("sqlalchemy", []) == []
+
+
 def test_minhu_sweep_does_not_load_telegram(tmp_path: Path) -> None:
     """`minhu sweep` on a database migrated by `minhu db upgrade`, in a fresh interpreter: it sweeps, and
     python-telegram-bot never gets imported."""
