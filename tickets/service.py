@@ -14,15 +14,20 @@ The code lives by step of the loop:
 | `tickets.work` | 党员接单 and the responder's work: accept, decline, return, pause, notes, 办结 |
 | `tickets.followup` | 回访 / 评价, reopen (二次派单), the resident's cancel |
 | `tickets.escalation` | overdue escalation (grid → community → street) and auto-close |
+| `tickets.desk` | staff at the desk: escalate by hand, pause/resume, close, the reveal log |
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
+| `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
+| `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
 """
 
 from __future__ import annotations
 
+from tickets.accounts import Accounts
+from tickets.board import Board
 from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
-from tickets.escalation import Escalating
+from tickets.desk import Desk
 from tickets.followup import FollowingUp
 from tickets.intake import Intake, Intaking
 from tickets.queries import Queries
@@ -30,7 +35,7 @@ from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries):
+class TicketService(Intaking, Working, FollowingUp, Desk, Retaining, Queries, Accounts, Board):
     """The ticket loop (see the module's table for where each step lives)."""
 
 
