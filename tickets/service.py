@@ -16,6 +16,7 @@ The code lives by step of the loop:
 | `tickets.escalation` | overdue escalation (grid → community → street) and auto-close |
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
+| `tickets.insights` | 民呼我应 figures, hotspots and responders for staff's scope (the dashboard) |
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
 from tickets.escalation import Escalating
 from tickets.followup import FollowingUp
+from tickets.insights import Insights
 from tickets.intake import Intake, Intaking
 from tickets.queries import Queries
 from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries):
+class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Insights):
     """The ticket loop (see the module's table for where each step lives)."""
 
 
