@@ -17,10 +17,12 @@ The code lives by step of the loop:
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
 | `tickets.insights` | 民呼我应 figures, hotspots and responders for staff's scope (the dashboard) |
+| `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
 """
 
 from __future__ import annotations
 
+from tickets.accounts import Accounts
 from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
 from tickets.escalation import Escalating
@@ -32,7 +34,7 @@ from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Insights):
+class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Insights, Accounts):
     """The ticket loop (see the module's table for where each step lives)."""
 
 
