@@ -210,6 +210,11 @@ def _tags() -> Any:
     return jieba.analyse.extract_tags
 
 
+def warm_up() -> None:
+    """Load jieba's dictionary now (about a second, once per process) rather than on the first page."""
+    keywords("电梯停运")
+
+
 def keywords(text: str, extract: Any = None) -> list[str]:
     """The request's topic words (see the module docstring), most characteristic first."""
     extract = extract or _tags()

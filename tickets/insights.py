@@ -171,6 +171,11 @@ class Insights(ServiceCore):
         )
         return HotspotsView(scope, span, current, before, grids, groups)
 
+    async def prepare_hotspots(self) -> None:
+        """Load what grouping similar requests needs (jieba's dictionary) off the event loop, so that the
+        first 热点 page does not wait for it."""
+        await asyncio.to_thread(hotspots.warm_up)
+
     async def responders_view(self, staff_id: int, period: Period) -> tuple[Scope, list[roster.ResponderRow]]:
         async with self.sessions() as session:
             scope = await self._scope(session, staff_id)
