@@ -105,7 +105,11 @@ class Insights(ServiceCore):
             )
             last = trends.period_containing(period.start, span, self.catalogue.timezone)
             points = await trends.series(
-                session, self._series_periods(last, span, history), now=now, where=where, catalogue=self.catalogue
+                session,
+                self._series_periods(last, span, history),
+                now=now,
+                where=where,
+                catalogue=self.catalogue,
             )
             first_response = await trends.distribution(
                 session, period, trends.Measure.FIRST_RESPONSE, where=where
