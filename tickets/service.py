@@ -17,6 +17,7 @@ The code lives by step of the loop:
 | `tickets.desk` | staff at the desk: escalate by hand, pause/resume, close, the reveal log |
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
+| `tickets.insights` | 民呼我应 figures, hotspots and responders for staff's scope (the dashboard) |
 | `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
 | `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
 """
@@ -29,13 +30,14 @@ from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
 from tickets.desk import Desk
 from tickets.followup import FollowingUp
+from tickets.insights import Insights
 from tickets.intake import Intake, Intaking
 from tickets.queries import Queries
 from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Desk, Retaining, Queries, Accounts, Board):
+class TicketService(Intaking, Working, FollowingUp, Desk, Retaining, Queries, Insights, Accounts, Board):
     """The ticket loop (see the module's table for where each step lives)."""
 
 
