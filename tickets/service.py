@@ -19,23 +19,30 @@ The code lives by step of the loop:
 | `tickets.queries` | read-only questions the edges ask |
 | `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
 | `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
+| `tickets.open311` | the Open311 API's public view of tickets and catalogue, and platforms' requests |
+| `tickets.apikeys` | API keys of the platforms on the Open311 API: add, list, revoke, check |
 """
 
 from __future__ import annotations
 
 from tickets.accounts import Accounts
+from tickets.apikeys import ApiKeys
 from tickets.board import Board
 from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
 from tickets.desk import Desk
 from tickets.followup import FollowingUp
 from tickets.intake import Intake, Intaking
+from tickets.open311 import OpenRequests
 from tickets.queries import Queries
 from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Desk, Retaining, Queries, Accounts, Board):
+# OpenRequests (an Intaking) comes first: a subclass goes before its base in the method order.
+class TicketService(
+    OpenRequests, Intaking, Working, FollowingUp, Desk, Retaining, Queries, Accounts, Board, ApiKeys
+):
     """The ticket loop (see the module's table for where each step lives)."""
 
 
