@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -39,6 +39,7 @@ OPENAPI = Path(__file__).with_name("open311.openapi.json")
 POSTS_PER_MINUTE = 60  # per API key
 MAX_PARAM = 4096  # characters of any one parameter (the description's 4000 and some room)
 MAX_DATE = 64
+MAX_LIST = 1000  # characters of a comma-separated filter (service_code, service_request_id)
 
 MESSAGES = {
     400: "请求参数有误。",
@@ -149,27 +150,31 @@ def _param(values: Mapping[str, Any], name: str, limit: int = MAX_PARAM) -> str 
 
 
 def _list(values: Mapping[str, Any], name: str) -> tuple[str, ...]:
-    text = _param(values, name) or ""
+    text = _param(values, name, MAX_LIST) or ""
     return tuple(part.strip() for part in text.split(",") if part.strip())[:100]
 
 
 def _date(values: Mapping[str, Any], name: str) -> datetime | None:
     """A W3C datetime (ISO 8601 with its timezone: 2026-11-23T09:00:00+08:00 or …Z)."""
     text = _param(values, name, MAX_DATE)
-    if not text:
+    if text is None:
         return None
+    text = text.upper()  # RFC 3339 allows 2026-11-23t09:00:00z
     try:
         found = datetime.fromisoformat(text)
     except ValueError:
         found = None
     if found is None or found.tzinfo is None or "T" not in text:
         raise Open311Error(400, f"{name} 应为带时区的 W3C 日期时间,例如 2026-11-23T09:00:00+08:00。")
-    return found
+    try:
+        return found.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first instant Python can hold in UTC
+        return datetime.min.replace(tzinfo=UTC) if found.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
 def _int(values: Mapping[str, Any], name: str, default: int) -> int:
     text = _param(values, name, 12)
-    if not text:
+    if text is None:
         return default
     if not text.isascii() or not text.isdigit() or int(text) < 1:
         raise Open311Error(400, f"{name} 应为正整数。")

@@ -34,7 +34,7 @@ from tickets.privacy import clean_text, public_text, scrub
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100  # a larger page_size is served as this many (the spec lets the server cap it)
-MAX_OFFSET = 10_000  # page × page_size beyond this: narrow the dates instead (no deep OFFSET scans)
+MAX_PAGE = 100  # pages beyond: narrow the dates instead (no deep OFFSET scans)
 DEFAULT_WINDOW = timedelta(days=90)  # no dates given: the last 90 days, as GeoReport v2 says
 MAX_DESCRIPTION = 1000  # characters of a resident's text shown (masked first, then cut)
 CHANNEL = "open311"
@@ -134,13 +134,13 @@ class OpenRequests(Intaking):
     async def public_requests(self, where: RequestFilter) -> list[PublicRequest]:
         """One page of public tickets matching `where`, newest first."""
         page_size = max(1, min(where.page_size, MAX_PAGE_SIZE))
-        if where.page < 1 or (where.page - 1) * page_size > MAX_OFFSET:
-            raise ValidationError(f"page 超出范围(1 到 {MAX_OFFSET // page_size + 1});请缩小日期范围。")
+        if not 1 <= where.page <= MAX_PAGE:
+            raise ValidationError(
+                f"page 应在 1 到 {MAX_PAGE} 之间;更早的诉求请用 start_date 和 end_date 缩小范围。"
+            )
         start, end = where.start, where.end
         if start is None and end is None:
             start = self.clock.now() - DEFAULT_WINDOW
-        if start is not None and end is not None and start > end:
-            raise ValidationError("start_date 不能晚于 end_date。")
         codes = {c.code for c in self.catalogue.public}
         if where.service_codes:
             codes &= set(where.service_codes)
