@@ -7,7 +7,7 @@ disputes, social assistance, emergencies — their tickets look not found); the 
 ID numbers, people's names and home numbers masked (`tickets.privacy.public_text`); the place only as the
 street, community and grid; never a resident's or a responder's name, phone or home address.
 
-A platform's reporter becomes a Resident named only by a hash: one per (API key, the platform's
+A platform's reporter becomes a Resident named only by a keyed hash: one per (API key, the platform's
 account_id, else e-mail, else device id); a request that names none gets a resident of its own. No name or
 e-mail is kept; a phone given for call-back is kept on the ticket, encrypted, like any resident's."""
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tickets import orgchart
+from tickets import crypto, orgchart
 from tickets.apikeys import ApiClient
 from tickets.catalogue import Category
 from tickets.create import NewTicket
@@ -272,21 +273,16 @@ class OpenRequests(Intaking):
 
 
 def _reporter(client: ApiClient, request: ExternalRequest) -> str:
-    """The channel id of the platform's reporter: a hash of who they are on the platform (no name, no
-    e-mail kept), or a resident of their own when the request does not say."""
+    """The channel id of the platform's reporter: a keyed hash (HMAC under the data key, so the stored
+    value cannot be checked against a guessed e-mail without the key) of who they are on the platform, or
+    a resident of their own when the request does not say. No name or e-mail is kept. After a data key
+    rotation a reporter's next request starts a new resident (only duplicate linking notices)."""
+    identities = (("account", request.account_id), ("email", request.email), ("device", request.device_id))
     who = next(
-        (
-            f"{kind}:{value.strip().lower()}"
-            for kind, value in (
-                ("account", request.account_id),
-                ("email", request.email),
-                ("device", request.device_id),
-            )
-            if value and value.strip()
-        ),
-        None,
+        (f"{kind}:{value.strip().lower()}" for kind, value in identities if value and value.strip()), None
     )
     if who is None:
         return f"{CHANNEL}:{client.id}:once-{uuid.uuid4().hex}"
-    digest = hashlib.sha256(f"{client.id}\x00{who}".encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    message = f"open311 reporter\x00{client.id}\x00{who}".encode("utf-8", "surrogatepass")
+    digest = hmac.new(crypto.keyring().current.secret, message, hashlib.sha256).hexdigest()[:40]
     return f"{CHANNEL}:{client.id}:{digest}"

@@ -351,3 +351,15 @@ async def test_posts_are_rate_limited_per_key(
     await json_of(await post(other, 4), 201)  # another key has its own allowance
     clock.advance(timedelta(seconds=61))
     await json_of(await post(key, 5), 201)
+
+
+async def test_a_platform_may_post_for_xml(client: Client, org: Org, service: TicketService) -> None:
+    key = await a_key(service)
+    data = {"api_key": key, "service_code": "environment", "description": "垃圾没人收", "address_id": "anju"}
+    response = await client.post(f"{BASE}/requests.xml", data=data)
+    assert response.status == 201 and response.content_type == "text/xml"
+    number = ElementTree.fromstring(await response.text()).findtext("request/service_request_id")
+    assert number and (await service.ticket(number, SYSTEM)).category == "environment"
+    refused = await client.post(f"{BASE}/requests.xml", data={**data, "api_key": "wrong"})
+    assert refused.status == 403
+    assert ElementTree.fromstring(await refused.text()).findtext("error/code") == "403"
