@@ -363,3 +363,15 @@ async def test_a_platform_may_post_for_xml(client: Client, org: Org, service: Ti
     refused = await client.post(f"{BASE}/requests.xml", data={**data, "api_key": "wrong"})
     assert refused.status == 403
     assert ElementTree.fromstring(await refused.text()).findtext("error/code") == "403"
+
+
+async def test_an_unexpected_failure_is_a_500_in_open311_format(
+    client: Client, service: TicketService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> list[object]:
+        raise RuntimeError("secret detail 13812345678")
+
+    monkeypatch.setattr(service, "public_services", broken)  # a fault in the domain, injected
+    response = await client.get(f"{BASE}/services.json")
+    text = await response.text()
+    assert await error_of(response, 500) and "secret detail" not in text and "Traceback" not in text
