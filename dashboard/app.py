@@ -10,7 +10,7 @@ import aiohttp_session
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from dashboard import auth, figures, hotspots, live, queue, render, responders, ticket
+from dashboard import auth, figures, hotspots, live, open311, queue, render, responders, ticket
 from dashboard.csrf import csrf_middleware
 from dashboard.errors import error_middleware
 from dashboard.keys import CLOCK, LIVE_EVERY, SERVICE
@@ -56,6 +56,7 @@ def make_app(
     app.router.add_static("/static/", STATIC, name="static")
     for module in (auth, queue, ticket, live, figures, hotspots, responders):
         module.setup(app)
+    open311.setup(app)  # Open311 GeoReport v2 for city platforms (its own errors, no session or CSRF)
     return app
 
 

@@ -38,6 +38,8 @@ residents_app = typer.Typer(help="Residents: their personal data.", no_args_is_h
 app.add_typer(residents_app, name="residents")
 staff_app = typer.Typer(help="Staff accounts of the dashboard (工作台).", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
+apikeys_app = typer.Typer(help="API keys of city platforms on the Open311 API.", no_args_is_help=True)
+app.add_typer(apikeys_app, name="apikeys")
 
 
 SENDER_HELP = (
@@ -338,6 +340,35 @@ def staff_list() -> None:
             *(["已停用"] if login.disabled else []),
         ]
         typer.echo(f"{login.username}\t{login.name}\t{' '.join(flags)}")
+
+
+@apikeys_app.command("add")
+def apikeys_add(
+    name: Annotated[str, typer.Argument(help="Who uses the key, e.g. city-12345.")],
+) -> None:
+    """A new key for a platform on the Open311 API, printed once (only its hash is kept)."""
+    client, key = _staff(lambda service: service.add_api_key(name))
+    typer.echo(f"已为 {client.name} 创建 Open311 API 密钥。")
+    typer.echo(f"密钥(只显示这一次,请妥善转交;系统只保存它的哈希):{key}")
+
+
+@apikeys_app.command("list")
+def apikeys_list() -> None:
+    """Every key: name, created, last used, revoked (never the key)."""
+    clients = _staff(lambda service: service.api_keys())
+    if not clients:
+        typer.echo("还没有 API 密钥。用 minhu apikeys add NAME 创建。")
+    for client in clients:
+        used = client.last_used_at.strftime("%Y-%m-%d %H:%M") if client.last_used_at else "未使用"
+        state = "已停用" if client.revoked else "有效"
+        typer.echo(f"{client.name}\t创建 {client.created_at:%Y-%m-%d}\t最近使用 {used}\t{state}")
+
+
+@apikeys_app.command("revoke")
+def apikeys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """The key stops working at once (the tickets it filed stay)."""
+    _staff(lambda service: service.revoke_api_key(name))
+    typer.echo(f"已停用 {name} 的 API 密钥。")
 
 
 @app.command("bot")

@@ -213,3 +213,27 @@ def test_minhu_staff_add_list_passwd_disable(database: Path) -> None:
     assert disabled.exit_code == 0 and "已停用账号 zhouli" in disabled.output
     assert "已停用" in minhu("staff", "list").output
     assert minhu("staff", "disable", "nobody").exit_code == 1
+
+
+def test_minhu_apikeys_add_list_revoke(database: Path) -> None:
+    """`minhu apikeys`: a key printed once and stored as its sha256 only, listed without it, revoked."""
+    import hashlib
+
+    assert minhu("db", "upgrade").exit_code == 0
+    added = minhu("apikeys", "add", "city-12345")
+    assert added.exit_code == 0, added.output
+    key = added.output.split("系统只保存它的哈希):")[1].strip()
+    assert key.startswith("mh_") and len(key) > 40
+    with sqlite3.connect(database) as conn:
+        stored = conn.execute("SELECT key_hash FROM api_keys WHERE name = 'city-12345'").fetchone()[0]
+    assert stored == hashlib.sha256(key.encode()).hexdigest()
+
+    listed = minhu("apikeys", "list")
+    assert listed.exit_code == 0 and "city-12345" in listed.output and "有效" in listed.output
+    assert key not in listed.output and stored not in listed.output
+    assert minhu("apikeys", "add", "city-12345").exit_code == 1  # one key per name
+
+    revoked = minhu("apikeys", "revoke", "city-12345")
+    assert revoked.exit_code == 0 and "已停用 city-12345" in revoked.output
+    assert "已停用" in minhu("apikeys", "list").output
+    assert minhu("apikeys", "revoke", "nobody").exit_code == 1

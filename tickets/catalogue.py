@@ -60,6 +60,9 @@ class Category:
     dispatch: DispatchMode = DispatchMode.DIRECT
     offer_to: int = 1
     sensitive: bool = False
+    # Shown on public interfaces (Open311: the city platform's list of requests). A sensitive category is
+    # never public; others (social assistance: a family's means) may be kept off the public list too.
+    public: bool = True
     listed: bool = True  # offered to residents as a category to choose (not the emergency one)
     cues: tuple[str, ...] = ()  # words that surely name a problem of this category (tickets/problems.py)
 
@@ -143,6 +146,10 @@ class Catalogue:
         categories = {}
         for code, spec in raw["categories"].items():
             mode = DispatchMode(spec.get("dispatch", "direct"))
+            sensitive = bool(spec.get("sensitive", False))
+            public = bool(spec.get("public", not sensitive))
+            if sensitive and public:
+                raise ValueError(f"category {code}: a sensitive category cannot be public")
             categories[code] = Category(
                 code=code,
                 name=spec["name"],
@@ -151,7 +158,8 @@ class Catalogue:
                 resolve_within=Duration.parse(spec["resolve_within"]),
                 dispatch=mode,
                 offer_to=int(spec.get("offer_to", 1)),
-                sensitive=bool(spec.get("sensitive", False)),
+                sensitive=sensitive,
+                public=public,
                 listed=bool(spec.get("listed", True)),
                 cues=tuple(spec.get("cues", ())),
             )
@@ -182,3 +190,8 @@ class Catalogue:
     def listed(self) -> list[Category]:
         """The categories a resident may choose (buttons, the guide's offers)."""
         return [c for c in self.categories.values() if c.listed]
+
+    @property
+    def public(self) -> list[Category]:
+        """The categories whose requests public interfaces (Open311) may show and take."""
+        return [c for c in self.categories.values() if c.public]

@@ -250,6 +250,19 @@ class StaffAccount(Base):
     generation: Mapped[int] = mapped_column(default=1)
 
 
+class ApiKey(Base):
+    """A key a platform (a city's 12345 system) uses on the Open311 API (tickets.apikeys). Only the key's
+    sha256 is kept: see tickets.apikeys for why a fast hash is right for a random key."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
 class ResponderGrid(Base):
     __tablename__ = "responder_grids"
     responder_id: Mapped[int] = mapped_column(

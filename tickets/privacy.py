@@ -68,6 +68,34 @@ def scrub(text: str) -> str:
     return _LANDLINE_RE.sub(lambda m: f"{m.group(1)}-****{m.group(2)}", text)
 
 
+# How residents name a neighbour or themselves without a full name: a common surname and a form of address
+# (张阿姨, 王大爷, 李师傅). Masked to 某阿姨 on public views.
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+_ADDRESSED_RE = re.compile(
+    f"[{_SURNAMES}](?=(?:阿姨|大爷|大妈|大姐|大哥|师傅|老师|先生|女士|小姐|奶奶|爷爷|叔叔|婶婶|老太|老头|总|哥|姐))"
+)
+# A home's number inside a compound: 3栋2单元501室, 5号楼1202, 12层 — the compound's name may stay.
+_HOME_RE = re.compile(r"\d+\s*(?=(?:号楼|栋|幢|座|单元|层|楼|室|号|户))|(?<=[室楼栋元号])\s*\d{2,}")
+_NAME_TAGS = frozenset({"nr", "nrfg", "nrt"})  # jieba's tags for people's names
+
+
+def public_text(text: str) -> str:
+    """A resident's words as anyone may read them (the Open311 API): phones and ID numbers masked as
+    `scrub` does, people's names (jieba's part-of-speech tags, and 张阿姨-style forms of address) and the
+    numbers of a home (building, unit, room) replaced. Cautious on purpose: a word wrongly taken for a name
+    is masked too."""
+    import jieba
+    import jieba.posseg  # loads its dictionary (about a second) on first use: only where needed
+
+    jieba.setLogLevel(60)  # jieba logs its dictionary loading at INFO
+    addressed = _ADDRESSED_RE.sub("某", scrub(text))
+    words = [w.word if w.flag not in _NAME_TAGS else "某人" for w in jieba.posseg.lcut(addressed)]
+    return _HOME_RE.sub("*", "".join(words))
+
+
 def clean_text(text: str) -> str:
     """Drop control and zero-width characters; keep emoji and line breaks. Lone UTF-16 surrogates (half an
     emoji cut by a client) become U+FFFD instead of breaking the database and the channels."""

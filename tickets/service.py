@@ -20,11 +20,14 @@ The code lives by step of the loop:
 | `tickets.insights` | 民呼我应 figures, hotspots and responders for staff's scope (the dashboard) |
 | `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
 | `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
+| `tickets.open311` | the Open311 API's public view of tickets and catalogue, and platforms' requests |
+| `tickets.apikeys` | API keys of the platforms on the Open311 API: add, list, revoke, check |
 """
 
 from __future__ import annotations
 
 from tickets.accounts import Accounts
+from tickets.apikeys import ApiKeys
 from tickets.board import Board
 from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
@@ -32,12 +35,16 @@ from tickets.desk import Desk
 from tickets.followup import FollowingUp
 from tickets.insights import Insights
 from tickets.intake import Intake, Intaking
+from tickets.open311 import OpenRequests
 from tickets.queries import Queries
 from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Desk, Retaining, Queries, Insights, Accounts, Board):
+# OpenRequests (an Intaking) comes first: a subclass goes before its base in the method order.
+class TicketService(
+    OpenRequests, Intaking, Working, FollowingUp, Desk, Retaining, Queries, Insights, Accounts, Board, ApiKeys
+):
     """The ticket loop (see the module's table for where each step lives)."""
 
 
