@@ -173,7 +173,7 @@ def _date(values: Mapping[str, Any], name: str) -> datetime | None:
 
 
 def _int(values: Mapping[str, Any], name: str, default: int) -> int:
-    text = _param(values, name, 12)
+    text = _param(values, name, 40)  # any size is a valid integer: page_size beyond 100 is served as 100
     if text is None:
         return default
     if not text.isascii() or not text.isdigit() or int(text) < 1:
