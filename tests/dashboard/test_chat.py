@@ -62,7 +62,8 @@ async def chat_app(
 @pytest.fixture
 async def browsers(chat_app: web.Application) -> AsyncIterator[NewClient]:
     """Browsers on the one server, each with its own cookies."""
-    server = TestServer(chat_app, **HANDLER_ARGS)
+    server = TestServer(chat_app)
+    await server.start_server(**HANDLER_ARGS)  # the limits minhu run serves with (TestServer() drops them)
     opened: list[Client] = []
 
     async def new() -> Client:
@@ -74,6 +75,7 @@ async def browsers(chat_app: web.Application) -> AsyncIterator[NewClient]:
     yield new
     for client in reversed(opened):
         await client.close()
+    await server.close()
 
 
 @pytest.fixture

@@ -30,7 +30,9 @@ NUMBER = re.compile(r"MH-\d{8}-\d{4}")
 async def browser(stack: Stack, core: TicketService, tmp_path: Path) -> AsyncIterator[Client]:
     config = ChatConfig(rasa_url=stack.rasa_url, photo_dir=tmp_path / "photos", replay_every=3600)
     app = make_app(core, secret=SECRET, chat_config=config)
-    async with TestClient(TestServer(app, **HANDLER_ARGS)) as client:
+    server = TestServer(app)
+    await server.start_server(**HANDLER_ARGS)
+    async with TestClient(server) as client:
         yield client
 
 
