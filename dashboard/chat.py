@@ -62,6 +62,7 @@ IDENTITY = web.AppKey("chat_identity", Identity)
 CONFIG = web.AppKey("chat_config", ChatConfig)
 MESSAGE_LIMITS = web.AppKey("chat_message_limits", Limits)
 PHOTO_LIMITS = web.AppKey("chat_photo_limits", Limits)
+CONSENT_LIMITS = web.AppKey("chat_consent_limits", Limits)
 REPLAY_TASK = web.AppKey("chat_replay", asyncio.Task[None])
 ELDER_COOKIE = "minhu_elder"
 FLASH = "chat_flash"
@@ -130,7 +131,10 @@ async def chat_page(request: web.Request) -> web.Response:
 
 async def consent(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    sender = request.app[IDENTITY].sender(request) or new_sender()
+    sender = request.app[IDENTITY].sender(request)
+    if sender is None and not request.app[CONSENT_LIMITS].allow(request, None):
+        raise PageError(429, TOO_FAST)  # each consent makes a resident: not thousands from one address
+    sender = sender or new_sender()
     resident = await service.resident_for(sender)
     await service.remember_resident(resident.id, consent=True)
     response = web.HTTPSeeOther("/chat")
@@ -399,6 +403,7 @@ def setup(app: web.Application, config: ChatConfig, *, secret: bytes, secure_coo
     app[IDENTITY] = Identity(secret, secure=secure_cookies)
     app[MESSAGE_LIMITS] = Limits(config.messages_per_minute, config.posts_per_minute_per_address)
     app[PHOTO_LIMITS] = Limits(config.photos_per_minute, config.posts_per_minute_per_address)
+    app[CONSENT_LIMITS] = Limits(config.consents_per_minute, config.consents_per_minute)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     app.router.add_get("/chat", chat_page, name="chat")

@@ -207,3 +207,4 @@ class ChatConfig:
     messages_per_minute: int = 20
     posts_per_minute_per_address: int = 120
     photos_per_minute: int = 5
+    consents_per_minute: int = 10  # per address: new residents (a family behind one router is a few)

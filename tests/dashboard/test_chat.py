@@ -305,6 +305,17 @@ async def test_too_many_messages_get_a_polite_429(browser: Client, rasa: FakeRas
     assert len(rasa.received) == 5
 
 
+async def test_new_residents_from_one_address_are_limited_too(
+    browsers: NewClient, service: TicketService
+) -> None:
+    for _ in range(10):
+        await consent(await browsers())
+    late = await browsers()
+    refused = await late.post("/chat/consent", data={"csrf_token": await form_token(late)})
+    assert refused.status == 429 and "请稍等" in await refused.text()
+    assert await count(service, Resident) == 10
+
+
 # ------------------------------------------------------------------------------------------ photos
 
 
