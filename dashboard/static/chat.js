@@ -54,7 +54,7 @@
     }
     log.appendChild(li);
     li.scrollIntoView({ block: "end" });
-    if (keep) { save({ text: item.text, mine: !!item.mine, link: item.link }); }
+    if (keep) { save({ text: item.text, mine: !!item.mine, link: item.link, buttons: item.buttons }); }
   }
 
   function say(text) { status.textContent = text || ""; }

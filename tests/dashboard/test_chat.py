@@ -447,6 +447,17 @@ async def test_rasa_down_stores_the_messages_and_answers_them_in_order_later(
     assert (await (await browser.get("/chat/updates")).json())["bubbles"] == []
 
 
+async def test_each_channel_replays_only_its_own_residents_messages(
+    rasa: FakeRasa, chat_app: web.Application
+) -> None:
+    store = chat_app[RELAY].store
+    await store.store_message("telegram:5001", "电梯坏了")  # the Telegram bot's to answer, not the page's
+    await store.store_message("web:AAAAAAAAAAAAAAAAAAAAAA", "路灯不亮")
+    assert await chat_app[RELAY].replay(None) == 1
+    assert rasa.received == [("web:AAAAAAAAAAAAAAAAAAAAAA", "路灯不亮")]
+    assert await store.waiting_senders(channel="telegram") == ["telegram:5001"]
+
+
 async def test_what_waits_for_a_web_resident_is_given_up_after_30_days_and_is_no_delivery_lag(
     browser: Client, rasa: FakeRasa, service: TicketService, clock: ManualClock, chat_app: web.Application
 ) -> None:
