@@ -456,6 +456,7 @@ async def test_each_channel_replays_only_its_own_residents_messages(
     assert await chat_app[RELAY].replay(None) == 1
     assert rasa.received == [("web:AAAAAAAAAAAAAAAAAAAAAA", "路灯不亮")]
     assert await store.waiting_senders(channel="telegram") == ["telegram:5001"]
+    await chat_app[RELAY].rasa.close()  # no server ran this app: its cleanup would have
 
 
 async def test_what_waits_for_a_web_resident_is_given_up_after_30_days_and_is_no_delivery_lag(
