@@ -28,6 +28,7 @@ from telegram.ext import ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from app.loops import run_forever
+from app.notices import rated_heading, resident_text
 from bot.common import CHANNEL, Minhu, keyboard
 from bot.residents import feedback_step
 from bot.responders import TAKEN, card_buttons, describe, offer_card
@@ -147,26 +148,15 @@ class Delivery:
         card = keyboard([[("查看工单", f"card:{number}")]])
         match note.kind:
             case Kind.RATE:
-                who = mask_name(payload.get("responder_name"))
                 text, markup = feedback_step(number, "")
-                return f"您的诉求 {number} 已由{who}办结。请花半分钟回答三个问题:\n{text}", markup
-            case Kind.ACCEPTED:
-                who = mask_name(payload.get("responder_name"))
-                return f"您的诉求 {number} 已由{who}接单,很快会和您联系。", None
-            case Kind.RETURNED:
-                reason = payload.get("reason", "")
-                return f"您的诉求 {number} 被退回重新安排(原因:{reason}),社区会尽快另派人员。", None
-            case Kind.MESSAGE:
-                return f"关于您的诉求 {number},办理人员给您留言:\n{payload.get('text', '')}", None
-            case Kind.REGISTERED:
-                if payload.get("duplicate"):
-                    return (
-                        f"您之前提交的诉求和工单 {number} 说的是同一件事,已经补充到这张工单里,我们会尽快处理。",
-                        None,
-                    )
-                if payload.get("handoff"):
-                    return f"您之前的转人工请求已登记,工单号 {number},社区工作人员会尽快联系您。", None
-                return f"您之前提交的诉求已登记,工单号 {number},我们会尽快安排。", None
+                return f"{rated_heading(number, payload)}\n{text}", markup
+            case Kind.ACCEPTED | Kind.RETURNED | Kind.MESSAGE | Kind.REGISTERED:
+                return resident_text(note.kind, number, payload) or "", None
+            case Kind.ASSISTANT:  # the web chat's; Telegram's relay answers its residents itself
+                texts = [
+                    str(r.get("text") or "") for r in payload.get("replies") or [] if isinstance(r, dict)
+                ]
+                return "\n".join(t for t in texts if t) or "助手已回复您之前的留言。", None
             case Kind.RATED:
                 rating = Rating.parse(str(payload.get("rating")))
                 points = payload.get("points", 0)

@@ -11,20 +11,17 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 
 from bot.common import App, Context, deps, guarded, keyboard, resident_of, say, sender_of, when
 from tickets.models import Rating, Status
-from tickets.privacy import DATA_DELETION, DATA_KEPT, clean_text
+from tickets.privacy import CONSENT_QUESTION, INTRODUCTION, clean_text, what_we_keep
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_CAPTION = 1000
 
 START = (
-    "您好!我是民呼社区助手 🏠\n"
-    "您可以直接用平常的话告诉我遇到的问题,比如“楼道灯坏了”“想给老人申请助餐”,我会登记成诉求,"
-    "派给您所在网格的工作人员或党员志愿者,并把进展告诉您。\n\n"
-    "我们保存什么:您的 Telegram 账号编号;您发来的消息(包括诉求内容)、照片(只保存 Telegram 上的引用)和位置;"
-    "您告诉我们的社区、小区、地址和电话;您和助手的全部对话记录。"
-    "电话加密保存,只给接单的人和社区、街道工作人员看,其他人看到的都是打码的号码。"
-    "这些信息只用于办理您的诉求。\n" + DATA_KEPT + DATA_DELETION + "\n\n"
-    "点“同意”表示您同意我们为办理诉求保存上述信息。"
+    INTRODUCTION
+    + "\n\n"
+    + what_we_keep("您的 Telegram 账号编号", "照片(只保存 Telegram 上的引用)和位置")
+    + "\n\n"
+    + CONSENT_QUESTION
 )
 HELP = (
     "怎么用:\n"

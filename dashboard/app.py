@@ -10,7 +10,8 @@ import aiohttp_session
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from dashboard import auth, figures, hotspots, live, open311, queue, render, responders, ticket
+from dashboard import auth, chat, figures, hotspots, live, open311, queue, render, responders, ticket
+from dashboard.chat_relay import ChatConfig
 from dashboard.csrf import csrf_middleware
 from dashboard.errors import error_middleware
 from dashboard.keys import CLOCK, LIVE_EVERY, SERVICE
@@ -32,9 +33,11 @@ def make_app(
     clock: Clock | None = None,
     live_every: float = 1.0,
     secure_cookies: bool = False,
+    chat_config: ChatConfig | None = None,
 ) -> web.Application:
     """The dashboard over `service`. `secret`: 32 bytes that encrypt and sign the session cookie;
-    `secure_cookies`: send the cookie over HTTPS only (set it when a TLS proxy is in front)."""
+    `secure_cookies`: send the cookie over HTTPS only (set it when a TLS proxy is in front); `chat_config`:
+    serve the residents' web chat (/chat) too, relaying to the assistant it names."""
     if len(secret) != 32:
         raise ValueError("the dashboard secret must be 32 bytes")
     # The error pages wrap everything, the session is loaded before the CSRF check reads its token.
@@ -57,7 +60,9 @@ def make_app(
     for module in (auth, queue, ticket, live, figures, hotspots, responders):
         module.setup(app)
     open311.setup(app)  # Open311 GeoReport v2 for city platforms (its own errors, no session or CSRF)
+    if chat_config is not None:
+        chat.setup(app, chat_config, secret=secret, secure_cookies=secure_cookies)
     return app
 
 
-__all__ = ["CLOCK", "HANDLER_ARGS", "LIVE_EVERY", "SERVICE", "make_app"]
+__all__ = ["CLOCK", "HANDLER_ARGS", "LIVE_EVERY", "SERVICE", "ChatConfig", "make_app"]

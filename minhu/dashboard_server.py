@@ -12,7 +12,7 @@ from aiohttp import web
 
 from app.dashboard_secret import dashboard_secret
 from app.settings import Settings
-from dashboard.app import HANDLER_ARGS, make_app
+from dashboard.app import HANDLER_ARGS, ChatConfig, make_app
 from tickets.accounts import generate_password
 from tickets.errors import NotFound
 from tickets.service import TicketService
@@ -41,9 +41,17 @@ async def demo_account(settings: Settings, service: TicketService) -> tuple[str,
 
 
 @asynccontextmanager
-async def dashboard_server(settings: Settings, service: TicketService) -> AsyncIterator[Dashboard]:
+async def dashboard_server(
+    settings: Settings, service: TicketService, *, rasa_url: str | None = None
+) -> AsyncIterator[Dashboard]:
+    """The dashboard and the residents' web chat (/chat), which relays to Rasa at `rasa_url` (default
+    MINHU_RASA_URL) and keeps photos in the data folder."""
+    chat = ChatConfig(rasa_url=rasa_url or settings.rasa_url, photo_dir=settings.data_dir / "photos")
     app = make_app(
-        service, secret=dashboard_secret(settings), secure_cookies=settings.dashboard_secure_cookies
+        service,
+        secret=dashboard_secret(settings),
+        secure_cookies=settings.dashboard_secure_cookies,
+        chat_config=chat,
     )
     runner = web.AppRunner(app, access_log=None, **HANDLER_ARGS)
     await runner.setup()
@@ -65,7 +73,7 @@ async def dashboard_server(settings: Settings, service: TicketService) -> AsyncI
 
 def dashboard_line(dashboard: Dashboard) -> str:
     """What `minhu run` prints about the dashboard: its address, and the demo login the first time."""
-    line = f"工作台(dashboard):{dashboard.url}"
+    line = f"工作台(dashboard):{dashboard.url} 居民网页聊天:{dashboard.url}chat"
     if dashboard.demo_login:
         username, password = dashboard.demo_login
         line += f" 演示账号 {username},初始密码 {password}(只显示这一次)"

@@ -73,8 +73,9 @@ async def run(
                     print(dashboard_line(dashboard), flush=True)
                     await sweeper
                 return
+            local_rasa = f"http://127.0.0.1:{settings.rasa_port}"  # where local_stack starts Rasa
             async with (
-                dashboard_server(settings, service) as dashboard,
+                dashboard_server(settings, service, rasa_url=local_rasa) as dashboard,
                 local_stack(settings) as url,
                 telegram_bot(settings, service, rasa_url=url),
             ):

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -213,7 +214,8 @@ class ChannelStore:
 
     async def prune(self) -> None:
         """Keep no more than needed: update ids past Telegram's repeat window, button payloads past their
-        life, and residents' messages once answered (the ticket keeps what the request needs)."""
+        life, residents' messages once answered (the ticket keeps what the request needs), and what waits
+        for a web resident who has not come back (outbox.give_up_unvisited)."""
         now = self.clock.now()
         async with unit_of_work(self.sessions) as session:
             await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.at < now - UPDATE_IDS_KEPT))
@@ -223,6 +225,7 @@ class ChannelStore:
             await session.execute(
                 delete(InboundMessage).where(InboundMessage.answered_at < now - ANSWERED_MESSAGES_KEPT)
             )
+            await outbox.give_up_unvisited(session, now)
 
     async def store_message(self, channel_id: str, text: str) -> InboundMessage:
         async with unit_of_work(self.sessions) as session:
@@ -241,15 +244,17 @@ class ChannelStore:
                 )
             ).all()
 
-    async def waiting_senders(self, limit: int = 100) -> list[str]:
-        """Senders with unanswered messages, the longest-waiting first."""
+    async def waiting_senders(self, limit: int = 100, *, channel: str | None = None) -> list[str]:
+        """Senders with unanswered messages, the longest-waiting first; `channel`: only that channel's
+        (telegram:…, web:…), since a channel can answer only its own residents."""
+        query = select(InboundMessage.channel_id, func.min(InboundMessage.id).label("first")).where(
+            InboundMessage.answered_at.is_(None)
+        )
+        if channel is not None:
+            query = query.where(InboundMessage.channel_id.startswith(f"{channel}:", autoescape=True))
         async with self.sessions() as session:
             rows = await session.execute(
-                select(InboundMessage.channel_id, func.min(InboundMessage.id).label("first"))
-                .where(InboundMessage.answered_at.is_(None))
-                .group_by(InboundMessage.channel_id)
-                .order_by("first")
-                .limit(limit)
+                query.group_by(InboundMessage.channel_id).order_by("first").limit(limit)
             )
             return [row[0] for row in rows]
 
@@ -262,6 +267,12 @@ class ChannelStore:
         async with unit_of_work(self.sessions) as session:
             message = await session.get_one(InboundMessage, message_id)
             message.attempts += 1
+
+    async def hold_for_resident(self, kind: outbox.Kind, resident_id: int, payload: dict[str, Any]) -> None:
+        """A notification to a resident that is not about a ticket (the assistant's late answer on the web
+        chat): into the outbox like every other, so it waits for them."""
+        async with unit_of_work(self.sessions) as session:
+            outbox.notify(session, kind, Recipient.RESIDENT, resident_id, None, self.clock.now(), **payload)
 
     # ------------------------------------------------------------------ buttons
 
@@ -282,11 +293,13 @@ class ChannelStore:
     # ------------------------------------------------------------------ outbox status
 
     async def backlog(self) -> Backlog:
+        """What push deliveries still have to send (a web resident's notifications wait for their next
+        visit: not a delivery lag)."""
         async with self.sessions() as session:
             row = (
                 await session.execute(
                     select(func.count(Notification.id), func.min(Notification.created_at)).where(
-                        Notification.delivered_at.is_(None)
+                        Notification.delivered_at.is_(None), ~outbox.held_for_visit()
                     )
                 )
             ).one()

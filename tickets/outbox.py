@@ -1,6 +1,8 @@
 """Notifications are rows written in the same transaction as the change they announce (transactional
 outbox), so a channel that is down loses nothing; a delivery worker of each channel claims them later,
-sends them and marks them delivered (`claim`, `delivered`, `retry`)."""
+sends them and marks them delivered (`claim`, `delivered`, `retry`). A resident on a pull channel (the web
+chat: nothing can be pushed to a closed page) is not claimed by the push deliveries; their notifications
+wait for their next visit (`take_for_resident`), and are given up after `HELD_FOR_VISIT`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets.db import unit_of_work
-from tickets.models import Notification, Offer, OfferState, Status, Ticket
+from tickets.models import Notification, Offer, OfferState, Resident, Status, Ticket
 
 
 class Kind(StrEnum):
@@ -30,6 +32,7 @@ class Kind(StrEnum):
     NEEDS_DISPATCH = "needs_dispatch"  # to staff: nobody could be found, dispatch by hand
     EMERGENCY = "emergency"  # 紧急求助 near them (grid workers, other community staff): go and help at once
     # to residents
+    ASSISTANT = "assistant"  # the assistant's answer to a message stored while it was away (web chat)
     ACCEPTED = "accepted"  # someone took their request
     RETURNED = "returned"  # the responder gave it back; it is being re-dispatched
     RATE = "rate"  # 办结: the three 回访 questions
@@ -42,6 +45,31 @@ class Kind(StrEnum):
 class Recipient(StrEnum):
     RESIDENT = "resident"
     RESPONDER = "responder"
+
+
+class Channel(StrEnum):
+    """The channels residents use (the first part of Resident.channel_id, e.g. web:abc)."""
+
+    TELEGRAM = "telegram"
+    WEB = "web"  # the web chat (dashboard/chat.py); a pull channel
+
+
+PULL_CHANNELS = (Channel.WEB,)
+# A web resident who does not come back within this time will not see what waited for them: given up.
+HELD_FOR_VISIT = timedelta(days=30)
+
+
+def held_for_visit() -> ColumnElement[bool]:
+    """SQL, on Notification: a notification to a resident of a pull channel, kept for their next visit."""
+    return and_(
+        Notification.recipient_type == Recipient.RESIDENT,
+        select(Resident.id)
+        .where(
+            Resident.id == Notification.recipient_id,
+            or_(*(Resident.channel_id.startswith(f"{c}:", autoescape=True) for c in PULL_CHANNELS)),
+        )
+        .exists(),
+    )
 
 
 # A responder's offer or assignment message, which a later TAKEN / WITHDRAWN edits in place.
@@ -141,12 +169,57 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int = 50) -> Se
         .where(
             Notification.delivered_at.is_(None),
             or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now),
+            ~held_for_visit(),
         )
         .order_by(Notification.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).all()
+
+
+def _claimed(n: Notification) -> Claimed:
+    return Claimed(
+        n.id, Kind(n.kind), Recipient(n.recipient_type), n.recipient_id, n.ticket_id, dict(n.payload)
+    )
+
+
+async def take_for_resident(
+    sessions: async_sessionmaker[AsyncSession], resident_id: int, now: datetime, ref: str, limit: int = 50
+) -> list[Claimed]:
+    """A pull channel's delivery: what waits for the resident, oldest first, marked delivered (`ref`: where
+    it went) in the same transaction, so two open pages never both show it."""
+    async with unit_of_work(sessions) as session:
+        rows = (
+            await session.scalars(
+                select(Notification)
+                .where(
+                    Notification.delivered_at.is_(None),
+                    Notification.recipient_type == Recipient.RESIDENT,
+                    Notification.recipient_id == resident_id,
+                )
+                .order_by(Notification.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for note in rows:
+            note.delivered_at, note.message_ref = now, ref
+        return [_claimed(n) for n in rows]
+
+
+async def give_up_unvisited(session: AsyncSession, now: datetime) -> None:
+    """Notifications held for a web resident longer than HELD_FOR_VISIT are given up, the reason kept."""
+    await session.execute(
+        update(Notification)
+        .where(
+            Notification.delivered_at.is_(None),
+            Notification.created_at < now - HELD_FOR_VISIT,
+            held_for_visit(),
+        )
+        .values(delivered_at=now, last_error="未送达: 居民没有再访问网页")
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def claim(
@@ -158,12 +231,7 @@ async def claim(
         rows = await claim_due(session, now, limit)
         for note in rows:
             note.next_attempt_at = now + lease
-        return [
-            Claimed(
-                n.id, Kind(n.kind), Recipient(n.recipient_type), n.recipient_id, n.ticket_id, dict(n.payload)
-            )
-            for n in rows
-        ]
+        return [_claimed(n) for n in rows]
 
 
 async def delivered(

@@ -23,6 +23,26 @@ DATA_DELETION = (
     "如果您希望提前删除,请说“转人工”,或到所在社区党群服务中心一站式窗口提出,工作人员核实身份后为您删除。"
 )
 
+INTRODUCTION = (
+    "您好!我是民呼社区助手 🏠\n"
+    "您可以直接用平常的话告诉我遇到的问题,比如“楼道灯坏了”“想给老人申请助餐”,我会登记成诉求,"
+    "派给您所在网格的工作人员或党员志愿者,并把进展告诉您。"
+)
+CONSENT_QUESTION = "点“同意”表示您同意我们为办理诉求保存上述信息。"
+
+
+def what_we_keep(account: str, attachments: str) -> str:
+    """The notice every channel shows before anything is kept (Telegram's /start, the web chat's first
+    visit): what is stored and why, how long, and how to have it deleted. A channel names only its own
+    account (`account`) and how it keeps photos (`attachments`)."""
+    return (
+        f"我们保存什么:{account};您发来的消息(包括诉求内容)、{attachments};"
+        "您告诉我们的社区、小区、地址和电话;您和助手的全部对话记录。"
+        "电话加密保存,只给接单的人和社区、街道工作人员看,其他人看到的都是打码的号码。"
+        "这些信息只用于办理您的诉求。\n" + DATA_KEPT + DATA_DELETION
+    )
+
+
 # Mainland mobiles, landlines with area code, and 18-digit resident ID numbers (last digit may be X).
 _ID_RE = re.compile(r"(?<![0-9])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9])")
 _MOBILE_RE = re.compile(r"(?<![0-9])(1[3-9]\d)\d{4}(\d{4})(?![0-9])")

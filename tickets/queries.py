@@ -15,7 +15,7 @@ from tickets import metrics, outbox, points
 from tickets.actors import Actor
 from tickets.catalogue import Role
 from tickets.core import ServiceCore
-from tickets.errors import NotAllowed, TicketNotFound
+from tickets.errors import NotAllowed, NotFound, TicketNotFound
 from tickets.models import (
     OPEN_TICKET_SQL,
     Community,
@@ -27,6 +27,7 @@ from tickets.models import (
     TicketEvent,
 )
 from tickets.outbox import Kind
+from tickets.transitions import Action
 
 QUEUE_LIMIT = 50
 
@@ -68,6 +69,24 @@ class Queries(ServiceCore):
                     .limit(limit)
                 )
             ).all()
+
+    async def photo_of(self, number: str, name: str, responder_id: int) -> str:
+        """A photo the resident attached to the ticket (its stored file name), for the ticket's assignee and
+        the staff of its area only; anyone else, or a name not attached to this ticket, finds nothing."""
+        async with self._work() as session:
+            ticket = await self._ticket(session, number)
+            responder = await self._responder(session, responder_id)
+            staff = Role(responder.role).is_staff and responder.covers(ticket)
+            if not (staff or ticket.assignee_id == responder.id):
+                raise TicketNotFound(number=ticket.number)
+            attached = await session.scalars(
+                select(TicketEvent.data).where(
+                    TicketEvent.ticket_id == ticket.id, TicketEvent.action == Action.ATTACH
+                )
+            )
+            if not any(data.get("kind") == "photo" and data.get("file") == name for data in attached):
+                raise NotFound("没有找到这张照片。")
+            return name
 
     async def tickets_of_responder(self, responder_id: int, *, open_only: bool = True) -> Sequence[Ticket]:
         async with self._work() as session:

@@ -4,15 +4,12 @@ fake Rasa REST channel (aiohttp) that can be taken down; and helpers that send u
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from telegram import Update
 
 from bot.app import BotConfig, build_application, minhu_of
@@ -20,48 +17,11 @@ from bot.common import App, Minhu
 from bot.delivery import Delivery
 from tests.bot.fake_api import Call, FakeBotAPI
 from tests.conftest import Org
+from tests.fake_rasa import FakeRasa
 from tickets.service import TicketService
 
 RESIDENT, VOLUNTEER, OTHER_VOLUNTEER, STAFF, STRANGER = 5001, 1001, 2001, 3001, 9001
 VOLUNTEER_2, VOLUNTEER_3 = 1002, 1003
-
-
-@dataclass
-class FakeRasa:
-    """Rasa's REST channel as far as the bot can tell: echoes, or answers what a test scripts."""
-
-    up: bool = True
-    delay: float = 0.0
-    received: list[tuple[str, str]] = field(default_factory=list)
-    script: Callable[[str, str], list[dict[str, Any]]] | None = None
-    url: str = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/", self._hello)
-        app.router.add_post("/webhooks/rest/webhook", self._webhook)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    async def _hello(self, request: web.Request) -> web.Response:
-        return web.Response(text="Hello from Rasa: 3.6.21", status=200 if self.up else 503)
-
-    async def _webhook(self, request: web.Request) -> web.Response:
-        if not self.up:
-            return web.Response(status=503)
-        body = await request.json()
-        sender, message = body["sender"], body["message"]
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        self.received.append((sender, message))
-        replies = self.script(sender, message) if self.script else [{"text": f"收到:{message}"}]
-        return web.json_response([{"recipient_id": sender, **r} for r in replies])
 
 
 class Telegram:

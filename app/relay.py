@@ -1,0 +1,154 @@
+"""Relaying residents' messages to the assistant (Rasa's REST channel), shared by every chat edge (Telegram in
+bot/rasa.py, the web chat in dashboard/chat.py): each edge says only how a reply reaches its residents.
+
+Every message is stored before it is relayed and marked answered once Rasa has answered it, so when Rasa is
+down nothing is lost: the resident is told it will be handled, and stored messages are replayed in order
+when Rasa is back. A slow answer is waited for, never asked twice. One resident's messages go one at a time,
+in order; different residents do not wait for each other. A channel replays only its own residents' stored
+messages (`Relay.channel`): another channel's reply could not reach them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import defaultdict
+from typing import Any, Generic, TypeVar
+
+import aiohttp
+import structlog
+
+from tickets.channels import ChannelStore
+from tickets.models import InboundMessage
+
+log = structlog.get_logger("app.relay")
+
+STORED_NOTICE = "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。"
+WAIT_NOTICE = "收到,正在为您处理,请稍候……"
+# Rasa's REST channel (nlu/channels.py) keeps a `telegram:`/`web:` sender only from a relay sending this
+# header with the secret `minhu run` generates (minhu/stack.py); others are answered as `rest:<sender>`.
+RELAY_HEADER = "X-Minhu-Relay"
+RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
+
+Reply = dict[str, Any]  # one item of Rasa's REST answer: text, buttons, image, custom
+T = TypeVar("T")
+
+
+def relay_headers() -> dict[str, str]:
+    """The header that proves to Rasa's REST channel that this is a relay (none if no secret is set)."""
+    secret = os.environ.get(RELAY_SECRET_ENV, "")
+    return {RELAY_HEADER: secret} if secret else {}
+
+
+class RasaUnavailable(Exception):
+    """Rasa did not answer (down, refused, failed or too slow)."""
+
+
+class RasaClient:
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def send(self, sender: str, message: str) -> list[Reply]:
+        try:
+            async with self.http.post(
+                f"{self.url}/webhooks/rest/webhook",
+                json={"sender": sender, "message": message},
+                headers=relay_headers(),
+            ) as response:
+                if response.status != 200:
+                    raise RasaUnavailable(f"HTTP {response.status}")
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise RasaUnavailable(type(error).__name__) from error
+        return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+
+    async def reachable(self) -> bool:
+        try:
+            async with self.http.get(self.url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
+def late_heading(message: InboundMessage, tz: Any) -> str:
+    """Said before the answer to a message that waited (Rasa was away): which message it answers."""
+    when = message.received_at.astimezone(tz).strftime("%H:%M")
+    return f"(回复您 {when} 的留言:“{message.text[:30]}”)"
+
+
+class Relay(Generic[T]):
+    """The ordered, stored relay. `T` is where a channel's replies go (Telegram: the bot; the web: the
+    page's answer, or None for "keep it until the resident comes back"). A channel implements `notice`
+    (a short word to the resident) and `answer` (Rasa's replies to one message; `late`: to an older
+    stored message, not the one just sent)."""
+
+    channel = ""
+
+    def __init__(self, rasa: RasaClient, store: ChannelStore, tz: Any, *, notice_after: float = 8.0) -> None:
+        self.rasa, self.store, self.tz = rasa, store, tz
+        self.notice_after = notice_after
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def notice(self, target: T, sender: str, text: str) -> None:
+        raise NotImplementedError
+
+    async def answer(
+        self, target: T, sender: str, message: InboundMessage, replies: list[Reply], *, late: bool
+    ) -> None:
+        raise NotImplementedError
+
+    async def submit(self, target: T, sender: str, text: str) -> None:
+        """A resident's message (or button payload): stored, then relayed after any older stored ones."""
+        async with self._locks[sender]:
+            fresh = await self.store.store_message(sender, text)
+            await self._drain(target, sender, fresh.id)
+
+    async def replay(self, target: T) -> int:
+        """Relay this channel's stored messages, oldest sender first; stops at the first sign Rasa is still
+        away. Returns how many were answered."""
+        answered = 0
+        for sender in await self.store.waiting_senders(channel=self.channel or None):
+            async with self._locks[sender]:
+                done = await self._drain(target, sender, None)
+            answered += done
+            if done == 0:
+                break
+        return answered
+
+    async def _drain(self, target: T, sender: str, fresh_id: int | None) -> int:
+        answered = 0
+        for message in await self.store.pending_messages(sender):
+            is_fresh = message.id == fresh_id
+            try:
+                replies = await self._ask(target, sender, message, is_fresh)
+            except RasaUnavailable as error:
+                log.warning("rasa unavailable", reason=str(error), message_id=message.id)
+                await self.store.count_attempt(message.id)
+                if fresh_id is not None:
+                    await self.notice(target, sender, STORED_NOTICE)
+                return answered
+            await self.store.mark_answered(message.id)  # before replying: never answered twice
+            answered += 1
+            await self.answer(target, sender, message, replies, late=not is_fresh)
+        return answered
+
+    async def _ask(self, target: T, sender: str, message: InboundMessage, is_fresh: bool) -> list[Reply]:
+        task = asyncio.create_task(self.rasa.send(sender, message.text))
+        done, _ = await asyncio.wait({task}, timeout=self.notice_after)
+        if not done and is_fresh:
+            with contextlib.suppress(Exception):
+                await self.notice(target, sender, WAIT_NOTICE)
+        return await task

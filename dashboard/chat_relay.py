@@ -1,0 +1,210 @@
+"""The web chat's plumbing: who the resident is (a `web:<random id>` sender in an encrypted cookie of its
+own), the relay to the assistant (app/relay.py, the same ordered, stored relay as Telegram's) and how its
+answers and the outbox's notifications become the page's chat bubbles, and per-client rate limits.
+
+The identity cookie is separate from the dashboard's session cookie: it must outlive a 12-hour staff
+session (a resident comes back days later for the 回访), and it is encrypted and authenticated with a key
+of its own derived from the dashboard secret, so neither cookie can stand for the other. A cookie that
+does not decrypt, is too old, or holds anything but a well-formed web sender is ignored: the visitor is a
+new anonymous one, never somebody else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app.notices import rated_heading, resident_text
+from app.relay import STORED_NOTICE, RasaClient, Relay, Reply, late_heading
+from dashboard.auth import LoginLimiter
+from tickets import outbox
+from tickets.channels import ChannelStore
+from tickets.models import InboundMessage
+from tickets.outbox import Channel, Claimed, Kind, Recipient
+from tickets.service import TicketService
+
+COOKIE = "minhu_chat"
+COOKIE_DAYS = 180  # renewed on every visit: a resident who keeps coming back stays the same resident
+SENDER_RE = re.compile(r"web:[A-Za-z0-9_-]{22}")
+CUSTOM_NOTICE = "这部分内容暂时无法在网页上显示。如需帮助,请说“转人工”。"
+MAX_MESSAGE = 2000  # what Rasa's REST channel keeps (nlu/channels.py MAX_TEXT)
+MAX_BUTTONS = 12
+
+
+def new_sender() -> str:
+    return f"{Channel.WEB}:{secrets.token_urlsafe(16)}"
+
+
+class Identity:
+    """The `minhu_chat` cookie: Fernet (AES + HMAC) under a key derived from the dashboard secret."""
+
+    def __init__(self, secret: bytes, *, secure: bool = False) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"minhu web chat identity").derive(
+            secret
+        )
+        self.fernet = Fernet(base64.urlsafe_b64encode(key))
+        self.secure = secure
+
+    def sender(self, request: web.Request) -> str | None:
+        token = request.cookies.get(COOKIE)
+        if not token or len(token) > 1000:
+            return None
+        try:
+            data = json.loads(self.fernet.decrypt(token.encode(), ttl=COOKIE_DAYS * 86400))
+        except (InvalidToken, ValueError):
+            return None
+        sender = data.get("s") if isinstance(data, dict) else None
+        return sender if isinstance(sender, str) and SENDER_RE.fullmatch(sender) else None
+
+    def keep(self, response: web.StreamResponse, sender: str) -> None:
+        token = self.fernet.encrypt(json.dumps({"s": sender}).encode()).decode()
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=COOKIE_DAYS * 86400,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=self.secure,
+        )
+
+    @staticmethod
+    def drop(response: web.StreamResponse) -> None:
+        response.del_cookie(COOKIE, path="/")
+
+
+def bubble(
+    text: str, buttons: list[dict[str, str]] | None = None, *, link: str | None = None
+) -> dict[str, Any]:
+    """One chat bubble as the page's script shows it (as text: never as HTML)."""
+    item: dict[str, Any] = {"text": text, "buttons": buttons or []}
+    if link:
+        item["link"] = link
+    return item
+
+
+def bubbles_of(replies: list[Reply]) -> list[dict[str, Any]]:
+    """Rasa's replies as bubbles: text, buttons (title and the payload they send back), an image as a link
+    to open (no remote image is loaded into the page), a custom payload told as not shown."""
+    out = []
+    for reply in replies:
+        text = str(reply.get("text") or "").strip()
+        buttons = [
+            {
+                "title": str(b.get("title") or b.get("payload") or "")[:60],
+                "payload": str(b.get("payload") or b.get("title") or "")[:MAX_MESSAGE],
+            }
+            for b in (reply.get("buttons") or [])[:MAX_BUTTONS]
+            if isinstance(b, dict)
+        ]
+        if text or buttons:
+            out.append(bubble(text or "请选择:", buttons))
+        image = reply.get("image")
+        if isinstance(image, str) and image.startswith(("https://", "http://")):
+            out.append(bubble("图片", link=image))
+        if reply.get("custom") is not None:
+            out.append(bubble(CUSTOM_NOTICE))
+    return out
+
+
+def notification_bubbles(note: Claimed) -> list[dict[str, Any]]:
+    """A notification that waited for the resident, as bubbles (the same words as on Telegram)."""
+    number, payload = note.number, note.payload
+    if note.kind is Kind.ASSISTANT:
+        heading = str(payload.get("heading") or "")
+        replies = [r for r in payload.get("replies") or [] if isinstance(r, dict)]
+        return [bubble(heading), *bubbles_of(replies)] if heading else bubbles_of(replies)
+    if note.kind is Kind.RATE:
+        return [bubble(rated_heading(number, payload), link=f"/chat/tickets#t-{number}")]
+    text = resident_text(note.kind, number, payload)
+    return [bubble(text)] if text else []
+
+
+@dataclass
+class Answer:
+    """What the page is told in answer to one message: the bubbles, and whether it was stored for later."""
+
+    bubbles: list[dict[str, Any]] = field(default_factory=list)
+    stored: bool = False
+
+
+class WebRelay(Relay["Answer | None"]):
+    """The web chat's relay. With an Answer (the page is waiting on its POST) the replies go into it; with
+    None (the replay loop, the page may be closed) they are kept in the outbox for the resident (Kind.
+    ASSISTANT) and shown on the page's next poll or visit."""
+
+    channel = Channel.WEB
+
+    def __init__(self, rasa: RasaClient, store: ChannelStore, service: TicketService, **kwargs: Any) -> None:
+        super().__init__(rasa, store, service.calendar.tz, **kwargs)
+        self.service = service
+
+    async def notice(self, target: Answer | None, sender: str, text: str) -> None:
+        if target is None:
+            return
+        if text == STORED_NOTICE:
+            target.stored = True
+            target.bubbles.append(bubble(text))
+        # The wait notice: the page shows its own "正在处理" while the POST is open.
+
+    async def answer(
+        self, target: Answer | None, sender: str, message: InboundMessage, replies: list[Reply], *, late: bool
+    ) -> None:
+        heading = late_heading(message, self.tz) if late else ""
+        if target is not None:
+            if heading:
+                target.bubbles.append(bubble(heading))
+            target.bubbles.extend(bubbles_of(replies))
+            return
+        await self.keep_for_later(sender, replies, heading)
+
+    async def keep_for_later(self, sender: str, replies: list[Reply], heading: str = "") -> None:
+        resident = await self.service.resident_for(sender)
+        await self.store.hold_for_resident(
+            Kind.ASSISTANT, resident.id, {"heading": heading, "replies": replies[:20]}
+        )
+
+
+async def waiting_bubbles(service: TicketService, resident_id: int) -> list[dict[str, Any]]:
+    """What waited for the resident (their notifications), as bubbles; marked delivered as it is taken."""
+    notes = await outbox.take_for_resident(service.sessions, resident_id, service.clock.now(), ref="web")
+    return [
+        b for note in notes if note.recipient_type is Recipient.RESIDENT for b in notification_bubbles(note)
+    ]
+
+
+class Limits:
+    """Per-client sliding windows (the login limiter's): each client (its sender, or its address before it
+    has one) and each address, so a visitor who keeps dropping the cookie is still limited."""
+
+    def __init__(self, per_client: int, per_address: int, window: float = 60.0) -> None:
+        self.client = LoginLimiter(per_client, window)
+        self.address = LoginLimiter(per_address, window)
+
+    def allow(self, request: web.Request, sender: str | None) -> bool:
+        address = request.remote or "?"
+        return self.address.allow(address) and self.client.allow(sender or f"addr:{address}")
+
+
+@dataclass
+class ChatConfig:
+    """What the web chat needs beside the dashboard: the assistant's address and where photos are kept."""
+
+    rasa_url: str
+    photo_dir: Path
+    rasa_timeout: float = 60.0
+    replay_every: float = 5.0
+    messages_per_minute: int = 20
+    posts_per_minute_per_address: int = 120
+    photos_per_minute: int = 5
+    consents_per_minute: int = 10  # per address: new residents (a family behind one router is a few)
