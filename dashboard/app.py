@@ -1,0 +1,58 @@
+"""The dashboard application: sessions, CSRF, error pages, templates, static files, and every page module's
+routes. `make_app` is what `minhu run` and the tests start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_session
+from aiohttp import web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from dashboard import auth, figures, hotspots, live, queue, render, responders, ticket
+from dashboard.csrf import csrf_middleware
+from dashboard.errors import error_middleware
+from dashboard.keys import CLOCK, LIVE_EVERY, SERVICE
+from tickets.clock import Clock, SystemClock
+from tickets.service import TicketService
+
+STATIC = Path(__file__).parent / "static"
+SESSION_HOURS = 12
+COOKIE_NAME = "minhu_session"
+
+
+def make_app(
+    service: TicketService,
+    *,
+    secret: bytes,
+    clock: Clock | None = None,
+    live_every: float = 1.0,
+    secure_cookies: bool = False,
+) -> web.Application:
+    """The dashboard over `service`. `secret`: 32 bytes that encrypt and sign the session cookie;
+    `secure_cookies`: send the cookie over HTTPS only (set it when a TLS proxy is in front)."""
+    if len(secret) != 32:
+        raise ValueError("the dashboard secret must be 32 bytes")
+    # The error pages wrap everything, the session is loaded before the CSRF check reads its token.
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    app[SERVICE] = service
+    app[CLOCK] = clock or SystemClock()
+    app[LIVE_EVERY] = live_every
+    storage = EncryptedCookieStorage(
+        secret,
+        cookie_name=COOKIE_NAME,
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=secure_cookies,
+    )
+    aiohttp_session.setup(app, storage)
+    app.middlewares.append(csrf_middleware)
+    render.setup(app)
+    app.router.add_static("/static/", STATIC, name="static")
+    for module in (auth, queue, ticket, live, figures, hotspots, responders):
+        module.setup(app)
+    return app
+
+
+__all__ = ["CLOCK", "LIVE_EVERY", "SERVICE", "make_app"]
