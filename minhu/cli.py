@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import yaml
@@ -13,10 +14,14 @@ from alembic import command
 
 from app.settings import Settings, get_settings
 from app.wiring import configure_data_keys, open_engine
+from tickets.accounts import StaffLogin
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, current_revision, session_factory, unit_of_work
 from tickets.errors import DomainError
 from tickets.org import load_org, parse_org
+from tickets.service import TicketService
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="民呼 Minhu: community service tickets.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -31,6 +36,8 @@ responders_app = typer.Typer(help="Responders: volunteers, grid workers, staff."
 app.add_typer(responders_app, name="responders")
 residents_app = typer.Typer(help="Residents: their personal data.", no_args_is_help=True)
 app.add_typer(residents_app, name="residents")
+staff_app = typer.Typer(help="Staff accounts of the dashboard (工作台).", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 
 
 SENDER_HELP = (
@@ -245,6 +252,92 @@ def residents_forget(
             f"仍在办理的工单保留联系方式,办结或撤销后再删除 (still open, kept until they end): "
             f"{', '.join(forgotten.still_open)}"
         )
+
+
+async def _with_service(work: Callable[[TicketService], Awaitable[T]]) -> T:
+    from app.wiring import open_service
+
+    async with open_service(get_settings()) as service:
+        return await work(service)
+
+
+def _staff(work: Callable[[TicketService], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(_with_service(work))
+    except DomainError as error:
+        fail(error.message)
+        raise  # not reached: fail() exits
+
+
+def _password(prompt: bool) -> tuple[str, bool]:
+    """(password, generated): typed twice at a hidden prompt, or generated to be shown once."""
+    from tickets.accounts import generate_password
+
+    if prompt:
+        return typer.prompt("密码 (password)", hide_input=True, confirmation_prompt=True), False
+    return generate_password(), True
+
+
+@staff_app.command("add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="The login name, e.g. zhouli.")],
+    responder: Annotated[str, typer.Option("--responder", help="The staff member's code in the org chart.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Also reads the phone-reveal log.")] = False,
+    prompt: Annotated[
+        bool, typer.Option("--prompt", help="Type the password instead of a generated one.")
+    ] = False,
+) -> None:
+    """A dashboard account for a community or street staff member (their community, or the street)."""
+    password, generated = _password(prompt)
+
+    async def add(service: TicketService) -> StaffLogin:
+        responder_id = await service.responder_id_of(responder)
+        return await service.add_account(username, responder_id, password, is_admin=admin)
+
+    login = _staff(add)
+    scope = "全街道" if login.community_id is None else "本社区"
+    typer.echo(
+        f"已开通工作台账号 {login.username}({login.name},{scope}{',管理员' if login.is_admin else ''})。"
+    )
+    if generated:
+        typer.echo(f"初始密码(只显示这一次,请转交本人):{password}")
+
+
+@staff_app.command("passwd")
+def staff_passwd(
+    username: Annotated[str, typer.Argument(help="The login name.")],
+    prompt: Annotated[
+        bool, typer.Option("--prompt", help="Type the password instead of a generated one.")
+    ] = False,
+) -> None:
+    """A new password (unlocks the account and signs it out everywhere)."""
+    password, generated = _password(prompt)
+    _staff(lambda service: service.set_password(username, password))
+    typer.echo(f"已为 {username} 设置新密码,原有登录已失效。")
+    if generated:
+        typer.echo(f"新密码(只显示这一次,请转交本人):{password}")
+
+
+@staff_app.command("disable")
+def staff_disable(username: Annotated[str, typer.Argument(help="The login name.")]) -> None:
+    """No more sign-ins; the account's open sessions stop at their next request."""
+    _staff(lambda service: service.disable_account(username))
+    typer.echo(f"已停用账号 {username}。")
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """Every dashboard account: login name, who, scope, admin, disabled."""
+    accounts = _staff(lambda service: service.staff_accounts())
+    if not accounts:
+        typer.echo("还没有工作台账号。用 minhu staff add USERNAME --responder CODE 开通。")
+    for login in accounts:
+        flags = [
+            "全街道" if login.community_id is None else "本社区",
+            *(["管理员"] if login.is_admin else []),
+            *(["已停用"] if login.disabled else []),
+        ]
+        typer.echo(f"{login.username}\t{login.name}\t{' '.join(flags)}")
 
 
 @app.command("bot")

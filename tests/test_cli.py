@@ -179,3 +179,37 @@ def test_responders_unbind_removes_the_telegram_account(database: Path) -> None:
     assert "unbound" in unbound.output and rows(database, "responder_contacts") == 0
     assert "nothing to unbind" in minhu("responders", "unbind", "vol-a1").output
     assert minhu("responders", "unbind", "nobody").exit_code == 1
+
+
+def test_minhu_staff_add_list_passwd_disable(database: Path) -> None:
+    """`minhu staff`: an account for a staff member of the demo org with a generated password shown once,
+    listed (no password or hash), a new password, disabled; a volunteer gets none."""
+    assert minhu("db", "upgrade").exit_code == 0
+    assert minhu("org", "load", str(DEMO)).exit_code == 0
+    with sqlite3.connect(database) as conn:
+        staff_code = conn.execute("SELECT code FROM responders WHERE role = 'community_staff'").fetchone()[0]
+        volunteer = conn.execute("SELECT code FROM responders WHERE role = 'party_volunteer'").fetchone()[0]
+
+    added = minhu("staff", "add", "zhouli", "--responder", staff_code)
+    assert added.exit_code == 0, added.output
+    assert "已开通工作台账号 zhouli" in added.output
+    password = added.output.split("初始密码(只显示这一次,请转交本人):")[1].strip()
+    assert len(password) >= 10
+
+    listed = minhu("staff", "list")
+    assert listed.exit_code == 0 and "zhouli" in listed.output and password not in listed.output
+    with sqlite3.connect(database) as conn:
+        stored = conn.execute("SELECT password_hash FROM staff_accounts").fetchone()[0]
+    assert stored.startswith("$argon2id$") and stored not in listed.output
+
+    typed = CliRunner().invoke(app, ["staff", "passwd", "zhouli", "--prompt"], input="a typed password\n" * 2)
+    assert typed.exit_code == 0, typed.output
+    assert "已为 zhouli 设置新密码" in typed.output and "a typed password" not in typed.output
+
+    refused = minhu("staff", "add", "vol", "--responder", volunteer)
+    assert refused.exit_code == 1 and "只有社区或街道工作人员" in refused.output
+
+    disabled = minhu("staff", "disable", "zhouli")
+    assert disabled.exit_code == 0 and "已停用账号 zhouli" in disabled.output
+    assert "已停用" in minhu("staff", "list").output
+    assert minhu("staff", "disable", "nobody").exit_code == 1

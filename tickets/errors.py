@@ -95,3 +95,15 @@ class TooManyTickets(DomainError):
         "您在一小时内已经提交了 {limit} 条诉求,我们正在逐一处理。请稍等一会儿再提交新的诉求;"
         "如果情况紧急,请直接拨打社区电话或 12345 热线。"
     )
+
+
+class LoginRefused(DomainError):
+    """Wrong username or password, or a disabled account: the same words for each (no hint which)."""
+
+    code = "login_refused"
+    default_message = "用户名或密码不对,请再试一次。"
+
+
+class AccountLocked(DomainError):
+    code = "account_locked"
+    default_message = "登录失败次数太多,账号已暂时锁定,请 {minutes} 分钟后再试。"

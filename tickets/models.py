@@ -231,6 +231,25 @@ class Responder(Base):
         return self.community_id == ticket.community_id
 
 
+class StaffAccount(Base):
+    """A dashboard login (tickets.accounts): one community or street staff member as they are in the org
+    chart (`responder_id` gives the scope). Only an argon2 hash of the password is kept."""
+
+    __tablename__ = "staff_accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id"), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0)  # in a row; a success resets it
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    # Changed by a new password or disabling: sessions signed in under an older generation stop working.
+    generation: Mapped[int] = mapped_column(default=1)
+
+
 class ResponderGrid(Base):
     __tablename__ = "responder_grids"
     responder_id: Mapped[int] = mapped_column(
