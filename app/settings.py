@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     data_key: str = Field(default="", alias="MINHU_DATA_KEY", repr=False)
     data_old_keys: str = Field(default="", alias="MINHU_DATA_OLD_KEYS", repr=False)
 
+    # The staff dashboard (dashboard/), started by `minhu run`. MINHU_DASHBOARD_SECRET: base64 of 32 bytes that
+    # encrypt its session cookies; unset: the secret file in the data folder (mode 0600, made on first use).
+    # MINHU_DASHBOARD_SECURE_COOKIES: send the cookie over HTTPS only (behind a TLS proxy).
+    dashboard_host: str = Field(default="127.0.0.1", alias="MINHU_DASHBOARD_HOST")
+    dashboard_port: int = Field(default=8080, alias="MINHU_DASHBOARD_PORT", ge=0, le=65535)
+    dashboard_secret: str = Field(default="", alias="MINHU_DASHBOARD_SECRET", repr=False)
+    dashboard_secure_cookies: bool = Field(default=False, alias="MINHU_DASHBOARD_SECURE_COOKIES")
+
+    @property
+    def dashboard_secret_file(self) -> Path:
+        return self.data_dir / "dashboard.secret"
+
     @property
     def key_file(self) -> Path:
         return self.data_dir / "minhu.keys"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
 class StaffUser:
     """A signed-in staff account and the responder it is in the org chart: its scope is that responder's
-    community (None: street staff or admin, the whole street)."""
+    community (None: street staff, the whole street)."""
 
     account_id: int
     username: str
@@ -18,10 +17,3 @@ class StaffUser:
     community_id: int | None
     street_id: int
     is_admin: bool
-
-    @classmethod
-    def from_session(cls, data: Any) -> StaffUser | None:
-        try:
-            return cls(**data)
-        except TypeError:
-            return None

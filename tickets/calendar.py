@@ -82,6 +82,22 @@ class WorkCalendar:
             remaining -= closes - local
             local = datetime.combine(day + timedelta(days=1), self.office_start, self.tz)
 
+    def working_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """Office time on working days from `start` to `end` (negative when `end` is earlier): how much of
+        the working calendar is left before a deadline, or how far past it a ticket is."""
+        if end < start:
+            return -self.working_time_between(end, start)
+        local, stop = start.astimezone(self.tz), end.astimezone(self.tz)
+        total = timedelta()
+        while local < stop:
+            day = local.date()
+            opens = datetime.combine(day, self.office_start, self.tz)
+            closes = datetime.combine(day, self.office_end, self.tz)
+            if self.is_workday(day):
+                total += max(timedelta(), min(closes, stop) - max(opens, local))
+            local = datetime.combine(day + timedelta(days=1), time(0), self.tz)
+        return total
+
     @staticmethod
     def covered_until() -> date:
         """The last day of the official 调休 data; past it working days are provisional."""

@@ -16,12 +16,14 @@ The code lives by step of the loop:
 | `tickets.escalation` | overdue escalation (grid → community → street) and auto-close |
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
+| `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
 | `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
 """
 
 from __future__ import annotations
 
 from tickets.accounts import Accounts
+from tickets.board import Board
 from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
 from tickets.escalation import Escalating
@@ -32,7 +34,7 @@ from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Accounts):
+class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Accounts, Board):
     """The ticket loop (see the module's table for where each step lives)."""
 
 

@@ -1,64 +1,60 @@
 """Dashboard fixtures: the real aiohttp application (dashboard.app.make_app) over the test service (SQLite
-and PostgreSQL, like every database test) with the injected clock, driven by aiohttp's test client."""
+and PostgreSQL, like every database test) with the injected clock, driven by aiohttp's test client; and
+signing in as a staff member of the test org through the real login form."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 
-import aiohttp_session
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dashboard.app import make_app
-from dashboard.auth import SESSION_USER, StaffUser
+from dashboard.app import SERVICE, make_app
 from tests.conftest import Org
+from tickets.accounts import StaffLogin
 from tickets.clock import ManualClock
 from tickets.service import TicketService
 
+Client = TestClient[web.Request, web.Application]
 SECRET = bytes(range(32))
+PASSWORD = "test password 1"
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-async def csrf_of(client: TestClient[web.Request, web.Application], path: str) -> str:
+async def csrf_of(client: Client, path: str) -> str:
     """The CSRF token the page at `path` writes into its forms (the session's)."""
     response = await client.get(path)
     match = TOKEN_RE.search(await response.text())
-    assert match, f"no CSRF field on {path}"
+    assert match, f"no CSRF field on {path} ({response.status})"
     return match.group(1)
 
 
-async def _test_sign_in(request: web.Request) -> web.Response:
-    """Test-only: the session of the user in the JSON body (until the accounts' login exists)."""
-    session = await aiohttp_session.new_session(request)
-    session[SESSION_USER] = await request.json()
-    return web.Response(text="ok")
-
-
 @pytest.fixture
-async def client(
-    service: TicketService, clock: ManualClock
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def client(service: TicketService, clock: ManualClock) -> AsyncIterator[Client]:
     app = make_app(service, secret=SECRET, clock=clock, live_every=0.05)
-    app.router.add_post("/_test/sign-in", _test_sign_in)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
 
-async def sign_in(client: TestClient[web.Request, web.Application], org: Org, code: str) -> StaffUser:
-    responders = {c: i for c, i in org.responders.items()}
-    user = StaffUser(
-        account_id=responders[code],
-        username=code,
-        responder_id=responders[code],
-        name=code,
-        community_id=None,
-        street_id=1,
-        is_admin=False,
-    )
+async def account(client: Client, org: Org, code: str, *, admin: bool = False) -> StaffLogin:
+    """The staff member's account (made on first use), username = their code in the org chart."""
+    service = client.app[SERVICE]
+    for login in await service.staff_accounts():
+        if login.username == code:
+            return login
+    return await service.add_account(code, org[code], PASSWORD, is_admin=admin)
+
+
+async def sign_in(client: Client, org: Org, code: str, *, admin: bool = False) -> StaffLogin:
+    """Sign in through the login form as the staff member with code `code` (e.g. staff-a)."""
+    login = await account(client, org, code, admin=admin)
     token = await csrf_of(client, "/login")
-    response = await client.post("/_test/sign-in", json=asdict(user), headers={"X-CSRF-Token": token})
-    assert response.status == 200, await response.text()
-    return user
+    response = await client.post(
+        "/login",
+        data={"username": code, "password": PASSWORD, "csrf_token": token, "next": "/"},
+        allow_redirects=False,
+    )
+    assert response.status == 302, await response.text()
+    return login

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from tests.conftest import Org
-from tests.dashboard.conftest import sign_in
-
-Client = TestClient[web.Request, web.Application]
+from tests.dashboard.conftest import Client, sign_in
 
 
 async def test_a_signed_in_staff_member_gets_the_queue_page(client: Client, org: Org) -> None:
