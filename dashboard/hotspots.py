@@ -1,16 +1,27 @@
-"""热点 (/hotspots): placeholder until the figures helper's page replaces this module's body."""
+"""热点 (/hotspots): this week's (or month's) top categories by grid against the previous one, and the
+groups of similar open requests from different residents (tickets.hotspots), each linking to its tickets."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from dashboard.auth import signed_in
+from dashboard.keys import SERVICE
+from dashboard.periods import FORMATS, span_of
 from dashboard.render import render
+from tickets.insights import SIMILAR_WITHIN
+from tickets.trends import Span
 
 
 async def page(request: web.Request) -> web.Response:
-    await signed_in(request)
-    return await render(request, "placeholder.html", {"title": "热点"})
+    user = await signed_in(request)
+    span = span_of(request, Span.WEEK)
+    view = await request.app[SERVICE].hotspots_view(user.responder_id, span=span)
+    return await render(
+        request,
+        "hotspots.html",
+        {"view": view, "span": span, "within_days": SIMILAR_WITHIN.days, **FORMATS},
+    )
 
 
 def setup(app: web.Application) -> None:

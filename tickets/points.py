@@ -48,3 +48,16 @@ async def history(session: AsyncSession, responder_id: int, limit: int = 20) -> 
         .limit(limit)
     )
     return (await session.scalars(query)).all()
+
+
+async def balances(session: AsyncSession, responder_ids: Sequence[int]) -> dict[int, int]:
+    """Balance of each of the responders, in one query (0 for those without entries)."""
+    if not responder_ids:
+        return {}
+    query = (
+        select(PointsEntry.responder_id, func.sum(PointsEntry.points))
+        .where(PointsEntry.responder_id.in_(sorted(set(responder_ids))))
+        .group_by(PointsEntry.responder_id)
+    )
+    found = {rid: int(total or 0) for rid, total in await session.execute(query)}
+    return {rid: found.get(rid, 0) for rid in responder_ids}

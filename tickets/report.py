@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.catalogue import Catalogue
-from tickets.metrics import TOTAL_LABEL, Breakdown, Dimension, LoopFigures, Period, figures
+from tickets.metrics import TOTAL_LABEL, Breakdown, Dimension, LoopFigures, Period, Slice, figures
 from tickets.models import STATUS_LABELS, Community, Status, Street
 
 NONE = "—"  # a rate without a denominator, a duration without tickets
@@ -146,29 +146,40 @@ async def build_monthly_report(
     now: datetime,
     catalogue: Catalogue | None = None,
     top_responders: int = DEFAULT_TOP_RESPONDERS,
+    street_id: int | None = None,
+    community_id: int | None = None,
 ) -> MonthlyReport:
-    """月调度 for the period: a section by street, by community, by category and by top responders."""
+    """月调度 for the period: a section by street, by community, by category and by top responders.
+    `street_id` / `community_id` cut it to one street or one community (the dashboard's scope); a
+    community's report has no street section (its one row would be the community again)."""
     catalogue = catalogue or Catalogue.load()
+    where = Slice(street_id=street_id, community_id=community_id)
 
     async def by(dimension: Dimension) -> Breakdown:
-        return await figures(session, period, now=now, group_by=dimension, catalogue=catalogue)
+        return await figures(session, period, now=now, where=where, group_by=dimension, catalogue=catalogue)
 
     streets = await by(Dimension.STREET)
     communities = await by(Dimension.COMMUNITY)
     categories = await by(Dimension.CATEGORY)
     responders = await by(Dimension.RESPONDER)
 
-    all_streets = [(s.id, s.name) for s in await session.scalars(select(Street).order_by(Street.id))]
-    all_communities = [
-        (c.id, c.name) for c in await session.scalars(select(Community).order_by(Community.id))
-    ]
+    street_query = select(Street).order_by(Street.id)
+    community_query = select(Community).order_by(Community.id)
+    if street_id is not None:
+        street_query = street_query.where(Street.id == street_id)
+        community_query = community_query.where(Community.street_id == street_id)
+    if community_id is not None:
+        community_query = community_query.where(Community.id == community_id)
+    all_streets = [(s.id, s.name) for s in await session.scalars(street_query)]
+    all_communities = [(c.id, c.name) for c in await session.scalars(community_query)]
     street_rows = _with_zero_rows(streets, all_streets)
     total = communities.total
+    # One street: its row is the total. Several: each street, then 合计.
+    street_section = Section(
+        "street", Dimension.STREET.label, street_rows if len(street_rows) == 1 else [*street_rows, total]
+    )
     sections = [
-        # One street: its row is the total. Several: each street, then 合计.
-        Section(
-            "street", Dimension.STREET.label, street_rows if len(street_rows) == 1 else [*street_rows, total]
-        ),
+        *([street_section] if community_id is None else []),
         Section(
             "community", Dimension.COMMUNITY.label, [*_with_zero_rows(communities, all_communities), total]
         ),

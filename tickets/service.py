@@ -17,6 +17,7 @@ The code lives by step of the loop:
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
 | `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
+| `tickets.insights` | 民呼我应 figures, hotspots and responders for staff's scope (the dashboard) |
 | `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
 """
 
@@ -28,13 +29,16 @@ from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
 from tickets.escalation import Escalating
 from tickets.followup import FollowingUp
+from tickets.insights import Insights
 from tickets.intake import Intake, Intaking
 from tickets.queries import Queries
 from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Accounts, Board):
+class TicketService(
+    Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Insights, Accounts, Board
+):
     """The ticket loop (see the module's table for where each step lives)."""
 
 
