@@ -123,6 +123,42 @@ async def test_login_then_a_new_request_appears_in_the_open_queue_and_staff_disp
     await check_page(page, shot, "ticket-dispatched")
 
 
+# ------------------------------------------------------------------------------------------ every page
+
+
+async def test_every_page_at_desk_and_phone_width_passes_axe(
+    page: Any, dashboard: str, org: Org, clock: ManualClock, shot: Shot
+) -> None:
+    """The street's admin (who sees every page, /reveals too) over some history: each page answers 200,
+    is photographed and has no serious or critical accessibility violation."""
+    await closed_tickets(org, clock, 2)
+    ticket = await waiting_lamp_ticket(org)
+    await log_in(page, dashboard, "hezhuren")
+    problems = []  # every page is visited, so one run names every page that fails
+    for name, path in [
+        ("queue", "/"),
+        ("ticket", f"/tickets/{ticket.number}"),
+        ("figures", "/figures"),
+        ("figures-week", "/figures?span=week"),
+        ("hotspots", "/hotspots"),
+        ("responders", "/responders"),
+        ("reveals", "/reveals"),
+    ]:
+        response = await page.goto(dashboard + path)
+        if response is None or response.status != 200:
+            problems.append(f"{path}: HTTP {response and response.status}")
+            continue
+        await page.wait_for_load_state("networkidle")
+        if name.startswith("figures"):
+            await page.locator('[data-ready="1"]').first.wait_for()
+        await shot(page, name)
+        try:
+            await assert_accessible(page)
+        except AssertionError as failure:
+            problems.append(str(failure))
+    assert not problems, "\n".join(problems)
+
+
 # ------------------------------------------------------------------------------------------ the phone
 
 
