@@ -173,6 +173,8 @@ class Delivery:
                 return f"居民对工单 {number} 的评价:{rating.label},爱心积分 +{points}。谢谢您!", None
             case Kind.ESCALATED:
                 level = Level(int(payload.get("level", Level.COMMUNITY))).label
+                if payload.get("by_hand"):
+                    return f"⚠️ 工单 {number} 已由工作人员升级到{level},请及时处理。", card
                 late = Deadline(payload.get("reason", Deadline.RESPOND)).label
                 return f"⚠️ 工单 {number} {late}超期,已升级到{level},请及时处理。", card
             case Kind.NEEDS_DISPATCH:

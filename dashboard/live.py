@@ -1,9 +1,148 @@
-"""Live updates (/live, server-sent events)."""
+"""Live updates (/live, server-sent events). One poller per application reads the ticket events written since
+the last one it saw (TicketService.events_after: the events table, so tickets made by the action server's
+process or another dashboard arrive too, on SQLite and PostgreSQL alike) and hands each to the queues of
+the connected staff whose scope it is in. A client that reconnects sends Last-Event-ID and gets what it
+missed first. The queue page's script (static/queue.js) refreshes its rows on each event."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
 from aiohttp import web
+from aiohttp_sse import sse_response
+
+from dashboard.auth import signed_in
+from dashboard.keys import LIVE_EVERY, SERVICE
+from dashboard.user import StaffUser
+from tickets.models import Status, TicketEvent
+from tickets.service import TicketService
+
+log = logging.getLogger(__name__)
+QUEUE_SIZE = 1000
+RESUME_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Update:
+    id: int
+    street_id: int
+    community_id: int
+    payload: str  # JSON: number, action, status label
+
+    def visible_to(self, user: StaffUser) -> bool:
+        if user.community_id is None:
+            return self.street_id == user.street_id
+        return self.community_id == user.community_id
+
+
+def _update(event: TicketEvent, number: str, street_id: int, community_id: int) -> Update:
+    status = Status(event.to_status).label if event.to_status else ""
+    payload = json.dumps({"number": number, "action": event.action, "status": status}, ensure_ascii=False)
+    return Update(event.id, street_id, community_id, payload)
+
+
+@dataclass(eq=False)  # by identity: one per connection
+class Listener:
+    user: StaffUser
+    queue: asyncio.Queue[Update | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+
+class Hub:
+    """The one poller and the connected listeners."""
+
+    def __init__(self, service: TicketService, every: float) -> None:
+        self.service = service
+        self.every = every
+        self.last_id = 0
+        self.listeners: set[Listener] = set()
+
+    async def run(self) -> None:
+        self.last_id = await self.service.last_event_id()
+        while True:
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away a moment: try again next round
+                log.warning("live updates: polling failed", exc_info=True)
+            await asyncio.sleep(self.every)
+
+    async def poll(self) -> None:
+        while True:
+            events = await self.service.events_after(self.last_id)
+            for row in events:
+                update = _update(*row)
+                self.last_id = update.id
+                for listener in list(self.listeners):
+                    if update.visible_to(listener.user):
+                        try:
+                            listener.queue.put_nowait(update)
+                        except asyncio.QueueFull:  # a stalled client: cut it, it resumes by Last-Event-ID
+                            self.listeners.discard(listener)
+                            listener.queue = asyncio.Queue(1)
+                            listener.queue.put_nowait(None)
+            if len(events) < 200:
+                return
+
+    def stop(self) -> None:
+        for listener in self.listeners:
+            with contextlib.suppress(asyncio.QueueFull):
+                listener.queue.put_nowait(None)
+
+
+HUB = web.AppKey("live_hub", Hub)
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    user = await signed_in(request)
+    hub = request.app[HUB]
+    listener = Listener(user)
+    hub.listeners.add(listener)  # before the catch-up, so nothing falls between the two
+    sent = hub.last_id  # what the queue may already hold at or below this was before the client came
+    try:
+        async with sse_response(request) as stream:
+            resume = request.headers.get("Last-Event-ID", "")
+            if resume.isdigit() and len(resume) < 19 and int(resume) < hub.last_id:
+                sent = int(resume)
+                for row in await hub.service.events_after(sent, RESUME_LIMIT):
+                    update = _update(*row)
+                    if update.id > hub.last_id:
+                        break
+                    if update.visible_to(user):
+                        await stream.send(update.payload, id=str(update.id), event="ticket")
+                    sent = update.id
+            await stream.send("{}", event="ready")
+            while stream.is_connected():
+                item = await listener.queue.get()
+                if item is None:
+                    break
+                if item.id > sent:
+                    await stream.send(item.payload, id=str(item.id), event="ticket")
+                    sent = item.id
+    finally:
+        hub.listeners.discard(listener)
+    return stream
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB] = Hub(app[SERVICE], app[LIVE_EVERY])
+    poller = asyncio.create_task(hub.run())
+    yield
+    hub.stop()
+    poller.cancel()
+    await asyncio.gather(poller, return_exceptions=True)
+
+
+async def _stop_listeners(app: web.Application) -> None:
+    app[HUB].stop()  # open streams end before the server waits for its handlers
 
 
 def setup(app: web.Application) -> None:
-    """Routes come with the live updates."""
+    app.cleanup_ctx.append(_hub)
+    app.on_shutdown.append(_stop_listeners)
+    app.router.add_get("/live", live, name="live")

@@ -16,6 +16,7 @@ from app.settings import Settings
 from app.wiring import open_service
 from bot.app import telegram_bot
 from minhu.chat import chat_loop, terminal_sender
+from minhu.dashboard_server import dashboard_line, dashboard_server
 from minhu.stack import local_stack
 from minhu.sweeper import forget_expired_forever, sweep_forever
 from tickets.db import unit_of_work
@@ -68,13 +69,19 @@ async def run(
         forgetter = asyncio.create_task(forget_expired_forever(service, settings))
         try:
             if not assistant:
-                async with telegram_bot(settings, service):
+                async with dashboard_server(settings, service) as dashboard, telegram_bot(settings, service):
+                    print(dashboard_line(dashboard), flush=True)
                     await sweeper
                 return
-            async with local_stack(settings) as url, telegram_bot(settings, service, rasa_url=url):
+            async with (
+                dashboard_server(settings, service) as dashboard,
+                local_stack(settings) as url,
+                telegram_bot(settings, service, rasa_url=url),
+            ):
                 print(
                     f"民呼已启动(Rasa {url},动作服务器 127.0.0.1:{settings.action_port}),运行日志在 {logs}。"
                 )
+                print(dashboard_line(dashboard))
                 if chat:
                     await chat_loop(url, sender or terminal_sender())
                 else:

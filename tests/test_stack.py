@@ -191,6 +191,7 @@ def test_minhu_run_on_a_taken_port_names_it_and_exits_non_zero(tmp_path: Path, o
         "MINHU_DATA_DIR": str(tmp_path),
         "MINHU_RASA_PORT": str(rasa_port),
         "MINHU_ACTION_PORT": str(free_port()),
+        "MINHU_DASHBOARD_PORT": "0",  # any free port: the dashboard starts first and must not collide
     }
     started = time.monotonic()
     done = subprocess.run(

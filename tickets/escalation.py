@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import outbox, points, routing
-from tickets.actors import SYSTEM
+from tickets.actors import SYSTEM, Actor
 from tickets.dispatch import Dispatching
-from tickets.models import Level, Status, Ticket
+from tickets.models import Deadline, Level, Status, Ticket
 from tickets.outbox import Kind, Recipient
 from tickets.transitions import Action, apply
 
@@ -42,9 +42,20 @@ class Escalating(Dispatching):
             if len(overdue) < batch:
                 return escalated
 
-    async def _escalate(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    async def _escalate(
+        self,
+        session: AsyncSession,
+        ticket: Ticket,
+        now: datetime,
+        *,
+        by: Actor = SYSTEM,
+        why: str | None = None,
+    ) -> None:
+        """Up one level and re-dispatched there: by the sweeper for a passed deadline, or by staff by hand
+        (`by`, with their reason `why`)."""
         late_on = ticket.running_deadline()
-        assert late_on is not None  # claimed as overdue: a deadline runs
+        assert late_on is not None or by != SYSTEM  # claimed as overdue: a deadline runs
+        reason = why if why is not None else f"{late_on.value if late_on else 'deadline'} passed"
         previous = ticket.assignee_id
         await self._withdraw_offers(session, ticket, now)
         ticket.level += 1
@@ -54,9 +65,9 @@ class Escalating(Dispatching):
             ticket,
             Action.ESCALATE,
             Status.CREATED,
-            actor=SYSTEM,
+            actor=by,
             now=now,
-            reason=f"{late_on.value} passed",
+            reason=reason,
             level=ticket.level,
             previous_assignee=previous,
         )
@@ -73,7 +84,10 @@ class Escalating(Dispatching):
                 ticket,
                 now,
                 level=ticket.level,
-                reason=late_on.value,
+                # The deadline's name (bot/delivery reads it as a Deadline); by hand: flagged, and the
+                # running deadline (or the resolve one for a paused ticket) named for the words.
+                reason=(late_on or Deadline.RESOLVE).value,
+                **({"by_hand": True} if by != SYSTEM else {}),
             )
         await self._redispatch(session, ticket, now, resolve=True)
 

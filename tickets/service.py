@@ -14,6 +14,7 @@ The code lives by step of the loop:
 | `tickets.work` | 党员接单 and the responder's work: accept, decline, return, pause, notes, 办结 |
 | `tickets.followup` | 回访 / 评价, reopen (二次派单), the resident's cancel |
 | `tickets.escalation` | overdue escalation (grid → community → street) and auto-close |
+| `tickets.desk` | staff at the desk: escalate by hand, pause/resume, close, the reveal log |
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
 | `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
@@ -27,7 +28,7 @@ from tickets.accounts import Accounts
 from tickets.board import Board
 from tickets.core import MAX_REASON, MAX_TEXT, Policy
 from tickets.create import NewTicket
-from tickets.escalation import Escalating
+from tickets.desk import Desk
 from tickets.followup import FollowingUp
 from tickets.insights import Insights
 from tickets.intake import Intake, Intaking
@@ -36,9 +37,7 @@ from tickets.retention import Retaining
 from tickets.work import Working
 
 
-class TicketService(
-    Intaking, Working, FollowingUp, Escalating, Retaining, Queries, Insights, Accounts, Board
-):
+class TicketService(Intaking, Working, FollowingUp, Desk, Retaining, Queries, Insights, Accounts, Board):
     """The ticket loop (see the module's table for where each step lives)."""
 
 

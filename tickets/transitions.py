@@ -35,6 +35,7 @@ class Action(StrEnum):
     RATE = "rate"
     REOPEN = "reopen"
     AUTO_CLOSE = "auto_close"
+    CLOSE = "close"
     CANCEL = "cancel"
     LINK_DUPLICATE = "link_duplicate"
     REVEAL_PHONE = "reveal_phone"
@@ -93,6 +94,8 @@ TRANSITIONS: dict[Action, Move] = {
     Action.RATE: _move({R}, {R, X}, "评价"),
     Action.REOPEN: _move({R, X}, {C}, "重新办理"),
     Action.AUTO_CLOSE: _move({R}, {X}, "自动结案"),
+    # Staff close a resolved ticket at once (the resident rated it elsewhere, or will not): as 自动结案.
+    Action.CLOSE: _move({R}, {X}, "结案"),
     Action.CANCEL: _move({C, D}, {Z}, "撤销"),
     Action.LINK_DUPLICATE: _move(set(OPEN), None, "合并"),
     # Who may see the resident's full phone is TicketService.reveal_phone's rule; only while it is open.

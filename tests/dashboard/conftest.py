@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dashboard.app import SERVICE, make_app
+from dashboard.app import HANDLER_ARGS, SERVICE, make_app
 from tests.conftest import Org
 from tickets.accounts import StaffLogin
 from tickets.clock import ManualClock
@@ -34,7 +34,7 @@ async def csrf_of(client: Client, path: str) -> str:
 @pytest.fixture
 async def client(service: TicketService, clock: ManualClock) -> AsyncIterator[Client]:
     app = make_app(service, secret=SECRET, clock=clock, live_every=0.05)
-    async with TestClient(TestServer(app)) as test_client:
+    async with TestClient(TestServer(app, **HANDLER_ARGS)) as test_client:
         yield test_client
 
 
