@@ -3,6 +3,9 @@ groups of similar open requests from different residents (tickets.hotspots), eac
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from dashboard.auth import signed_in
@@ -24,5 +27,14 @@ async def page(request: web.Request) -> web.Response:
     )
 
 
+async def _warm_up(app: web.Application) -> AsyncIterator[None]:
+    # In the background: the app starts at once, jieba's dictionary (about a second) loads meanwhile.
+    task = asyncio.create_task(app[SERVICE].prepare_hotspots())
+    yield
+    if not task.done():
+        task.cancel()
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/hotspots", page, name="hotspots")
+    app.cleanup_ctx.append(_warm_up)

@@ -137,9 +137,18 @@ async def test_a_weekly_series_counts_each_ticket_in_its_own_week(
         ("2026-W47", 2),
         ("2026-W48", 6),
     ]
-    # Week 48 is exactly the figures metrics gives for those six tickets.
-    assert points[2].figures == await compute(service, weeks[2], now=at(16))
-    # Week 47: both past their respond-by at 16:00 on the 23rd; only the second one was accepted.
+    # Week 48's counts (so its rates) are exactly metrics' for those six tickets; one query gave every week,
+    # so without durations. Asked with durations, each week is metrics.figures itself.
+    w48 = await compute(service, weeks[2], now=at(16))
+    assert points[2].figures.counts == w48.counts
+    assert points[2].figures.response_rate == w48.response_rate == pytest.approx(3 / 5)
+    assert points[2].figures.time_to_accept.count == 0
+    async with service.sessions() as session:
+        timed = await trends.series(session, weeks, now=at(16), catalogue=service.catalogue, durations=True)
+        apart = await trends.series(session, [weeks[0], weeks[2]], now=at(16))  # not back to back
+    assert timed[2].figures == w48 and [p.figures.counts for p in timed] == [p.figures.counts for p in points]
+    assert [p.figures.total for p in apart] == [0, 6]
+    # Week 47: both past their respond-by at 16:00 on the 23rd; only the second one was accepted (at once).
     w47 = points[1].figures
-    assert w47.counts.response_due == 2 and w47.time_to_accept.count == 1
+    assert (w47.counts.response_due, w47.counts.responded_in_time, w47.response_rate) == (2, 1, 0.5)
     assert points[0].figures.response_rate is None  # an empty week has no rates, not 0

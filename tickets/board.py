@@ -123,7 +123,7 @@ class Board(ServiceCore):
                 raise NotAllowed("只有社区工作人员可以查看工单队列。")
             conditions: list[ColumnElement[bool]] = [
                 _OPEN,
-                self._board_scope(staff),
+                self._scope(staff),
                 *self._filters(where, now),
             ]
             total = int(
@@ -194,7 +194,7 @@ class Board(ServiceCore):
     # ------------------------------------------------------------------ the pieces
 
     @staticmethod
-    def _board_scope(staff: Responder) -> ColumnElement[bool]:
+    def _scope(staff: Responder) -> ColumnElement[bool]:
         if staff.community_id is None:
             return Ticket.street_id == staff.street_id
         return Ticket.community_id == staff.community_id

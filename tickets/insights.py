@@ -67,7 +67,7 @@ class HotspotsView:
 
 
 class Insights(ServiceCore):
-    async def _scope(self, session: AsyncSession, staff_id: int) -> Scope:
+    async def _figures_scope(self, session: AsyncSession, staff_id: int) -> Scope:
         staff = await self._responder(session, staff_id)
         if not Role(staff.role).is_staff:
             raise NotAllowed("只有社区工作人员可以查看统计。")
@@ -79,9 +79,9 @@ class Insights(ServiceCore):
 
     async def scope_of(self, staff_id: int) -> Scope:
         async with self.sessions() as session:
-            return await self._scope(session, staff_id)
+            return await self._figures_scope(session, staff_id)
 
-    def _periods(self, period: Period, span: trends.Span, count: int) -> list[Period]:
+    def _series_periods(self, period: Period, span: trends.Span, count: int) -> list[Period]:
         return trends.periods_ending(period, span, count, self.catalogue.timezone)
 
     async def figures_view(
@@ -98,14 +98,18 @@ class Insights(ServiceCore):
         time distributions."""
         now = self.clock.now()
         async with self.sessions() as session:
-            scope = await self._scope(session, staff_id)
+            scope = await self._figures_scope(session, staff_id)
             where = scope.slice
             breakdown = await metrics.figures(
                 session, period, now=now, where=where, group_by=group_by, catalogue=self.catalogue
             )
             last = trends.period_containing(period.start, span, self.catalogue.timezone)
             points = await trends.series(
-                session, self._periods(last, span, history), now=now, where=where, catalogue=self.catalogue
+                session,
+                self._series_periods(last, span, history),
+                now=now,
+                where=where,
+                catalogue=self.catalogue,
             )
             first_response = await trends.distribution(
                 session, period, trends.Measure.FIRST_RESPONSE, where=where
@@ -120,7 +124,7 @@ class Insights(ServiceCore):
     ) -> list[trends.Point]:
         """The figures of each period for the staff's scope (`where` narrows it further, never widens)."""
         async with self.sessions() as session:
-            scope = await self._scope(session, staff_id)
+            scope = await self._figures_scope(session, staff_id)
             return await trends.series(
                 session,
                 periods,
@@ -133,13 +137,13 @@ class Insights(ServiceCore):
         self, staff_id: int, period: Period, measure: trends.Measure
     ) -> trends.Distribution:
         async with self.sessions() as session:
-            scope = await self._scope(session, staff_id)
+            scope = await self._figures_scope(session, staff_id)
             return await trends.distribution(session, period, measure, where=scope.slice)
 
     async def scoped_report(self, staff_id: int, period: Period) -> report.MonthlyReport:
         """月调度 of the period for the staff's scope (what `minhu report` builds, cut to what they may see)."""
         async with self.sessions() as session:
-            scope = await self._scope(session, staff_id)
+            scope = await self._figures_scope(session, staff_id)
             return await report.build_monthly_report(
                 session,
                 period,
@@ -159,7 +163,7 @@ class Insights(ServiceCore):
         current = trends.period_containing(now, span, tz)
         before = trends.previous(current, span, tz)
         async with self.sessions() as session:
-            scope = await self._scope(session, staff_id)
+            scope = await self._figures_scope(session, staff_id)
             grids = await hotspots.top_categories(
                 session, current, before, where=scope.slice, catalogue=self.catalogue, top=top
             )
@@ -171,9 +175,14 @@ class Insights(ServiceCore):
         )
         return HotspotsView(scope, span, current, before, grids, groups)
 
+    async def prepare_hotspots(self) -> None:
+        """Load what grouping similar requests needs (jieba's dictionary) off the event loop, so that the
+        first 热点 page does not wait for it."""
+        await asyncio.to_thread(hotspots.warm_up)
+
     async def responders_view(self, staff_id: int, period: Period) -> tuple[Scope, list[roster.ResponderRow]]:
         async with self.sessions() as session:
-            scope = await self._scope(session, staff_id)
+            scope = await self._figures_scope(session, staff_id)
             rows = await roster.roster(
                 session,
                 period,
@@ -187,7 +196,7 @@ class Insights(ServiceCore):
     async def communities_of(self, staff_id: int) -> list[tuple[int, str]]:
         """(id, name) of the communities the staff member may see."""
         async with self.sessions() as session:
-            scope = await self._scope(session, staff_id)
+            scope = await self._figures_scope(session, staff_id)
             query = select(Community.id, Community.name).where(Community.street_id == scope.street_id)
             if scope.community_id is not None:
                 query = query.where(Community.id == scope.community_id)

@@ -24,6 +24,13 @@
     charts.push(chart);
   }
 
+  // Every label shown; tilted when the chart is narrow (a phone) so they do not overlap.
+  function labels(id) {
+    var node = document.getElementById(id);
+    var narrow = node && node.clientWidth < 480;
+    return { interval: 0, rotate: narrow ? 35 : 0, fontSize: 11 };
+  }
+
   function count(values) {
     return values.filter(function (v) { return v !== null; }).length;
   }
@@ -31,7 +38,7 @@
   var s = data.series;
   draw("chart-volume", {
     legend: { top: 0 },
-    xAxis: { type: "category", data: s.labels },
+    xAxis: { type: "category", data: s.labels, axisLabel: labels("chart-volume") },
     yAxis: { type: "value", minInterval: 1, name: "件" },
     series: [
       { name: "工单数", type: "bar", data: s.total },
@@ -42,7 +49,7 @@
   draw("chart-rates", {
     legend: { top: 0 },
     tooltip: { trigger: "axis", valueFormatter: function (v) { return v === null || v === undefined ? "—" : v + "%"; } },
-    xAxis: { type: "category", data: s.labels },
+    xAxis: { type: "category", data: s.labels, axisLabel: labels("chart-rates") },
     yAxis: { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } },
     series: [
       { name: "响应率", type: "line", data: s.response_rate, connectNulls: false },
@@ -54,7 +61,7 @@
   var b = data.buckets;
   draw("chart-times", {
     legend: { top: 0 },
-    xAxis: { type: "category", data: b.labels },
+    xAxis: { type: "category", data: b.labels, axisLabel: labels("chart-times") },
     yAxis: { type: "value", minInterval: 1, name: "件" },
     series: [
       { name: "首次响应", type: "bar", data: b.first_response },
@@ -65,7 +72,7 @@
   var g = data.breakdown;
   draw("chart-breakdown", {
     legend: { top: 0 },
-    xAxis: { type: "category", data: g.labels, axisLabel: { interval: 0, rotate: g.labels.length > 6 ? 30 : 0 } },
+    xAxis: { type: "category", data: g.labels, axisLabel: g.labels.length > 6 ? { interval: 0, rotate: 30, fontSize: 11 } : labels("chart-breakdown") },
     yAxis: { type: "value", minInterval: 1, name: "件" },
     series: [
       { name: "工单数", type: "bar", data: g.total },
