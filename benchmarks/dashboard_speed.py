@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -184,10 +185,11 @@ class Stream:
         async with http.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as response:
             if response.status != 200:
                 raise RuntimeError(f"{url} answered {response.status}")
-            self.ready.set()
             async for line in response.content:
                 text = line.decode("utf-8", "replace")
-                if text.startswith("data:"):
+                if text.startswith("event: ready") or text.startswith("event:ready"):
+                    self.ready.set()  # the server has this stream's listener: nothing from now on is missed
+                elif text.startswith("data:"):
                     self.got.update(NUMBER.findall(text))
                     if self.expected and self.expected <= self.got:
                         self.complete.set()
@@ -207,7 +209,6 @@ async def live(
         started = time.perf_counter()
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in streams)), 60)
         connected = time.perf_counter() - started
-        await asyncio.sleep(1.0)  # every stream past its first poll
 
         resident = await service.resident_for(f"bench:live-{uuid.uuid4().hex[:8]}")
         await service.remember_resident(resident.id, community=community_code)
@@ -260,27 +261,31 @@ async def run(args: argparse.Namespace, name: str) -> None:
         app = make_app(service, secret=SECRET, live_every=args.live_every)
         app.middlewares.insert(0, timer.middleware)
         rows: list[tuple[str, str, list[float], list[float]]] = []
-        month = datetime.now(UTC).strftime("%Y-%m")
+        month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")  # the month as staff read it
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             for code, _rid, community in staff:
                 await sign_in(client, usernames[code])
                 who = "street staff" if community is None else code.removesuffix("-staff")
-                rows.append(("queue", who, *await time_gets(client, timer, ["/"], args.runs)))
-                if community is not None:
+                if "queue" in args.pages:
+                    rows.append(("queue", who, *await time_gets(client, timer, ["/"], args.runs)))
+                if community is not None and "ticket" in args.pages:
                     numbers = await open_numbers(service, community)
                     random.Random(7).shuffle(numbers)
                     paths = [f"/tickets/{n}" for n in numbers]
                     rows.append(("ticket", who, *await time_gets(client, timer, paths, args.runs)))
                 figure_runs = max(20, args.runs // 5)
-                rows.append(
-                    (
-                        "figures",
-                        who,
-                        *await time_gets(client, timer, [f"/figures?month={month}"], figure_runs),
+                if "figures" in args.pages:
+                    rows.append(
+                        (
+                            "figures",
+                            who,
+                            *await time_gets(client, timer, [f"/figures?month={month}"], figure_runs),
+                        )
                     )
-                )
             print_pages(rows)
 
+            if args.clients == 0:
+                return
             first_code, _first_id, first_community = next(s for s in staff if s[2] is not None)
             await sign_in(client, usernames[first_code])
             async with service.sessions() as session:
@@ -327,7 +332,10 @@ def main() -> int:
     parser.add_argument(
         "--runs", type=int, default=300, help="timed requests per page and staff member (300)"
     )
-    parser.add_argument("--clients", type=int, default=200, help="open live-update streams (200)")
+    parser.add_argument(
+        "--pages", default="queue,ticket,figures", help="pages to time (queue,ticket,figures)"
+    )
+    parser.add_argument("--clients", type=int, default=200, help="open live-update streams (200; 0: none)")
     parser.add_argument("--burst", type=int, default=50, help="ticket changes in the burst (50)")
     parser.add_argument(
         "--wait", type=float, default=30.0, help="seconds to wait for the burst's events (30)"
@@ -342,14 +350,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     parser.add_argument("--database", help="reuse a database kept by --keep (no fill)")
     args = parser.parse_args()
-    if args.runs < 1 or args.tickets < 1000 or args.clients < 1 or args.burst < 1:
-        parser.error("need --runs ≥ 1, --tickets ≥ 1000, --clients ≥ 1 and --burst ≥ 1")
+    if args.runs < 1 or args.tickets < 1000 or args.clients < 0 or args.burst < 1:
+        parser.error("need --runs ≥ 1, --tickets ≥ 1000, --clients ≥ 0 and --burst ≥ 1")
 
     name = args.database or f"minhu_bench_dash_{uuid.uuid4().hex[:8]}"
     keep = args.keep or bool(args.database)
     print(f"database {name} ({'kept' if keep else 'dropped at the end'})", flush=True)
     try:
-        if not args.database:
+        if args.database:  # a kept database: bring its schema up to date (a no-op when it is)
+            command.upgrade(alembic_config(pg_url(args.pg, name)), "head")
+        else:
             asyncio.run(build(args, name))
         asyncio.run(run(args, name))
     finally:
