@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from dashboard.csrf import CsrfRefused
-from tickets.errors import DomainError, NotAllowed, NotFound, ValidationError
+from tickets.errors import DomainError, NotAllowed, NotFound, TicketNotFound, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except PageError as error:
         return await error_page(request, error.status, error.message)
+    except TicketNotFound:  # unknown, or outside the viewer's scope: the same words, nothing echoed
+        return await error_page(request, 404, "没有找到这张工单,或者您没有权限查看。请检查工单编号。")
     except DomainError as error:
         return await error_page(request, domain_status(error), error.message)
     except CsrfRefused:

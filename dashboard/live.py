@@ -25,6 +25,7 @@ from tickets.service import TicketService
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
 RESUME_LIMIT = 500
+RECHECK_EVERY = 15.0  # seconds: a disabled account's open stream ends within this
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,12 @@ async def live(request: web.Request) -> web.StreamResponse:
                     sent = update.id
             await stream.send("{}", event="ready")
             while stream.is_connected():
-                item = await listener.queue.get()
+                try:
+                    item = await asyncio.wait_for(listener.queue.get(), RECHECK_EVERY)
+                except TimeoutError:  # a quiet while: is the account still allowed in?
+                    if await hub.service.staff_login(user.account_id) is None:
+                        break
+                    continue
                 if item is None:
                     break
                 if item.id > sent:

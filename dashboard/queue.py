@@ -48,6 +48,9 @@ def parse_filter(request: web.Request, categories: dict[str, str]) -> tuple[Boar
     links); a value that cannot be right is a 400 saying which."""
     if len(request.query_string) > MAX_QUERY:
         raise bad_input("查询条件太长了,请减少筛选条件后再试。")
+    unknown = sorted(set(request.query) - {*FILTER_KEYS, "cursor"})
+    if unknown:
+        raise bad_input(f"不认识的查询条件:{unknown[0][:20]}。翻页请用页面下方的“下一页”。")
     given = {key: request.query.get(key, "").strip() for key in FILTER_KEYS}
     category = given["category"] or None
     if category is not None and category not in categories:

@@ -80,3 +80,9 @@ def test_minhu_sweep_does_not_load_telegram(tmp_path: Path) -> None:
         "escalated 0, auto-closed 0, contacts erased 0, conversations deleted 0",
         "telegram modules: []",
     ]
+
+
+def test_the_dashboard_writes_no_sql() -> None:
+    """dashboard/ reaches the data only through TicketService: no SQLAlchemy, no database driver."""
+    imported = imports_of("dashboard")
+    assert not {"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"} & imported.keys()

@@ -34,26 +34,33 @@ async def csrf_of(client: Client, path: str) -> str:
 @pytest.fixture
 async def client(service: TicketService, clock: ManualClock) -> AsyncIterator[Client]:
     app = make_app(service, secret=SECRET, clock=clock, live_every=0.05)
-    async with TestClient(TestServer(app, **HANDLER_ARGS)) as test_client:
+    server = TestServer(app)
+    await server.start_server(**HANDLER_ARGS)  # the limits minhu run serves with (TestServer() drops them)
+    async with TestClient(server) as test_client:
         yield test_client
 
 
-async def account(client: Client, org: Org, code: str, *, admin: bool = False) -> StaffLogin:
-    """The staff member's account (made on first use), username = their code in the org chart."""
+async def account(
+    client: Client, org: Org, code: str, *, admin: bool = False, username: str | None = None
+) -> StaffLogin:
+    """The staff member's account (made on first use); username: their code in the org chart unless given."""
     service = client.app[SERVICE]
+    username = username or code
     for login in await service.staff_accounts():
-        if login.username == code:
+        if login.username == username:
             return login
-    return await service.add_account(code, org[code], PASSWORD, is_admin=admin)
+    return await service.add_account(username, org[code], PASSWORD, is_admin=admin)
 
 
-async def sign_in(client: Client, org: Org, code: str, *, admin: bool = False) -> StaffLogin:
+async def sign_in(
+    client: Client, org: Org, code: str, *, admin: bool = False, username: str | None = None
+) -> StaffLogin:
     """Sign in through the login form as the staff member with code `code` (e.g. staff-a)."""
-    login = await account(client, org, code, admin=admin)
+    login = await account(client, org, code, admin=admin, username=username)
     token = await csrf_of(client, "/login")
     response = await client.post(
         "/login",
-        data={"username": code, "password": PASSWORD, "csrf_token": token, "next": "/"},
+        data={"username": login.username, "password": PASSWORD, "csrf_token": token, "next": "/"},
         allow_redirects=False,
     )
     assert response.status == 302, await response.text()

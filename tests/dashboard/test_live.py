@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from aiohttp import ClientResponse
 
+from dashboard import live
 from dashboard.app import SERVICE
 from tests.conftest import Org
 from tests.dashboard.conftest import Client, sign_in
@@ -77,3 +79,15 @@ async def test_last_event_id_resumes_what_was_missed(client: Client, org: Org) -
 async def test_anonymous_visitors_get_no_stream(client: Client) -> None:
     response = await client.get("/live", allow_redirects=False)
     assert response.status == 302 and response.headers["Location"].startswith("/login")
+
+
+async def test_a_disabled_account_s_stream_ends(
+    client: Client, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "RECHECK_EVERY", 0.1)
+    await sign_in(client, org, "staff-a")
+    stream = await client.get("/live")
+    await next_event(stream, "ready")
+    await client.app[SERVICE].disable_account("staff-a")
+    assert await asyncio.wait_for(stream.content.read(), 10) is not None  # the server ends the stream
+    assert stream.content.at_eof()
