@@ -22,7 +22,7 @@ from yarl import URL
 
 from dashboard.app import make_app
 from tests.browser.conftest import ROOT, Shot, assert_accessible, serve
-from tests.conftest import Org, write_test_key_file
+from tests.conftest import MONDAY_9AM, Org, write_test_key_file
 from tickets.clock import ManualClock
 from tickets.models import Status, Ticket
 from tickets.service import NewTicket, TicketService
@@ -286,3 +286,65 @@ async def test_the_xlsx_download_is_the_monthly_report(
     got = sheets(downloaded)
     assert got == expected
     assert any(row[0] == "公共设施维修" and row[1] == 3 for row in got["类别"])
+
+
+# ------------------------------------------------------------------------------------------ README pictures
+
+SCENE = [  # (category, compound, text) of the residents' requests in the pictures
+    ("facility_repair", "安居苑", "3栋门口的路灯坏了一个多星期,晚上老人下楼看不见路"),
+    ("environment", "安居苑", "小区垃圾站三天没有清运,气味很大"),
+    ("property", "幸福家园", "电梯坏了三天了物业一直不来修"),
+    ("eldercare", "幸福家园", "家里老人独居,想预约上门助餐"),
+    ("neighbor_dispute", "安居苑", "楼上每天深夜装修,噪音很大,沟通过没有效果"),
+    ("certificate", "幸福家园", "孩子入学要开居住证明,需要带哪些材料"),
+]
+
+
+async def scene(org: Org, clock: ManualClock) -> None:
+    """Three months of resolved and rated requests, then this Monday's open ones (one long overdue)."""
+    service = org.service
+    ratings = ["satisfied", "satisfied", "basic", "satisfied"]  # 不满意 would reopen it
+    for month, day in ((9, 8), (10, 13), (11, 3)):
+        for i, (category, compound, text) in enumerate(SCENE * 2):
+            clock.set(MONDAY_9AM.replace(month=month, day=day + i % 5, hour=9 + i % 6))
+            resident = await org.resident(f"m{month}-{i}")
+            ticket = await service.create_ticket(NewTicket(resident, category, text, compound=compound))
+            worker = ticket.assignee_id
+            if worker is None:  # an offer (抢单) or nobody: staff send it to the grid's worker
+                worker = org["grid-a1"] if compound == "安居苑" else org["grid-a2"]
+                if ticket.status == Status.CREATED:
+                    await service.dispatch(ticket.number, org["staff-a"], worker, "人工派单")
+                else:
+                    await service.reassign(ticket.number, org["staff-a"], worker, "熟悉情况")
+            clock.advance(timedelta(minutes=20 + 40 * (i % 4)))
+            await service.accept(ticket.number, worker)
+            clock.advance(timedelta(hours=3 + 9 * (i % 5)))
+            await service.resolve(ticket.number, worker, "已经处理好了")
+            if i % 3:
+                await service.rate(
+                    ticket.number, resident, contacted=True, solved=True, rating=ratings[i % 4]
+                )
+    clock.set(MONDAY_9AM - timedelta(days=6))
+    late = await org.resident("late")
+    await service.create_ticket(NewTicket(late, "facility_repair", "井盖松动,踩上去会晃", compound="安居苑"))
+    for i, (category, compound, text) in enumerate(SCENE):
+        clock.set(MONDAY_9AM + timedelta(minutes=25 * i))
+        resident = await org.resident(f"now-{i}")
+        await service.create_ticket(NewTicket(resident, category, text, compound=compound, phone=PHONE))
+    clock.set(MONDAY_9AM + timedelta(hours=3))
+
+
+async def test_the_readme_pictures_of_the_queue_and_the_figures(
+    page: Any, dashboard: str, org: Org, clock: ManualClock, shot: Shot
+) -> None:
+    """The pictures docs/screenshots/ holds (copied from test-output/screenshots/ by hand when pages change):
+    the queue and the figures page of 安居社区's staff over three months of requests."""
+    await scene(org, clock)
+    await log_in(page, dashboard, "zhouli")
+    assert await page.locator("#queue tbody tr").count() >= len(SCENE)
+    await check_page(page, shot, "queue")
+    await page.goto(dashboard + "/figures?span=month&month=2026-11")
+    charts = page.locator('[data-ready="1"]')
+    await charts.first.wait_for()
+    await page.wait_for_timeout(1000)  # ECharts' entry animation
+    await check_page(page, shot, "figures")
