@@ -34,7 +34,11 @@ async def test_staff_see_their_scope_overdue_first_then_by_deadline(
     street = await service.board(org["street-1"], BoardFilter())
     assert other.number in [row.ticket.number for row in street.rows] and street.total == 4
     only_late = await service.board(org["staff-a"], BoardFilter(overdue=True))
-    assert [row.ticket.number for row in only_late.rows] == [fast.number]
+    assert [row.ticket.number for row in only_late.rows] == [fast.number] and only_late.total == 1
+    by_the_rule = await service.queue(org["street-1"], overdue_only=True)  # Ticket.overdue_condition
+    late_street = await service.board(org["street-1"], BoardFilter(overdue=True))
+    assert {t.number for t in by_the_rule} == {row.ticket.number for row in late_street.rows}
+    assert late_street.total == len(by_the_rule) == 2
 
 
 async def test_filters_combine(service: TicketService, org: Org, clock: ManualClock) -> None:
@@ -109,3 +113,31 @@ async def test_events_after_an_id_come_in_order(service: TicketService, org: Org
     assert events and all(number == ticket.number for _, number, _, _ in events)
     assert [e.id for e, *_ in events] == sorted(e.id for e, *_ in events)
     assert await service.events_after(events[-1][0].id) == []
+
+
+def test_working_time_between_agrees_with_counting_minute_by_minute() -> None:
+    """The whole-days shortcut against a plain count of office minutes, over spans up to three weeks."""
+    import random
+
+    from tests.conftest import MONDAY_9AM
+    from tickets.catalogue import Catalogue
+
+    calendar = WorkCalendar.for_catalogue(Catalogue.load())
+
+    def counted(start: object, end: object) -> timedelta:
+        minutes, at = 0, start
+        while at < end:  # type: ignore[operator]
+            local = at.astimezone(calendar.tz)  # type: ignore[attr-defined]
+            if (
+                calendar.is_workday(local.date())
+                and calendar.office_start <= local.time() < calendar.office_end
+            ):
+                minutes += 1
+            at += timedelta(minutes=1)  # type: ignore[operator]
+        return timedelta(minutes=minutes)
+
+    pick = random.Random(14)
+    for _ in range(6):
+        start = MONDAY_9AM + timedelta(minutes=pick.randrange(0, 60 * 24 * 10))
+        end = start + timedelta(minutes=pick.randrange(0, 60 * 24 * 21))
+        assert calendar.working_time_between(start, end) == counted(start, end)

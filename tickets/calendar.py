@@ -9,7 +9,7 @@ Only a year neither package knows is an error."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -39,6 +39,21 @@ def _is_workday(day: date) -> bool:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
         return bool(_provisional(day.year).is_working_day(day))
+
+
+@cache
+def _is_workday_cached(day: date) -> bool:
+    return _is_workday(day)
+
+
+@lru_cache(maxsize=65536)
+def _workdays_strictly_between(first: date, last: date) -> int:
+    """Working days after `first` and before `last` (pages ask for the same pairs: today and deadlines)."""
+    count, day = 0, first + timedelta(days=1)
+    while day < last:
+        count += _is_workday_cached(day)
+        day += timedelta(days=1)
+    return count
 
 
 class WorkCalendar:
@@ -84,19 +99,25 @@ class WorkCalendar:
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
         """Office time on working days from `start` to `end` (negative when `end` is earlier): how much of
-        the working calendar is left before a deadline, or how far past it a ticket is."""
+        the working calendar is left before a deadline, or how far past it a ticket is. The days between
+        the two ends count whole (one lookup each, cached), so a ticket stuck for two years costs little."""
         if end < start:
             return -self.working_time_between(end, start)
-        local, stop = start.astimezone(self.tz), end.astimezone(self.tz)
-        total = timedelta()
-        while local < stop:
-            day = local.date()
-            opens = datetime.combine(day, self.office_start, self.tz)
-            closes = datetime.combine(day, self.office_end, self.tz)
-            if self.is_workday(day):
-                total += max(timedelta(), min(closes, stop) - max(opens, local))
-            local = datetime.combine(day + timedelta(days=1), time(0), self.tz)
-        return total
+        first, last = start.astimezone(self.tz), end.astimezone(self.tz)
+        if first.date() == last.date():
+            return self._office_time(first.date(), first, last)
+        total = self._office_time(first.date(), first, None) + self._office_time(last.date(), None, last)
+        return total + _workdays_strictly_between(first.date(), last.date()) * self.office_day
+
+    def _office_time(self, day: date, after: datetime | None, before: datetime | None) -> timedelta:
+        """The office hours of `day` between `after` and `before` (None: from opening / to closing)."""
+        if not _is_workday_cached(day):
+            return timedelta()
+        opens = datetime.combine(day, self.office_start, self.tz)
+        closes = datetime.combine(day, self.office_end, self.tz)
+        lo = max(opens, after) if after else opens
+        hi = min(closes, before) if before else closes
+        return max(timedelta(), hi - lo)
 
     @staticmethod
     def covered_until() -> date:

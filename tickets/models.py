@@ -299,6 +299,10 @@ _AWAITING_RESPONSE = tuple(s for s in Status if s.deadline is Deadline.RESPOND)
 
 # Written out literally (not as bound parameters) so the planner can match queries to the partial indexes.
 OPEN_TICKET_SQL = text("status IN ('created', 'dispatched', 'accepted')")
+# The board's stretches (tickets.board): awaiting a responder, or accepted, with the clock running.
+AWAITING_TICKET_SQL = text("status IN ('created', 'dispatched') AND paused_at IS NULL")
+ACCEPTED_TICKET_SQL = text("status = 'accepted' AND paused_at IS NULL")
+PAUSED_TICKET_SQL = text("paused_at IS NOT NULL")
 
 
 class Ticket(Base):
@@ -321,6 +325,29 @@ class Ticket(Base):
             "id",
             postgresql_where=OPEN_TICKET_SQL,
             sqlite_where=OPEN_TICKET_SQL,
+        ),
+        # The dashboard's board (tickets.board) reads each stretch of its order off one of these: tickets
+        # awaiting a responder by respond_by, accepted ones by resolve_by.
+        *(
+            Index(
+                f"ix_tickets_{name}_by_{scope}",
+                f"{scope}_id",
+                column,
+                "id",
+                postgresql_where=where,
+                sqlite_where=where,
+            )
+            for name, column, where in (
+                ("awaiting", "respond_by", AWAITING_TICKET_SQL),
+                ("accepted", "resolve_by", ACCEPTED_TICKET_SQL),
+            )
+            for scope in ("community", "street")
+        ),
+        Index(  # the board's last stretch: the (few) paused tickets
+            "ix_tickets_paused",
+            "paused_at",
+            postgresql_where=PAUSED_TICKET_SQL,
+            sqlite_where=PAUSED_TICKET_SQL,
         ),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_resident_created", "resident_id", "created_at"),

@@ -1,4 +1,5 @@
-"""staff_accounts: dashboard logins of community and street staff (tickets.accounts), argon2 hashes only
+"""staff_accounts: dashboard logins of community and street staff (tickets.accounts), argon2 hashes only;
+and the partial indexes the dashboard's board reads its order from (tickets.board)
 
 Revision ID: 0006
 Revises: 0005
@@ -14,6 +15,11 @@ revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+BOARD_INDEXES = (
+    ("awaiting", "respond_by", "status IN ('created', 'dispatched') AND paused_at IS NULL"),
+    ("accepted", "resolve_by", "status = 'accepted' AND paused_at IS NULL"),
+)
 
 
 def upgrade() -> None:
@@ -37,8 +43,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("username", name=op.f("uq_staff_accounts_username")),
     )
     op.create_index(op.f("ix_staff_accounts_responder_id"), "staff_accounts", ["responder_id"], unique=False)
+    for name, column, where in BOARD_INDEXES:
+        for scope in ("community", "street"):
+            op.create_index(
+                f"ix_tickets_{name}_by_{scope}",
+                "tickets",
+                [f"{scope}_id", column, "id"],
+                unique=False,
+                postgresql_where=sa.text(where),
+                sqlite_where=sa.text(where),
+            )
+    op.create_index(
+        "ix_tickets_paused",
+        "tickets",
+        ["paused_at"],
+        unique=False,
+        postgresql_where=sa.text("paused_at IS NOT NULL"),
+        sqlite_where=sa.text("paused_at IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tickets_paused", table_name="tickets")
+    for name, _, _ in BOARD_INDEXES:
+        for scope in ("community", "street"):
+            op.drop_index(f"ix_tickets_{name}_by_{scope}", table_name="tickets")
     op.drop_index(op.f("ix_staff_accounts_responder_id"), table_name="staff_accounts")
     op.drop_table("staff_accounts")
