@@ -18,6 +18,7 @@ from tickets.trends import Span
 NONE = "—"
 CHOICES = 12  # weeks or months offered by the period form
 MAX_PARAM = 40  # longer values are refused before any parsing
+YEARS = range(2000, 2101)  # figures are kept for these years (and a chart's history reaches back from them)
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,22 @@ def chosen(request: web.Request, default_span: Span = Span.MONTH) -> Chosen:
         period = Period.parse_month(month_text, tz) if month_text else months[-1]
     else:
         period = trends.parse_week(week_text, tz) if week_text else weeks[-1]
-    return Chosen(span, period, months[::-1], weeks[::-1])
+    return Chosen(span, _within_years(period), months[::-1], weeks[::-1])
+
+
+def _within_years(period: Period) -> Period:
+    if period.start.year not in YEARS:
+        raise bad_input(f"只能查看 {YEARS[0]} 年至 {YEARS[-1]} 年的数据。")
+    return period
 
 
 def month_of(request: web.Request) -> Period:
     """?month=2026-11, the current month by default."""
     tz = timezone_of(request)
     text = param(request, "month")
-    return Period.parse_month(text, tz) if text else trends.period_containing(now_of(request), Span.MONTH, tz)
+    if not text:
+        return trends.period_containing(now_of(request), Span.MONTH, tz)
+    return _within_years(Period.parse_month(text, tz))
 
 
 # ------------------------------------------------------------------------------------------- formatting

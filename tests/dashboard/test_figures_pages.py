@@ -153,6 +153,8 @@ async def test_anonymous_visitors_get_the_login_page_not_figures(
         "month={{7*7}}",
         "month=1'%20OR%201=1--",
         "month=" + "9" * 100,
+        "month=1900-01",  # a real month, but its chart would reach back before 1900
+        "span=week&week=1999-W52",
     ],
 )
 async def test_malformed_parameters_are_a_400_page(
