@@ -344,7 +344,7 @@ def main() -> int:
         "--runs", type=int, default=300, help="timed requests per page and staff member (300)"
     )
     parser.add_argument(
-        "--pages", default="queue,ticket,figures", help="pages to time (queue,ticket,figures)"
+        "--pages", default="queue,filters,ticket,figures", help="pages to time (queue,filters,ticket,figures)"
     )
     parser.add_argument("--clients", type=int, default=200, help="open live-update streams (200; 0: none)")
     parser.add_argument("--burst", type=int, default=50, help="ticket changes in the burst (50)")
