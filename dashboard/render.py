@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 from dashboard.csrf import CSRF_FIELD, csrf_token
 from dashboard.format import local_time, short, worktime
 from dashboard.keys import USER
+from tickets.privacy import scrub
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -29,7 +30,7 @@ def setup(app: web.Application) -> None:
         context_processors=[aiohttp_jinja2.request_processor],
     )
     env.trim_blocks = True
-    env.filters.update(local_time=local_time, worktime=worktime, short=short)
+    env.filters.update(local_time=local_time, worktime=worktime, short=short, masked=scrub)
     env.lstrip_blocks = True
 
 

@@ -25,7 +25,7 @@ async def test_the_ticket_page_shows_history_and_a_masked_phone(client: Client, 
     page = await response.text()
     assert response.status == 200
     assert "想给我妈申请助餐" in page and "办理记录" in page and "受理" in page
-    assert "138****5678" in page and "13812345678" not in page
+    assert "138****5678" in page and "13812345678" not in page  # in the text too: only the reveal shows it
 
 
 async def test_reveal_shows_the_phone_once_and_the_admin_reads_the_log(client: Client, org: Org) -> None:
