@@ -176,7 +176,7 @@ class Accounts(ServiceCore):
                 .join(Responder, Responder.id == StaffAccount.responder_id)
                 .order_by(StaffAccount.username)
             )
-            return [_login(account, responder) for account, responder in rows.tuples()]
+            return [_login(account, responder) for account, responder in rows]
 
     async def has_staff_accounts(self) -> bool:
         async with self.sessions() as session:

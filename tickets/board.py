@@ -219,7 +219,7 @@ class Board(ServiceCore):
         if not wanted:
             return {}
         rows = await session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
-        return {i: n for i, n in rows.tuples()}
+        return {i: n for i, n in rows}
 
     async def board_choices(self, staff_id: int) -> BoardChoices:
         async with self._work() as session:
@@ -257,7 +257,7 @@ class Board(ServiceCore):
                 .order_by(TicketEvent.id)
                 .limit(limit)
             )
-            return [(e, n, s, c) for e, n, s, c in rows.tuples()]
+            return [(e, n, s, c) for e, n, s, c in rows]
 
     async def last_event_id(self) -> int:
         async with self.sessions() as session:

@@ -119,7 +119,7 @@ class Desk(Escalating):
                 .order_by(TicketEvent.id.desc())
                 .limit(limit)
             )
-            found = list(rows.tuples())
+            found = [(event, number) for event, number in rows]
             actors = {Actor.parse(e.actor).id for e, _ in found}
             names = {
                 i: n
