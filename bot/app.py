@@ -25,6 +25,7 @@ from telegram.ext import (
 )
 
 from app.logs import where
+from app.ratelimit import TELEGRAM_RATE, telegram_limit
 from app.settings import Settings
 from app.wiring import open_service
 from bot import residents, responders, staff
@@ -52,6 +53,8 @@ class BotConfig:
     # Where a responder's half-finished card conversation (e.g. 办结 pressed, note not yet written) survives a
     # restart; None keeps it in memory only.
     state_file: Path | None = None
+    redis_url: str | None = None  # shared Telegram rate limit of all deliverers (app/ratelimit.py)
+    send_rate: float = TELEGRAM_RATE  # messages a second, all deliverers together
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
@@ -65,6 +68,8 @@ class BotConfig:
             listen=settings.telegram_webhook_listen,
             port=settings.telegram_webhook_port,
             state_file=settings.data_dir / "telegram_conversations.pickle",
+            redis_url=settings.redis_url or None,
+            send_rate=settings.telegram_rate,
         )
 
 
@@ -178,7 +183,15 @@ async def running(
         tasks: list[asyncio.Task[Any]] = []
         if deliver:
             tasks.append(
-                asyncio.create_task(deliver_forever(Delivery(minhu_of(application), application.bot)))
+                asyncio.create_task(
+                    deliver_forever(
+                        Delivery(
+                            minhu_of(application),
+                            application.bot,
+                            limit=telegram_limit(config.redis_url, config.token, config.send_rate),
+                        )
+                    )
+                )
             )
         try:
             yield application
