@@ -24,6 +24,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from app.health import Health, health_server
 from app.logs import where
 from app.ratelimit import TELEGRAM_RATE, telegram_limit
 from app.settings import Settings
@@ -224,4 +225,7 @@ async def run_bot(settings: Settings, *, webhook: bool = False) -> None:
     if not settings.telegram_bot_token:
         raise RuntimeError("请先设置 TELEGRAM_BOT_TOKEN (set TELEGRAM_BOT_TOKEN first)")
     async with open_service(settings) as service, telegram_bot(settings, service, webhook=webhook):
-        await asyncio.Event().wait()
+        # MINHU_HEALTH_PORT: /healthz, /readyz (database, Redis when set, Rasa), /metrics; unset: none.
+        health = Health(service, redis_url=settings.redis_url or None, rasa_url=settings.rasa_url)
+        async with health_server(health, settings.dashboard_host, settings.health_port):
+            await asyncio.Event().wait()
