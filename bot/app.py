@@ -26,6 +26,7 @@ from telegram.ext import (
 
 from app.health import Health, health_server
 from app.logs import where
+from app.loops import run_forever
 from app.ratelimit import TELEGRAM_RATE, telegram_limit
 from app.settings import Settings
 from app.wiring import open_service
@@ -218,6 +219,27 @@ async def telegram_bot(
     async with running(build_application(config, service), config, webhook=webhook):
         log.info("telegram bot running", mode="webhook" if webhook else "polling", rasa=config.rasa_url)
         yield
+
+
+async def run_deliverer(settings: Settings, every: float = 1.0) -> None:
+    """`minhu deliver`: one more outbox deliverer (docs/deploy.md), beside the bot's own: claims with SKIP
+    LOCKED and a lease, Telegram's rate shared through Redis when MINHU_REDIS_URL is set. Receives no
+    updates and keeps no conversations (no pickle file); replaying residents' stored messages stays the
+    bot's."""
+    if not settings.telegram_bot_token:
+        raise RuntimeError("请先设置 TELEGRAM_BOT_TOKEN (set TELEGRAM_BOT_TOKEN first)")
+    config = dataclasses.replace(BotConfig.from_settings(settings), state_file=None)
+    async with open_service(settings) as service:
+        application = build_application(config, service)
+        limit = telegram_limit(config.redis_url, config.token, config.send_rate)
+        delivery = Delivery(minhu_of(application), application.bot, limit=limit)
+        health = Health(service, redis_url=settings.redis_url or None)
+        try:
+            async with application, health_server(health, settings.dashboard_host, settings.health_port):
+                log.info("outbox deliverer running", shared_rate=bool(config.redis_url))
+                await run_forever(delivery.run_once, every, name="delivery round")
+        finally:
+            await minhu_of(application).relay.rasa.close()
 
 
 async def run_bot(settings: Settings, *, webhook: bool = False) -> None:

@@ -389,6 +389,20 @@ def bot_command(
         fail(str(error))
 
 
+@app.command("deliver")
+def deliver_command() -> None:
+    """One more outbox deliverer for Telegram (the bot delivers too): for a deployment that runs several
+    (docs/deploy.md); /healthz, /readyz and /metrics on MINHU_HEALTH_PORT when set."""
+    from bot.app import run_deliverer
+
+    try:
+        asyncio.run(run_deliverer(get_settings()))
+    except KeyboardInterrupt:
+        typer.echo("已停止 (stopped).")
+    except RuntimeError as error:
+        fail(str(error))
+
+
 @app.command("sweep")
 def sweep_command(
     every: Annotated[

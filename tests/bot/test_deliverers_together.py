@@ -6,7 +6,11 @@ Telegram's per-bot limit holds for both together through the bucket they share i
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,11 +20,12 @@ from bot.app import build_application, minhu_of
 from bot.delivery import Delivery
 from tests.bot.conftest import FakeRasa, Telegram, config_for
 from tests.bot.fake_api import FakeBotAPI
-from tests.conftest import Org
+from tests.conftest import Org, write_test_key_file
 from tickets.clock import ManualClock
 from tickets.db import create_engine, session_factory
 from tickets.service import NewTicket, TicketService
 
+REPO = Path(__file__).resolve().parents[2]
 REDIS = "redis://127.0.0.1:6379/0"
 RATE = 20.0  # messages a second for both together (Telegram's is about 30; lower keeps the test short)
 OFFERS = 40
@@ -87,3 +92,37 @@ async def test_two_deliverers_send_each_notification_once_and_share_the_rate_lim
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= RATE + TELEGRAM_BURST, busiest
     assert (len(times) - TELEGRAM_BURST) / (times[-1] - times[0]) <= RATE * 1.05
+
+
+async def test_minhu_deliver_is_a_deliverer_process_of_its_own(
+    org: Org, api: FakeBotAPI, db_url: str, tmp_path: Path
+) -> None:
+    """`minhu deliver` (one more deliverer beside the bot) as a real process: it sends what is due."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the process, not the backend, is the point")
+    resident = await org.resident("r", compound="安居苑")
+    number = (await org.service.create_ticket(NewTicket(resident, "eldercare", "助餐"))).number
+    write_test_key_file(tmp_path)  # the phones in the database are encrypted with the tests' key
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": db_url,
+        "MINHU_DATA_DIR": str(tmp_path),
+        "TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN",
+        "TELEGRAM_API_URL": api.url,
+    }
+    deliverer = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "minhu.cli", "deliver", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not api.delivered(1001):
+            if deliverer.returncode is not None:
+                err = await deliverer.stderr.read() if deliverer.stderr else b""
+                raise AssertionError(err.decode()[-2000:])
+            assert time.monotonic() < deadline, "nothing delivered within 60 s"
+            await asyncio.sleep(0.2)
+    finally:
+        deliverer.terminate()
+        await asyncio.wait_for(deliverer.wait(), 30)
+    assert [c.text.splitlines()[0] for c in api.delivered(1001)] == [f"📋 新工单 {number}(先接先得)"]
