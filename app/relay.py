@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 import structlog
 
+from app.health import note_relay_error
 from tickets.channels import ChannelStore
 from tickets.models import InboundMessage
 
@@ -71,7 +72,11 @@ class RasaClient:
                 if response.status != 200:
                     raise RasaUnavailable(f"HTTP {response.status}")
                 body = await response.json(content_type=None)
+        except RasaUnavailable as error:
+            note_relay_error(str(error))  # the process's /metrics (minhu_relay_errors)
+            raise
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            note_relay_error(type(error).__name__)
             raise RasaUnavailable(type(error).__name__) from error
         return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = Field(default="127.0.0.1", alias="TELEGRAM_WEBHOOK_LISTEN")
     telegram_webhook_port: int = Field(default=8443, alias="TELEGRAM_WEBHOOK_PORT")
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="MINHU_RASA_URL")
+    # Replicas (docs/deploy.md): Redis shared by the processes (e.g. redis://127.0.0.1:6379/0), for the
+    # Telegram rate limit of all deliverers together (app/ratelimit.py); unset: each process its own.
+    redis_url: str = Field(default="", alias="MINHU_REDIS_URL")
+    telegram_rate: float = Field(default=25.0, alias="MINHU_TELEGRAM_RATE", gt=0)
+    # A process's own /healthz, /readyz and /metrics (app/health.py) for processes without a web server
+    # (sweeper, deliverer); 0 (the default, `make run`): none.
+    health_port: int = Field(default=0, alias="MINHU_HEALTH_PORT", ge=0, le=65535)
     # `minhu run`'s own servers, on loopback: Rasa and the action server (endpoints.yml reads the latter).
     rasa_port: int = Field(default=5005, alias="MINHU_RASA_PORT", ge=1, le=65535)
     action_port: int = Field(default=5055, alias="MINHU_ACTION_PORT", ge=1, le=65535)

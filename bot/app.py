@@ -24,7 +24,10 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from app.health import Health, health_server
 from app.logs import where
+from app.loops import run_forever
+from app.ratelimit import TELEGRAM_RATE, telegram_limit
 from app.settings import Settings
 from app.wiring import open_service
 from bot import residents, responders, staff
@@ -52,6 +55,8 @@ class BotConfig:
     # Where a responder's half-finished card conversation (e.g. 办结 pressed, note not yet written) survives a
     # restart; None keeps it in memory only.
     state_file: Path | None = None
+    redis_url: str | None = None  # shared Telegram rate limit of all deliverers (app/ratelimit.py)
+    send_rate: float = TELEGRAM_RATE  # messages a second, all deliverers together
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
@@ -65,6 +70,8 @@ class BotConfig:
             listen=settings.telegram_webhook_listen,
             port=settings.telegram_webhook_port,
             state_file=settings.data_dir / "telegram_conversations.pickle",
+            redis_url=settings.redis_url or None,
+            send_rate=settings.telegram_rate,
         )
 
 
@@ -178,7 +185,15 @@ async def running(
         tasks: list[asyncio.Task[Any]] = []
         if deliver:
             tasks.append(
-                asyncio.create_task(deliver_forever(Delivery(minhu_of(application), application.bot)))
+                asyncio.create_task(
+                    deliver_forever(
+                        Delivery(
+                            minhu_of(application),
+                            application.bot,
+                            limit=telegram_limit(config.redis_url, config.token, config.send_rate),
+                        )
+                    )
+                )
             )
         try:
             yield application
@@ -206,9 +221,33 @@ async def telegram_bot(
         yield
 
 
+async def run_deliverer(settings: Settings, every: float = 1.0) -> None:
+    """`minhu deliver`: one more outbox deliverer (docs/deploy.md), beside the bot's own: claims with SKIP
+    LOCKED and a lease, Telegram's rate shared through Redis when MINHU_REDIS_URL is set. Receives no
+    updates and keeps no conversations (no pickle file); replaying residents' stored messages stays the
+    bot's."""
+    if not settings.telegram_bot_token:
+        raise RuntimeError("请先设置 TELEGRAM_BOT_TOKEN (set TELEGRAM_BOT_TOKEN first)")
+    config = dataclasses.replace(BotConfig.from_settings(settings), state_file=None)
+    async with open_service(settings) as service:
+        application = build_application(config, service)
+        limit = telegram_limit(config.redis_url, config.token, config.send_rate)
+        delivery = Delivery(minhu_of(application), application.bot, limit=limit)
+        health = Health(service, redis_url=settings.redis_url or None)
+        try:
+            async with application, health_server(health, settings.dashboard_host, settings.health_port):
+                log.info("outbox deliverer running", shared_rate=bool(config.redis_url))
+                await run_forever(delivery.run_once, every, name="delivery round")
+        finally:
+            await minhu_of(application).relay.rasa.close()
+
+
 async def run_bot(settings: Settings, *, webhook: bool = False) -> None:
     """`minhu bot`: the bot on the configured database until interrupted."""
     if not settings.telegram_bot_token:
         raise RuntimeError("请先设置 TELEGRAM_BOT_TOKEN (set TELEGRAM_BOT_TOKEN first)")
     async with open_service(settings) as service, telegram_bot(settings, service, webhook=webhook):
-        await asyncio.Event().wait()
+        # MINHU_HEALTH_PORT: /healthz, /readyz (database, Redis when set, Rasa), /metrics; unset: none.
+        health = Health(service, redis_url=settings.redis_url or None, rasa_url=settings.rasa_url)
+        async with health_server(health, settings.dashboard_host, settings.health_port):
+            await asyncio.Event().wait()

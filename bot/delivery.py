@@ -29,6 +29,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from app.loops import run_forever
 from app.notices import rated_heading, resident_text
+from app.ratelimit import TELEGRAM_BURST, TELEGRAM_RATE, LocalBucket, RateLimit
 from bot.common import CHANNEL, Minhu, keyboard
 from bot.residents import feedback_step
 from bot.responders import TAKEN, card_buttons, describe, offer_card
@@ -68,8 +69,10 @@ Rendered = tuple[str, InlineKeyboardMarkup | None]
 
 
 class Delivery:
-    def __init__(self, minhu: Minhu, bot: ExtBot[Any]) -> None:
+    def __init__(self, minhu: Minhu, bot: ExtBot[Any], limit: RateLimit | None = None) -> None:
         self.minhu, self.bot = minhu, bot
+        # Telegram's per-bot limit, for all deliverers together when shared (app/ratelimit.py).
+        self.limit = limit or LocalBucket(TELEGRAM_RATE, TELEGRAM_BURST)
         self.sessions = minhu.service.sessions
 
     @property
@@ -82,6 +85,7 @@ class Delivery:
         sent = 0
         for i, note in enumerate(claimed):
             try:
+                await self.limit.acquire()
                 ref = await self.send(note)
             except RetryAfter as error:
                 after = retry_after(error)

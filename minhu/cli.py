@@ -389,12 +389,50 @@ def bot_command(
         fail(str(error))
 
 
+@app.command("deliver")
+def deliver_command() -> None:
+    """One more outbox deliverer for Telegram (the bot delivers too): for a deployment that runs several
+    (docs/deploy.md); /healthz, /readyz and /metrics on MINHU_HEALTH_PORT when set."""
+    from bot.app import run_deliverer
+
+    try:
+        asyncio.run(run_deliverer(get_settings()))
+    except KeyboardInterrupt:
+        typer.echo("已停止 (stopped).")
+    except RuntimeError as error:
+        fail(str(error))
+
+
 @app.command("sweep")
-def sweep_command() -> None:
+def sweep_command(
+    every: Annotated[
+        float,
+        typer.Option(
+            help="Sweep every this many seconds until stopped (a sweeper process of a deployment, with "
+            "/healthz, /readyz and /metrics on MINHU_HEALTH_PORT when set); 0: once.",
+            min=0,
+        ),
+    ] = 0.0,
+) -> None:
     """One deadline sweep (escalate overdue tickets, auto-close unrated ones) and one privacy sweep (erase
-    contact details and conversations kept past their time)."""
+    contact details and conversations kept past their time); with --every, for as long as it runs."""
+    from app.health import Health, health_server
     from app.wiring import open_service
-    from minhu.sweeper import forget_expired_once, sweep_once
+    from minhu.sweeper import forget_expired_forever, forget_expired_once, sweep_forever, sweep_once
+
+    async def forever() -> None:
+        settings = get_settings()
+        async with open_service(settings) as service:
+            health = Health(service, redis_url=settings.redis_url or None)
+            async with health_server(health, settings.dashboard_host, settings.health_port):
+                await asyncio.gather(sweep_forever(service, every), forget_expired_forever(service, settings))
+
+    if every:
+        try:
+            asyncio.run(forever())
+        except KeyboardInterrupt:
+            typer.echo("已停止 (stopped).")
+        return
 
     async def once() -> None:
         settings = get_settings()

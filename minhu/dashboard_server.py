@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.dashboard_secret import dashboard_secret
+from app.health import Health
 from app.settings import Settings
 from dashboard.app import HANDLER_ARGS, ChatConfig, make_app
 from tickets.accounts import generate_password
@@ -53,6 +54,8 @@ async def dashboard_server(
         secure_cookies=settings.dashboard_secure_cookies,
         chat_config=chat,
     )
+    # /healthz, /readyz (database, Redis when set, the Rasa the chat relays to), /metrics; requests timed.
+    Health(service, redis_url=settings.redis_url or None, rasa_url=chat.rasa_url).install(app)
     runner = web.AppRunner(app, access_log=None, **HANDLER_ARGS)
     await runner.setup()
     try:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from app.health import note_sweep
 from app.loops import MAX_BACKOFF, run_forever
 from app.settings import Settings
 from minhu import conversations
@@ -34,6 +35,7 @@ async def sweep_forever(
 
     async def one_sweep() -> None:
         escalated, closed = await sweep_once(service)
+        note_sweep()  # the process's /metrics (minhu_last_sweep_timestamp_seconds)
         if escalated or closed:
             log.info("sweep", escalated=len(escalated), auto_closed=len(closed))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import metrics, outbox, points
@@ -188,6 +188,15 @@ class Queries(ServiceCore):
                 .order_by(Compound.id)
             )
             return list(rows)
+
+    async def tickets_by_status(self) -> dict[Status, int]:
+        """How many tickets are in each status, every status named (a process's /metrics; also the
+        cheapest proof that the database answers, for /readyz)."""
+        async with self.sessions() as session:
+            rows = (await session.execute(select(Ticket.status, func.count()).group_by(Ticket.status))).all()
+        counts = {status: 0 for status in Status}
+        counts.update({Status(status): int(n) for status, n in rows})
+        return counts
 
     async def responder_names(self) -> dict[int, str]:
         """Every responder's name by id (residents are told who took their request, masked)."""

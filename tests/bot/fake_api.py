@@ -34,6 +34,7 @@ class Call:
     method: str
     params: dict[str, Any]
     result: Any = None  # what the fake answered (a sent message carries its message_id)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (rate limits)
 
     @property
     def chat_id(self) -> int | None:
