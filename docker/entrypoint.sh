@@ -7,7 +7,7 @@
 #   sweeper    deadline and privacy sweeps in a loop
 #   migrate    `minhu db upgrade`, Rasa's tracker schema, the demo org on an empty database; then exits
 #   health     the container's health check: asks the process this container runs
-#   anything else is run as a command (`minhu staff add …`, `sh`).
+#   minhu ARGS the command line (`minhu staff add …`); anything else is run as a command (`sh`).
 set -eu
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
@@ -35,10 +35,10 @@ case "$role" in
     export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-16777216}"
     exec python -m rasa_sdk --actions actions --port "${MINHU_ACTION_PORT:-5055}" "$@" ;;
   web) exec python /app/docker/roles.py web ;;
-  bot) exec minhu bot "$@" ;;
+  bot) exec python -m minhu.cli bot "$@" ;;
   deliverer) exec python /app/docker/roles.py deliverer ;;
   sweeper) exec python /app/docker/roles.py sweeper ;;
-  migrate) minhu db upgrade && exec python /app/docker/roles.py migrate ;;
+  migrate) python -m minhu.cli db upgrade && exec python /app/docker/roles.py migrate ;;
   health)
     case "$(cat /tmp/minhu-role 2>/dev/null || true)" in
       actions) probe "http://127.0.0.1:${MINHU_ACTION_PORT:-5055}/health" ;;
@@ -48,5 +48,6 @@ case "$role" in
       # No HTTP port of their own yet: alive is all that can be said (PID 1 runs, or this would not).
       *) exit 0 ;;
     esac ;;
+  minhu) exec python -m minhu.cli "$@" ;;  # the CLI: `minhu staff add …`
   *) exec "$role" "$@" ;;
 esac
