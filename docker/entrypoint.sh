@@ -1,0 +1,53 @@
+#!/bin/sh
+# The app image's processes, by the first argument (docker/Dockerfile.app):
+#   actions    the rasa-sdk action server (:5055)
+#   web        the staff dashboard and the residents' web chat (:8080), relaying to Rasa at MINHU_RASA_URL
+#   bot        the Telegram receiver (TELEGRAM_BOT_TOKEN; `minhu bot`, which also delivers the outbox)
+#   deliverer  the outbox delivery alone
+#   sweeper    deadline and privacy sweeps in a loop
+#   migrate    `minhu db upgrade`, Rasa's tracker schema, the demo org on an empty database; then exits
+#   health     the container's health check: asks the process this container runs
+#   minhu ARGS the command line (`minhu staff add …`); anything else is run as a command (`sh`).
+set -eu
+role="${1:-web}"
+[ "$#" -gt 0 ] && shift
+case "$role" in
+  actions|web|bot|deliverer|sweeper) echo "$role" > /tmp/minhu-role ;;
+esac
+
+probe() {  # probe URL...: healthy when one of them answers 200
+  exec python - "$@" <<'PY'
+import sys, urllib.request
+for url in sys.argv[1:]:
+    try:
+        with urllib.request.urlopen(url, timeout=4) as response:
+            if response.status == 200:
+                sys.exit(0)
+    except Exception:
+        pass
+sys.exit(1)
+PY
+}
+
+case "$role" in
+  actions)
+    # The action server receives Rasa's whole tracker: a looser request cap than Rasa's own.
+    export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-16777216}"
+    exec python -m rasa_sdk --actions actions --port "${MINHU_ACTION_PORT:-5055}" "$@" ;;
+  web) exec python /app/docker/roles.py web ;;
+  bot) exec python -m minhu.cli bot "$@" ;;
+  deliverer) exec python /app/docker/roles.py deliverer ;;
+  sweeper) exec python /app/docker/roles.py sweeper ;;
+  migrate) python -m minhu.cli db upgrade && exec python /app/docker/roles.py migrate ;;
+  health)
+    case "$(cat /tmp/minhu-role 2>/dev/null || true)" in
+      actions) probe "http://127.0.0.1:${MINHU_ACTION_PORT:-5055}/health" ;;
+      # /healthz once the app has it; until then the chat page (which reads the database) answers.
+      web) probe "http://127.0.0.1:${MINHU_DASHBOARD_PORT:-8080}/healthz" \
+                 "http://127.0.0.1:${MINHU_DASHBOARD_PORT:-8080}/chat" ;;
+      # No HTTP port of their own yet: alive is all that can be said (PID 1 runs, or this would not).
+      *) exit 0 ;;
+    esac ;;
+  minhu) exec python -m minhu.cli "$@" ;;  # the CLI: `minhu staff add …`
+  *) exec "$role" "$@" ;;
+esac

