@@ -1,7 +1,7 @@
 """The figures page's fast path (tickets.rollup, the roll-up table kept by triggers, migration 0008) gives
 exactly the figures of the plain computation (tickets.metrics, tickets.trends) over random tickets, on
 SQLite and PostgreSQL; and the roll-up always equals a recount of the tickets, whatever wrote them (the
-ORM, bulk SQL updates, deletes). tests/test_properties.py checks the recount after every operation of its
+ORM, bulk SQL updates, deletes), in both its tables. tests/test_properties.py checks the recount after every operation of its
 random walks through the service (every transition, escalation, auto-close)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tickets import insights, metrics, rollup, trends
 from tickets.clock import ManualClock
 from tickets.db import unit_of_work
 from tickets.metrics import Dimension, Period, Slice
-from tickets.models import DispatchMode, Grid, Rating, Status, Ticket, TicketRollup
+from tickets.models import DispatchMode, Grid, Rating, Status, Ticket, TicketRollup, TicketRollupCommunity
 from tickets.service import TicketService
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -79,6 +79,20 @@ async def assert_rollup_is_a_recount(service: TicketService) -> None:
             continue
         found[(r.day, r.street_id, r.community_id, r.grid_key, r.category)] = counts
     assert found == expected
+    # The per-community table: the same counts summed over grid and category.
+    per_community: dict[tuple[Any, ...], dict[str, int]] = {}
+    for key, counts in expected.items():
+        entry = per_community.setdefault(key[:3], dict.fromkeys(COUNT_COLUMNS, 0))
+        for name, n in counts.items():
+            entry[name] += n
+    async with service.sessions() as session:
+        rows_c = (await session.scalars(select(TicketRollupCommunity))).all()
+    found = {
+        (r.day, r.street_id, r.community_id): {name: getattr(r, name) for name in COUNT_COLUMNS}
+        for r in rows_c
+        if r.total or set({name: getattr(r, name) for name in COUNT_COLUMNS}.values()) != {0}
+    }
+    assert found == per_community
 
 
 # -------------------------------------------------------------------------------- random tickets

@@ -499,3 +499,4 @@ class ButtonPayload(Base):
 
 # The figures' roll-up table and its partial index on tickets, in their own module (models.py's length).
 from tickets.rollup_table import TicketRollup as TicketRollup  # noqa: E402
+from tickets.rollup_table import TicketRollupCommunity as TicketRollupCommunity  # noqa: E402

@@ -36,16 +36,25 @@ from tickets import metrics, trends
 from tickets.catalogue import Catalogue
 from tickets.metrics import TOTAL_LABEL, Breakdown, Counts, Dimension, Durations, LoopFigures, Period, Slice
 from tickets.models import Community, Grid, Status, Street, Ticket
-from tickets.rollup_table import NO_GRID, ROLLUP_TIMEZONE, UNSETTLED_TICKET_SQL, TicketRollup
+from tickets.rollup_table import (
+    NO_GRID,
+    ROLLUP_TIMEZONE,
+    UNSETTLED_TICKET_SQL,
+    TicketRollup,
+    TicketRollupCommunity,
+)
 
 Key = int | str | None
 
-_ROLLUP_KEYS: dict[Dimension, Any] = {
-    Dimension.STREET: TicketRollup.street_id,
-    Dimension.COMMUNITY: TicketRollup.community_id,
-    Dimension.GRID: TicketRollup.grid_key,
-    Dimension.CATEGORY: TicketRollup.category,
-}
+
+def _table(where: Slice | None, group_by: Dimension | None) -> type[TicketRollup | TicketRollupCommunity]:
+    """The per-community roll-up when neither the slice nor the grouping needs grid or category."""
+    by_place = group_by in (None, Dimension.STREET, Dimension.COMMUNITY)
+    if by_place and (where is None or (where.grid_id is None and where.category is None)):
+        return TicketRollupCommunity
+    return TicketRollup
+
+
 _NAMES: dict[Dimension, Any] = {
     Dimension.STREET: Street,
     Dimension.COMMUNITY: Community,
@@ -68,18 +77,18 @@ def usable(periods: Sequence[Period], where: Slice | None, group_by: Dimension |
     return all(_day(p.start) is not None and _day(p.end) is not None for p in periods)
 
 
-def _rollup_slice(where: Slice | None) -> list[Any]:
+def _rollup_slice(table: Any, where: Slice | None) -> list[Any]:
     if where is None:
         return []
     found = []
     for column, value in (
-        (TicketRollup.street_id, where.street_id),
-        (TicketRollup.community_id, where.community_id),
-        (TicketRollup.grid_key, where.grid_id),
-        (TicketRollup.category, where.category),
+        ("street_id", where.street_id),
+        ("community_id", where.community_id),
+        ("grid_key", where.grid_id),
+        ("category", where.category),
     ):
         if value is not None:
-            found.append(column == value)
+            found.append(getattr(table, column) == value)
     return found
 
 
@@ -99,18 +108,21 @@ async def counts(
 ) -> dict[tuple[int, Key], Counts]:
     """Counts per (index of the period, group key) for back-to-back periods (`usable` ones)."""
     days = [_day(p.start) for p in periods] + [_day(periods[-1].end)]
-    which = _which(TicketRollup.day, days[1:-1]).label("period")
-    key = (_ROLLUP_KEYS[group_by] if group_by else literal(None)).label("key")
-    sums = [func.coalesce(func.sum(getattr(TicketRollup, n)), 0).label(n) for n in _PLAIN]
+    table = _table(where, group_by)
+    which = _which(table.day, days[1:-1]).label("period")
+    key = literal(None).label("key")
+    if group_by is not None:
+        column = {Dimension.GRID: "grid_key", Dimension.CATEGORY: "category"}.get(group_by, f"{group_by}_id")
+        key = getattr(table, column).label("key")
+    sums = [func.coalesce(func.sum(getattr(table, n)), 0).label(n) for n in _PLAIN]
     sums += [
-        func.coalesce(func.sum(getattr(TicketRollup, f"status_{s.value}")), 0).label(f"s_{s.value}")
-        for s in Status
+        func.coalesce(func.sum(getattr(table, f"status_{s.value}")), 0).label(f"s_{s.value}") for s in Status
     ]
-    sums += [func.coalesce(func.sum(TicketRollup.accepted), 0).label("live_accepted")]
-    sums += [func.coalesce(func.sum(TicketRollup.accepted_in_time), 0).label("accepted_in_time")]
+    sums += [func.coalesce(func.sum(table.accepted), 0).label("live_accepted")]
+    sums += [func.coalesce(func.sum(table.accepted_in_time), 0).label("accepted_in_time")]
     query = (
         select(which, key, *sums)
-        .where(TicketRollup.day >= days[0], TicketRollup.day < days[-1], *_rollup_slice(where))
+        .where(table.day >= days[0], table.day < days[-1], *_rollup_slice(table, where))
         .group_by(which, key)
     )
     found: dict[tuple[int, Key], dict[str, Any]] = {}
@@ -182,23 +194,16 @@ async def _times_pg(
     session: AsyncSession, period: Period, where: Slice | None, group_by: Dimension | None
 ) -> tuple[dict[Key, tuple[Durations, Durations]], tuple[Durations, Durations], list[tuple[int, ...]]]:
     """(each group's times, the total's, the two measures' bucket counts) in one query."""
-    # Each ticket's two elapsed times, rounded and bucketed once (OFFSET 0 keeps PostgreSQL from inlining
-    # the subquery, which would evaluate EXTRACT again for every aggregate that uses it).
-    per_ticket: list[Any] = [(metrics._GROUP_KEYS[group_by] if group_by else literal(None)).label("key")]
-    for name, (later, earlier) in (
-        ("a", (Ticket.first_accepted_at, Ticket.first_dispatched_at)),
-        ("r", (Ticket.resolved_at, Ticket.created_at)),
-    ):
-        seconds = metrics._seconds_between(later, earlier, "postgresql")
-        ms = func.round(seconds * 1000)  # metrics' rounding to the ms (round() on float8 is half-even)
-        per_ticket += [
-            ms.label(f"{name}_ms"),
-            (ms / cast(1000, Float)).label(f"{name}_s"),  # the float metrics.percentile interpolates
-            # trends.distribution's bucket: of the raw seconds, for tickets that have both ends
-            case((seconds.is_not(None), trends._bucket_sql(seconds))).label(f"{name}_bucket"),
-        ]
+    # Each ticket's two elapsed times computed once (OFFSET 0 keeps PostgreSQL from inlining the
+    # subquery, which would evaluate EXTRACT, on numerics, again in every aggregate and bucket test).
     rows = (
-        select(*per_ticket)
+        select(
+            (metrics._GROUP_KEYS[group_by] if group_by else literal(None)).label("key"),
+            metrics._seconds_between(
+                Ticket.first_accepted_at, Ticket.first_dispatched_at, "postgresql"
+            ).label("a"),
+            metrics._seconds_between(Ticket.resolved_at, Ticket.created_at, "postgresql").label("r"),
+        )
         .where(
             *metrics._in_slice(period, where),
             Ticket.status != Status.CANCELLED,
@@ -210,14 +215,23 @@ async def _times_pg(
     key = rows.c.key
     columns: list[Any] = [key.label("key"), func.grouping(key).label("is_total")]
     for name in ("a", "r"):
-        rounded, bucket = rows.c[f"{name}_ms"], rows.c[f"{name}_bucket"]
+        seconds = rows.c[name]
+        rounded = func.round(seconds * 1000)  # metrics' rounding to the ms (round() on float8: half-even)
         columns += [
             func.count(rounded).label(f"{name}_n"),
             func.sum(rounded).label(f"{name}_sum"),
-            # one sort for both percentiles; percentile_cont is metrics.percentile's interpolation
-            func.percentile_cont(postgresql.array([0.5, 0.9])).within_group(rows.c[f"{name}_s"]).label(name),
+            # one sort for both percentiles; percentile_cont is metrics.percentile's interpolation, over
+            # the same floats (ms / 1000)
+            func.percentile_cont(postgresql.array([0.5, 0.9]))
+            .within_group(rounded / cast(1000, Float))
+            .label(name),
         ]
-        columns += [metrics._count(bucket == i).label(f"{name}_b{i}") for i in range(len(trends.BUCKETS))]
+        # trends.distribution's buckets: of the raw seconds, over the tickets that have both ends
+        bucket = trends._bucket_sql(seconds)
+        columns += [
+            metrics._count(and_(seconds.is_not(None), bucket == i)).label(f"{name}_b{i}")
+            for i in range(len(trends.BUCKETS))
+        ]
     query = select(*columns).group_by(func.rollup(key))
     # The sorts behind the percentiles (a month: ~40,000 rows, a few MB) in memory, not on disk.
     await session.execute(text("SET LOCAL work_mem = '32MB'"))

@@ -42,14 +42,9 @@ TIMES_INDEX_COLUMNS = (
 Index("ix_tickets_times", *(Ticket.__table__.c[name] for name in TIMES_INDEX_COLUMNS))
 
 
-class TicketRollup(Base):
-    __tablename__ = "ticket_rollup"
+class RollupCounts:
+    """The count columns both roll-up tables have."""
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    community_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    grid_key: Mapped[int] = mapped_column(Integer, primary_key=True)
-    category: Mapped[str] = mapped_column(String(32), primary_key=True)
     total: Mapped[int] = mapped_column(Integer)
     status_created: Mapped[int] = mapped_column(Integer)
     status_dispatched: Mapped[int] = mapped_column(Integer)
@@ -68,3 +63,23 @@ class TicketRollup(Base):
     unsatisfied: Mapped[int] = mapped_column(Integer)
     reopened: Mapped[int] = mapped_column(Integer)
     ever_resolved: Mapped[int] = mapped_column(Integer)
+
+
+class TicketRollup(RollupCounts, Base):
+    __tablename__ = "ticket_rollup"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid_key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class TicketRollupCommunity(RollupCounts, Base):
+    """The same counts per Beijing day × community: what a series (a street's or a community's) reads."""
+
+    __tablename__ = "ticket_rollup_community"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(Integer, primary_key=True)
