@@ -28,6 +28,7 @@ Checked after every step (check_ticket, check_step):
   (no row of any table changes, so status and version stay). The one operation it cannot always call is
   intake's near-duplicate (a text similar, not equal, to an open ticket's): there either outcome is fine
   and the call itself checks the one it got;
+- the figures' roll-up (ticket_rollup) equals a recount of the tickets after every step;
 - after escalate_overdue / auto_close nothing is left overdue; at the end of each example the read side
   (history, visibility, worklists, staff queue, a resident's tickets) agrees with the rows.
 
@@ -50,6 +51,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
 
 from tests.conftest import MONDAY_9AM, SHANGHAI, Org
+from tests.test_rollup import assert_rollup_is_a_recount
 from tickets.actors import SYSTEM, Actor
 from tickets.catalogue import Catalogue, Role
 from tickets.clock import ManualClock
@@ -1083,6 +1085,8 @@ class Runner:
                 f"{op!r} should have worked but raised {type(error).__name__}: {error.message}"
             )
         check_step(world, snap, after, now)
+        # The figures' roll-up (triggers, migration 0008) follows every write, refused ones included.
+        await assert_rollup_is_a_recount(world.service)
         if isinstance(op, Advance | Sweep):
             check_sweeps_done(after, now)
         self.snap = after

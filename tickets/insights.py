@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets import hotspots, metrics, report, roster, trends
+from tickets import hotspots, metrics, report, rollup, roster, trends
 from tickets.catalogue import Role
 from tickets.core import ServiceCore
 from tickets.errors import NotAllowed
@@ -67,6 +67,10 @@ class HotspotsView:
 
 
 class Insights(ServiceCore):
+    # The figures page reads the roll-up (tickets.rollup) where it can; False counts the tickets themselves
+    # (the same figures, slower): for benchmarks/figures_speed.py's old-versus-new comparison.
+    rollup_reads: bool = True
+
     async def _figures_scope(self, session: AsyncSession, staff_id: int) -> Scope:
         staff = await self._responder(session, staff_id)
         if not Role(staff.role).is_staff:
@@ -92,29 +96,37 @@ class Insights(ServiceCore):
         span: trends.Span = trends.Span.MONTH,
         group_by: Dimension = Dimension.COMMUNITY,
         history: int = 6,
+        fast: bool | None = None,
     ) -> FiguresView:
         """The period's figures for the staff's scope, broken down by `group_by`; the series of the
         `history` weeks or months (`span`) ending with the one holding the period's start; the period's
-        time distributions."""
+        time distributions. With `fast` (`rollup_reads` unless given), read from the roll-up where it can serve
+        (tickets.rollup: the same figures); `fast=False` counts the tickets themselves, for comparison."""
         now = self.clock.now()
+        fast = self.rollup_reads if fast is None else fast
         async with self.sessions() as session:
             scope = await self._figures_scope(session, staff_id)
             where = scope.slice
-            breakdown = await metrics.figures(
-                session, period, now=now, where=where, group_by=group_by, catalogue=self.catalogue
-            )
             last = trends.period_containing(period.start, span, self.catalogue.timezone)
-            points = await trends.series(
-                session,
-                self._series_periods(last, span, history),
-                now=now,
-                where=where,
-                catalogue=self.catalogue,
-            )
-            first_response = await trends.distribution(
-                session, period, trends.Measure.FIRST_RESPONSE, where=where
-            )
-            resolution = await trends.distribution(session, period, trends.Measure.RESOLUTION, where=where)
+            periods = self._series_periods(last, span, history)
+            if fast and rollup.usable([period], where, group_by):
+                breakdown, first_response, resolution = await rollup.figures(
+                    session, period, now=now, where=where, group_by=group_by, catalogue=self.catalogue
+                )
+            else:
+                breakdown = await metrics.figures(
+                    session, period, now=now, where=where, group_by=group_by, catalogue=self.catalogue
+                )
+                first_response = await trends.distribution(
+                    session, period, trends.Measure.FIRST_RESPONSE, where=where
+                )
+                resolution = await trends.distribution(
+                    session, period, trends.Measure.RESOLUTION, where=where
+                )
+            if fast and rollup.usable(periods, where) and trends._consecutive(periods):
+                points = await rollup.series(session, periods, now=now, where=where)
+            else:
+                points = await trends.series(session, periods, now=now, where=where, catalogue=self.catalogue)
         return FiguresView(
             scope, period, span, breakdown.total, breakdown, points, first_response, resolution
         )

@@ -495,3 +495,8 @@ class ButtonPayload(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# The figures' roll-up table and its partial index on tickets, in their own module (models.py's length).
+from tickets.rollup_table import TicketRollup as TicketRollup  # noqa: E402
+from tickets.rollup_table import TicketRollupCommunity as TicketRollupCommunity  # noqa: E402

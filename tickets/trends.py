@@ -11,8 +11,8 @@ Series
     period (a CASE over created_at, metrics' own count expressions: the same definitions), durations
     left empty; with `durations=True`, one `metrics.figures` per period (two queries each, the second
     reading every accepted ticket of the period). At 1M tickets the one-query series of six months of a
-    street reads ~250k index entries; a roll-up table (per day × community × category counts, kept by
-    the transactions that change tickets) is where this would go when it must be faster.
+    street reads ~250k index entries; the figures page reads the same series from the roll-up instead
+    (tickets.rollup.series, ~550 rows).
 
 Time buckets (plain elapsed time, like metrics' durations)
     <1小时, 1–4小时, 4–24小时, 1–3天, 3–7天, ≥7天: each bucket holds lo ≤ t < hi. The edges follow the
