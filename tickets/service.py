@@ -17,8 +17,8 @@ The code lives by step of the loop:
 | `tickets.desk` | staff at the desk: escalate by hand, pause/resume, close, the reveal log |
 | `tickets.retention` | how long contact details are kept; erasing them when that ends or the resident asks |
 | `tickets.queries` | read-only questions the edges ask |
-| `tickets.insights` | 民呼我应 figures, hotspots and responders for staff's scope (the dashboard) |
 | `tickets.board` | the dashboard's board: filtered, keyset-paged open tickets; the events feed |
+| `tickets.insights` | 民呼我应 figures, hotspots and responders for staff's scope (the dashboard) |
 | `tickets.accounts` | staff accounts for the dashboard: add, password, disable, sign in (lockout) |
 | `tickets.open311` | the Open311 API's public view of tickets and catalogue, and platforms' requests |
 | `tickets.apikeys` | API keys of the platforms on the Open311 API: add, list, revoke, check |

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from app.settings import Settings
 from bot.rasa import relay_headers
 from minhu.stack import Assistant, running
+from tests.browser.conftest import browser, chromium, page, shot, shot_prefix, viewport  # noqa: F401
 from tests.conftest import write_test_key_file
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work
