@@ -121,29 +121,31 @@ async def stream(
     sent = hub.last_id  # what the queue may already hold at or below this was before the client came
     try:
         async with sse_response(request) as response:
-            resume = request.headers.get("Last-Event-ID", "")
-            if resume.isdigit() and len(resume) < 19 and int(resume) < hub.last_id:
-                sent = int(resume)
-                for row in await hub.service.events_after(sent, RESUME_LIMIT):
-                    update = _update(*row)
-                    if update.id > hub.last_id:
+            # The page went away mid-send (a reload, a link): nothing to report, the stream just ends.
+            with contextlib.suppress(ConnectionResetError):
+                resume = request.headers.get("Last-Event-ID", "")
+                if resume.isdigit() and len(resume) < 19 and int(resume) < hub.last_id:
+                    sent = int(resume)
+                    for row in await hub.service.events_after(sent, RESUME_LIMIT):
+                        update = _update(*row)
+                        if update.id > hub.last_id:
+                            break
+                        if update.visible_to(scope):
+                            await response.send(update.payload, id=str(update.id), event="ticket")
+                        sent = update.id
+                await response.send("{}", event="ready")
+                while response.is_connected():
+                    try:
+                        item = await asyncio.wait_for(listener.queue.get(), RECHECK_EVERY)
+                    except TimeoutError:  # a quiet while: is the account still allowed in?
+                        if not await still_allowed():
+                            break
+                        continue
+                    if item is None:
                         break
-                    if update.visible_to(scope):
-                        await response.send(update.payload, id=str(update.id), event="ticket")
-                    sent = update.id
-            await response.send("{}", event="ready")
-            while response.is_connected():
-                try:
-                    item = await asyncio.wait_for(listener.queue.get(), RECHECK_EVERY)
-                except TimeoutError:  # a quiet while: is the account still allowed in?
-                    if not await still_allowed():
-                        break
-                    continue
-                if item is None:
-                    break
-                if item.id > sent:
-                    await response.send(item.payload, id=str(item.id), event="ticket")
-                    sent = item.id
+                    if item.id > sent:
+                        await response.send(item.payload, id=str(item.id), event="ticket")
+                        sent = item.id
     finally:
         hub.listeners.discard(listener)
     return response
