@@ -15,6 +15,28 @@
     return badge ? parseInt(badge.getAttribute("data-count") || "0", 10) : 0;
   }
 
+  function offers() {
+    var ids = {};
+    panel.querySelectorAll("article.offer").forEach(function (a) { ids[a.id] = true; });
+    return ids;
+  }
+
+  // An offer that came while the page was open is marked 新 like one that came while it was closed (the
+  // server marks those on the refresh that first shows them), and stays so until the page is reloaded.
+  var fresh = {};
+  function markNew(before) {
+    panel.querySelectorAll("article.offer").forEach(function (a) {
+      if (a.querySelector(".new") || !before[a.id]) fresh[a.id] = true;
+      if (!fresh[a.id] || a.querySelector(".new")) return;
+      var mark = document.createElement("span");
+      mark.className = "new";
+      mark.textContent = "新";
+      var heading = a.querySelector("h3");
+      heading.insertBefore(document.createTextNode(" "), heading.firstChild);
+      heading.insertBefore(mark, heading.firstChild);
+    });
+  }
+
   function typing() {
     var active = document.activeElement;
     return active && panel.contains(active) && /^(TEXTAREA|INPUT|SELECT)$/.test(active.tagName);
@@ -30,7 +52,10 @@
       })
       .then(function (html) {
         if (html === null) return;
+        var before = seen;
         panel.innerHTML = html;
+        markNew(before);
+        seen = offers();
         var n = count();
         document.title = (n ? "(" + n + ") " : "") + "工单 · 民呼志愿者";
         if (lastCount !== null && n > lastCount) status.textContent = "来了新工单,请查看。";
@@ -44,6 +69,8 @@
   }
 
   lastCount = count();
+  var seen = offers();
+  markNew(seen);
   if (window.EventSource) {
     var source = new EventSource(panel.getAttribute("data-live"));
     source.addEventListener("ready", function () { status.textContent = "已连接,新工单会自动出现。"; });

@@ -108,6 +108,9 @@ async def test_resident_to_volunteer_and_back_on_phones(
     await winner.locator(f"#offer-{number}").wait_for()
     await loser.locator(f"#offer-{number}").wait_for()
     assert "(1)" in await winner.title()
+    await winner.locator(f"#offer-{number} .new").wait_for()  # marked 新, and stays so
+    await winner.wait_for_timeout(300)  # the ticket's later events refresh the panel again
+    assert await winner.locator(f"#offer-{number} .new").count() == 1
     await shot(winner, "volunteer-offer")
     await loser.goto(f"{site}/v/tickets/{number}")  # reading the details, the 接单 button in view
 

@@ -348,3 +348,20 @@ async def test_a_web_only_volunteer_s_offers_from_before_joining_are_held_not_lo
     assert "新来 1 张" in page and number in page
     note = (await offer_notes(service, number))[org["vol-a3"]]
     assert note.delivered_at is not None and note.message_ref == "web"
+
+
+async def test_guessing_codes_is_slowed_and_strangers_get_no_stream(
+    browsers: NewClient, service: TicketService, org: Org
+) -> None:
+    phone = await browsers()
+    statuses = []
+    for _ in range(12):
+        response = await phone.post(
+            "/v/login", data={"code": "ABCD2345", "csrf_token": await token_of(phone)}
+        )
+        statuses.append(response.status)
+    assert statuses[:10] == [400] * 10 and statuses[10:] == [429, 429]
+    assert (await phone.get("/v/live")).status == 401
+    assert (await phone.get("/v/panel")).status == 401
+    moved = await phone.get("/volunteer", allow_redirects=False)
+    assert moved.status == 303 and moved.headers["Location"] == "/v"
