@@ -242,7 +242,10 @@ async def test_note_return_and_resolve(browsers: NewClient, service: TicketServi
     assert f"工单 {number} 已办结" in page
     assert Status((await service.ticket(number, org.service_actor)).status) is Status.RESOLVED
 
-    other = await eldercare(service, org, "老人想预约助浴")
+    sneaky = await eldercare(service, org, "<img src=x onerror=alert(1)>老人想预约助浴")
+    offer = await (await phone.get("/v")).text()
+    assert sneaky in offer and "<img src=x" not in offer and "&lt;img src=x onerror=alert(1)&gt;" in offer
+    other = sneaky
     await post(phone, f"/v/tickets/{other}/accept")
     _, page = await post(phone, f"/v/tickets/{other}/return", text="这周要出差,来不及")
     assert f"工单 {other} 已退回" in page
