@@ -74,6 +74,7 @@ RESOLVED = "工单 {number} 已办结,居民会收到回访。谢谢您!"
 ON_DUTY = "已切换为“在岗”,新工单会推送给您。"
 OFF_DUTY = "已切换为“休息”,暂时不会给您派新工单。"
 NO_PHONE = "居民没有留下电话。"
+GONE = (Kind.TAKEN, Kind.WITHDRAWN)
 NEWS = {
     Kind.ASSIGNED: "派给您的工单 {number}",
     Kind.TAKEN: TAKEN,
@@ -230,6 +231,8 @@ async def panel(request: web.Request, who: Volunteer) -> dict[str, Any]:
     service = request.app[SERVICE]
     waiting = await request.app[STORE].waiting_for_responder(who.id, ref="web")
     fresh = {n.number for n in waiting if n.kind is Kind.OFFERED}
+    # An offer or assignment gone before the page ever showed it: no news of its going (as on Telegram).
+    unseen = {n.number for n in waiting if n.kind in (Kind.OFFERED, Kind.ASSIGNED)}
     offers = [await card(service, t, who.responder) for t in await service.offers_to(who.id)]
     for offer in offers:
         offer["new"] = offer["number"] in fresh
@@ -241,7 +244,9 @@ async def panel(request: web.Request, who: Volunteer) -> dict[str, Any]:
         "offers": offers,
         "fresh": sum(1 for o in offers if o["new"]),
         "mine": mine,
-        "news": [text for n in waiting if (text := news_text(n))],
+        "news": [
+            text for n in waiting if n.number not in unseen or n.kind not in GONE if (text := news_text(n))
+        ],
         "points": balance,
         "reasons": DECLINE_REASONS,
     }

@@ -368,3 +368,19 @@ async def test_guessing_codes_is_slowed_and_strangers_get_no_stream(
     assert (await phone.get("/v/panel")).status == 401
     moved = await phone.get("/volunteer", allow_redirects=False)
     assert moved.status == 303 and moved.headers["Location"] == "/v"
+
+
+async def test_an_offer_taken_before_the_page_showed_it_brings_no_news(
+    browsers: NewClient, service: TicketService, org: Org
+) -> None:
+    web_only = await volunteer(browsers, service, "vol-a3")
+    number = await eldercare(service, org)
+    await service.accept(number, org["vol-a1"])  # taken while vol-a3's page was closed
+    page = await (await web_only.get("/v")).text()
+    assert number not in page and "新来" not in page and "已被他人接单" not in page
+    assert (await offer_notes(service, number))[org["vol-a3"]].delivered_at is not None  # not left waiting
+
+    seen = await eldercare(service, org, "老人想预约助浴")
+    assert seen in await (await web_only.get("/v")).text()  # the page showed it
+    await service.accept(seen, org["vol-a1"])
+    assert f"工单 {seen} 已被他人接单" in await (await web_only.get("/v")).text()
