@@ -91,6 +91,9 @@ async def test_resident_to_volunteer_and_back_on_phones(
     await service.remember_resident(person.id, community="anju", compound="安居苑")
 
     # Two volunteers of 安居社区 on their phones, logged in with invite codes, the page open.
+    await winner.goto(f"{site}/v")
+    await assert_accessible(winner)  # the login page
+    await shot(winner, "volunteer-login")
     await log_in(winner, site, service, "vol-a3")
     await log_in(loser, site, service, "vol-a1")
     await shot(winner, "volunteer-waiting")
@@ -125,6 +128,7 @@ async def test_resident_to_volunteer_and_back_on_phones(
     await winner.get_by_role("button", name="查看居民电话").click()
     await winner.locator('a[href^="tel:"]').wait_for()
     await shot(winner, "volunteer-ticket")
+    await assert_accessible(winner)
     await winner.get_by_label("办理结果(居民会收到回访)").fill("已联系社区老年食堂,明天起每天中午送餐上门")
     await winner.get_by_role("button", name="办结", exact=True).click()
     await winner.get_by_text(f"工单 {number} 已办结").wait_for()
