@@ -23,6 +23,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -40,7 +41,7 @@ from tickets.actors import Actor
 from tickets.catalogue import Role
 from tickets.channels import ChannelStore, secret_handle
 from tickets.errors import AlreadyTaken, DomainError, TicketNotFound
-from tickets.models import Responder, Status, Ticket
+from tickets.models import Responder, Status, Ticket, Urgency
 from tickets.outbox import Channel, Claimed, Kind
 from tickets.privacy import clean_text, mask_name, mask_phone, scrub
 from tickets.service import TicketService
@@ -203,7 +204,7 @@ async def card(service: TicketService, ticket: Ticket, viewer: Responder) -> dic
     return {
         "number": ticket.number,
         "category": category.name,
-        "urgent": ticket.urgency == "urgent",
+        "urgent": ticket.urgency == Urgency.URGENT,
         "status": status.label,
         "place": await service.place_of(ticket),
         "address": "接单后可见" if hidden else (ticket.address or "未填写"),
@@ -411,7 +412,13 @@ async def reveal(request: web.Request) -> web.Response:
     return await ticket_page(request, who, number, phone=phone or NO_PHONE)
 
 
-async def _work(request: web.Request, step: str) -> web.Response:
+class Step(StrEnum):
+    NOTE = "note"
+    RETURN = "return"
+    RESOLVE = "resolve"
+
+
+async def _work(request: web.Request, step: Step) -> web.Response:
     """备注, 退回 (a reason) and 办结 (a note): the text from the form, the same domain calls as Telegram."""
     who = await need_volunteer(request)
     number = number_of(request)
@@ -419,14 +426,16 @@ async def _work(request: web.Request, step: str) -> web.Response:
     service = request.app[SERVICE]
     here = f"{HOME}/tickets/{number}"
     try:
-        if step == "note":
-            await service.add_note(number, who.id, text)
-            return await back(request, NOTED, to=here)
-        if step == "return":
-            await service.return_ticket(number, who.id, text)
-            return await back(request, RETURNED.format(number=number))
-        await service.resolve(number, who.id, text)
-        return await back(request, RESOLVED.format(number=number))
+        match step:
+            case Step.NOTE:
+                await service.add_note(number, who.id, text)
+                return await back(request, NOTED, to=here)
+            case Step.RETURN:
+                await service.return_ticket(number, who.id, text)
+                return await back(request, RETURNED.format(number=number))
+            case Step.RESOLVE:
+                await service.resolve(number, who.id, text)
+                return await back(request, RESOLVED.format(number=number))
     except TicketNotFound:
         raise
     except DomainError as error:
@@ -434,15 +443,15 @@ async def _work(request: web.Request, step: str) -> web.Response:
 
 
 async def add_note(request: web.Request) -> web.Response:
-    return await _work(request, "note")
+    return await _work(request, Step.NOTE)
 
 
 async def return_ticket(request: web.Request) -> web.Response:
-    return await _work(request, "return")
+    return await _work(request, Step.RETURN)
 
 
 async def resolve(request: web.Request) -> web.Response:
-    return await _work(request, "resolve")
+    return await _work(request, Step.RESOLVE)
 
 
 async def live_updates(request: web.Request) -> web.StreamResponse:
