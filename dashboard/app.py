@@ -10,7 +10,19 @@ import aiohttp_session
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from dashboard import auth, chat, figures, hotspots, live, open311, queue, render, responders, ticket
+from dashboard import (
+    auth,
+    chat,
+    figures,
+    hotspots,
+    live,
+    open311,
+    queue,
+    render,
+    responders,
+    ticket,
+    volunteer,
+)
 from dashboard.chat_relay import ChatConfig
 from dashboard.csrf import csrf_middleware
 from dashboard.errors import error_middleware
@@ -59,6 +71,7 @@ def make_app(
     app.router.add_static("/static/", STATIC, name="static")
     for module in (auth, queue, ticket, live, figures, hotspots, responders):
         module.setup(app)
+    volunteer.setup(app, secret=secret, secure_cookies=secure_cookies)  # /v: volunteers without Telegram
     open311.setup(app)  # Open311 GeoReport v2 for city platforms (its own errors, no session or CSRF)
     if chat_config is not None:
         chat.setup(app, chat_config, secret=secret, secure_cookies=secure_cookies)

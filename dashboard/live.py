@@ -2,7 +2,8 @@
 the last one it saw (TicketService.events_after: the events table, so tickets made by the action server's
 process or another dashboard arrive too, on SQLite and PostgreSQL alike) and hands each to the queues of
 the connected staff whose scope it is in. A client that reconnects sends Last-Event-ID and gets what it
-missed first. The queue page's script (static/queue.js) refreshes its rows on each event."""
+missed first. The queue page's script (static/queue.js) refreshes its rows on each event; the volunteer
+page (dashboard/volunteer.py) listens on the same hub, scoped to its responder's area, through `stream`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp_sse import sse_response
 
 from dashboard.auth import signed_in
 from dashboard.keys import LIVE_EVERY, SERVICE
-from dashboard.user import StaffUser
 from tickets.models import Status, TicketEvent
 from tickets.service import TicketService
 
@@ -28,6 +29,16 @@ RESUME_LIMIT = 500
 RECHECK_EVERY = 15.0  # seconds: a disabled account's open stream ends within this
 
 
+class Scope(Protocol):
+    """Whose area a listener sees: a community, or a whole street (community None)."""
+
+    @property
+    def street_id(self) -> int: ...
+
+    @property
+    def community_id(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class Update:
     id: int
@@ -35,10 +46,10 @@ class Update:
     community_id: int
     payload: str  # JSON: number, action, status label
 
-    def visible_to(self, user: StaffUser) -> bool:
-        if user.community_id is None:
-            return self.street_id == user.street_id
-        return self.community_id == user.community_id
+    def visible_to(self, scope: Scope) -> bool:
+        if scope.community_id is None:
+            return self.street_id == scope.street_id
+        return self.community_id == scope.community_id
 
 
 def _update(event: TicketEvent, number: str, street_id: int, community_id: int) -> Update:
@@ -49,7 +60,7 @@ def _update(event: TicketEvent, number: str, street_id: int, community_id: int) 
 
 @dataclass(eq=False)  # by identity: one per connection
 class Listener:
-    user: StaffUser
+    scope: Scope
     queue: asyncio.Queue[Update | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
 
@@ -80,7 +91,7 @@ class Hub:
                 update = _update(*row)
                 self.last_id = update.id
                 for listener in list(self.listeners):
-                    if update.visible_to(listener.user):
+                    if update.visible_to(listener.scope):
                         try:
                             listener.queue.put_nowait(update)
                         except asyncio.QueueFull:  # a stalled client: cut it, it resumes by Last-Event-ID
@@ -99,40 +110,55 @@ class Hub:
 HUB = web.AppKey("live_hub", Hub)
 
 
-async def live(request: web.Request) -> web.StreamResponse:
-    user = await signed_in(request)
+async def stream(
+    request: web.Request, scope: Scope, still_allowed: Callable[[], Awaitable[bool]]
+) -> web.StreamResponse:
+    """Server-sent events of the tickets in `scope`'s area until the client goes; `still_allowed` is asked
+    after a quiet while (a disabled account's or unbound browser's stream ends)."""
     hub = request.app[HUB]
-    listener = Listener(user)
+    listener = Listener(scope)
     hub.listeners.add(listener)  # before the catch-up, so nothing falls between the two
     sent = hub.last_id  # what the queue may already hold at or below this was before the client came
     try:
-        async with sse_response(request) as stream:
-            resume = request.headers.get("Last-Event-ID", "")
-            if resume.isdigit() and len(resume) < 19 and int(resume) < hub.last_id:
-                sent = int(resume)
-                for row in await hub.service.events_after(sent, RESUME_LIMIT):
-                    update = _update(*row)
-                    if update.id > hub.last_id:
+        async with sse_response(request) as response:
+            # The page went away mid-send (a reload, a link): nothing to report, the stream just ends.
+            with contextlib.suppress(ConnectionResetError):
+                resume = request.headers.get("Last-Event-ID", "")
+                if resume.isdigit() and len(resume) < 19 and int(resume) < hub.last_id:
+                    sent = int(resume)
+                    for row in await hub.service.events_after(sent, RESUME_LIMIT):
+                        update = _update(*row)
+                        if update.id > hub.last_id:
+                            break
+                        if update.visible_to(scope):
+                            await response.send(update.payload, id=str(update.id), event="ticket")
+                        sent = update.id
+                await response.send("{}", event="ready")
+                while response.is_connected():
+                    try:
+                        item = await asyncio.wait_for(listener.queue.get(), RECHECK_EVERY)
+                    except TimeoutError:  # a quiet while: is the account still allowed in?
+                        if not await still_allowed():
+                            break
+                        continue
+                    if item is None:
                         break
-                    if update.visible_to(user):
-                        await stream.send(update.payload, id=str(update.id), event="ticket")
-                    sent = update.id
-            await stream.send("{}", event="ready")
-            while stream.is_connected():
-                try:
-                    item = await asyncio.wait_for(listener.queue.get(), RECHECK_EVERY)
-                except TimeoutError:  # a quiet while: is the account still allowed in?
-                    if await hub.service.staff_login(user.account_id) is None:
-                        break
-                    continue
-                if item is None:
-                    break
-                if item.id > sent:
-                    await stream.send(item.payload, id=str(item.id), event="ticket")
-                    sent = item.id
+                    if item.id > sent:
+                        await response.send(item.payload, id=str(item.id), event="ticket")
+                        sent = item.id
     finally:
         hub.listeners.discard(listener)
-    return stream
+    return response
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    user = await signed_in(request)
+    service = request.app[HUB].service
+
+    async def still_allowed() -> bool:
+        return await service.staff_login(user.account_id) is not None
+
+    return await stream(request, user, still_allowed)
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:

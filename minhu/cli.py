@@ -180,7 +180,8 @@ def run_command(
 def responders_invite(
     code: Annotated[str, typer.Argument(help="The responder's code in the org chart, e.g. vol-a1.")],
 ) -> None:
-    """A one-time invite code (valid 7 days) the responder sends the Telegram bot: /join CODE."""
+    """A one-time invite code (valid 7 days) the responder sends the Telegram bot (/join CODE) or types on
+    the volunteer page (/v)."""
     from tickets.channels import ChannelStore
     from tickets.clock import SystemClock
 
@@ -193,7 +194,8 @@ def responders_invite(
     except DomainError as error:
         fail(error.message)
     typer.echo(
-        f"邀请码 (invite code): {invite}\n请转告本人在 Telegram 上向民呼机器人发送:/join {invite}(7 天内有效,只能用一次)"
+        f"邀请码 (invite code): {invite}\n请转告本人在 Telegram 上向民呼机器人发送:/join {invite},"
+        "或在手机上打开志愿者网页(工作台地址加 /v)输入邀请码(7 天内有效,只能用一次)"
     )
 
 

@@ -76,7 +76,7 @@ async def dashboard_server(
 
 def dashboard_line(dashboard: Dashboard) -> str:
     """What `minhu run` prints about the dashboard: its address, and the demo login the first time."""
-    line = f"工作台(dashboard):{dashboard.url} 居民网页聊天:{dashboard.url}chat"
+    line = f"工作台(dashboard):{dashboard.url} 居民网页聊天:{dashboard.url}chat 志愿者:{dashboard.url}v"
     if dashboard.demo_login:
         username, password = dashboard.demo_login
         line += f" 演示账号 {username},初始密码 {password}(只显示这一次)"

@@ -25,7 +25,7 @@ from tickets.calendar import WorkCalendar
 from tickets.db import alembic_config
 
 DASHBOARD_LINE = re.compile(
-    r"工作台\(dashboard\):(http://\S+/) 居民网页聊天:\1chat 演示账号 (\S+),初始密码 (\S+?)\(只显示这一次\)"
+    r"工作台\(dashboard\):(http://\S+/) 居民网页聊天:\1chat 志愿者:\1v 演示账号 (\S+),初始密码 (\S+?)\(只显示这一次\)"
 )
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 

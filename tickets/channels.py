@@ -49,6 +49,12 @@ RESPONDER_BOUND_ELSEWHERE = (
 )
 
 
+def secret_handle(token: str) -> str:
+    """What a browser's bearer token (the volunteer page's cookie) is stored as: its hash, so the table
+    alone cannot be turned into a working cookie."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
 def _hash(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
@@ -153,6 +159,22 @@ class ChannelStore:
                 )
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def sign_out(self, responder_id: int, channel: str, handle: str) -> None:
+        """The account leaves by itself (退出登录 on the volunteer page): its binding goes, so its cookie no
+        longer stands for the responder, and a new invite can bind another browser."""
+        async with unit_of_work(self.sessions) as session:
+            await session.execute(
+                delete(ResponderContact).where(
+                    ResponderContact.responder_id == responder_id,
+                    ResponderContact.channel == channel,
+                    ResponderContact.handle == handle,
+                )
+            )
+
+    async def waiting_for_responder(self, responder_id: int, ref: str) -> list[outbox.Claimed]:
+        """What was held for a web-only responder (outbox.take_for_responder), taken once."""
+        return await outbox.take_for_responder(self.sessions, responder_id, self.clock.now(), ref)
 
     async def responder_by_contact(self, channel: str, handle: str) -> Responder | None:
         async with self.sessions() as session:

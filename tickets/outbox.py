@@ -2,7 +2,9 @@
 outbox), so a channel that is down loses nothing; a delivery worker of each channel claims them later,
 sends them and marks them delivered (`claim`, `delivered`, `retry`). A resident on a pull channel (the web
 chat: nothing can be pushed to a closed page) is not claimed by the push deliveries; their notifications
-wait for their next visit (`take_for_resident`), and are given up after `HELD_FOR_VISIT`."""
+wait for their next visit (`take_for_resident`), and are given up after `HELD_FOR_VISIT`. So do a responder's
+whose only account is on a pull channel (a volunteer on the web page, dashboard/volunteer.py:
+`take_for_responder`); a responder who has Telegram too gets theirs there as before."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets.db import unit_of_work
-from tickets.models import Notification, Offer, OfferState, Resident, Status, Ticket
+from tickets.models import Notification, Offer, OfferState, Resident, ResponderContact, Status, Ticket
 
 
 class Kind(StrEnum):
@@ -51,7 +53,7 @@ class Channel(StrEnum):
     """The channels residents use (the first part of Resident.channel_id, e.g. web:abc)."""
 
     TELEGRAM = "telegram"
-    WEB = "web"  # the web chat (dashboard/chat.py); a pull channel
+    WEB = "web"  # the web chat (dashboard/chat.py) and the volunteer page (dashboard/volunteer.py); pull
 
 
 PULL_CHANNELS = (Channel.WEB,)
@@ -59,8 +61,7 @@ PULL_CHANNELS = (Channel.WEB,)
 HELD_FOR_VISIT = timedelta(days=30)
 
 
-def held_for_visit() -> ColumnElement[bool]:
-    """SQL, on Notification: a notification to a resident of a pull channel, kept for their next visit."""
+def _resident_held() -> ColumnElement[bool]:
     return and_(
         Notification.recipient_type == Recipient.RESIDENT,
         select(Resident.id)
@@ -70,6 +71,33 @@ def held_for_visit() -> ColumnElement[bool]:
         )
         .exists(),
     )
+
+
+def _contact_on(pull: bool) -> ColumnElement[bool]:
+    """The notification's responder has an account on a pull channel (pull) or on any other one."""
+    channel = ResponderContact.channel
+    return (
+        select(ResponderContact.id)
+        .where(
+            ResponderContact.responder_id == Notification.recipient_id,
+            channel.in_(PULL_CHANNELS) if pull else channel.not_in(PULL_CHANNELS),
+        )
+        .exists()
+    )
+
+
+def _responder_held() -> ColumnElement[bool]:
+    # Only pull accounts: a push delivery would give it up as unreachable, and the page would never show
+    # it as new. With a push account too, the push channel sends it (the page lists the offer anyway).
+    return and_(
+        Notification.recipient_type == Recipient.RESPONDER, _contact_on(pull=True), ~_contact_on(pull=False)
+    )
+
+
+def held_for_visit() -> ColumnElement[bool]:
+    """SQL, on Notification: a notification kept for its recipient's next visit: to a resident of a pull
+    channel, or to a responder whose only account is on one."""
+    return or_(_resident_held(), _responder_held())
 
 
 # A responder's offer or assignment message, which a later TAKEN / WITHDRAWN edits in place.
@@ -197,6 +225,31 @@ async def take_for_resident(
                     Notification.delivered_at.is_(None),
                     Notification.recipient_type == Recipient.RESIDENT,
                     Notification.recipient_id == resident_id,
+                )
+                .order_by(Notification.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for note in rows:
+            note.delivered_at, note.message_ref = now, ref
+        return [_claimed(n) for n in rows]
+
+
+async def take_for_responder(
+    sessions: async_sessionmaker[AsyncSession], responder_id: int, now: datetime, ref: str, limit: int = 100
+) -> list[Claimed]:
+    """The volunteer page's delivery: what was held for a web-only responder, oldest first, marked delivered
+    (`ref`) in the same transaction as it is taken, so it is shown once (two open pages: one of them)."""
+    async with unit_of_work(sessions) as session:
+        rows = (
+            await session.scalars(
+                select(Notification)
+                .where(
+                    Notification.delivered_at.is_(None),
+                    Notification.recipient_type == Recipient.RESPONDER,
+                    Notification.recipient_id == responder_id,
+                    _responder_held(),
                 )
                 .order_by(Notification.id)
                 .limit(limit)
