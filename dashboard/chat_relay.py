@@ -11,8 +11,6 @@ new anonymous one, never somebody else.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -20,13 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.notices import rated_heading, resident_text
 from app.relay import STORED_NOTICE, RasaClient, Relay, Reply, late_heading
 from dashboard.auth import LoginLimiter
+from dashboard.cookies import SealedCookie
 from tickets import outbox
 from tickets.channels import ChannelStore
 from tickets.models import InboundMessage
@@ -45,42 +41,21 @@ def new_sender() -> str:
     return f"{Channel.WEB}:{secrets.token_urlsafe(16)}"
 
 
-class Identity:
-    """The `minhu_chat` cookie: Fernet (AES + HMAC) under a key derived from the dashboard secret."""
+class Identity(SealedCookie):
+    """The `minhu_chat` cookie: the resident's sender (web:<random id>)."""
 
     def __init__(self, secret: bytes, *, secure: bool = False) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"minhu web chat identity").derive(
-            secret
+        super().__init__(
+            secret,
+            name=COOKIE,
+            purpose=b"minhu web chat identity",
+            pattern=SENDER_RE,
+            days=COOKIE_DAYS,
+            secure=secure,
         )
-        self.fernet = Fernet(base64.urlsafe_b64encode(key))
-        self.secure = secure
 
     def sender(self, request: web.Request) -> str | None:
-        token = request.cookies.get(COOKIE)
-        if not token or len(token) > 1000:
-            return None
-        try:
-            data = json.loads(self.fernet.decrypt(token.encode(), ttl=COOKIE_DAYS * 86400))
-        except (InvalidToken, ValueError):
-            return None
-        sender = data.get("s") if isinstance(data, dict) else None
-        return sender if isinstance(sender, str) and SENDER_RE.fullmatch(sender) else None
-
-    def keep(self, response: web.StreamResponse, sender: str) -> None:
-        token = self.fernet.encrypt(json.dumps({"s": sender}).encode()).decode()
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=COOKIE_DAYS * 86400,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-            secure=self.secure,
-        )
-
-    @staticmethod
-    def drop(response: web.StreamResponse) -> None:
-        response.del_cookie(COOKIE, path="/")
+        return self.read(request)
 
 
 def bubble(

@@ -18,8 +18,6 @@ event the page's script fetches the panel again.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -28,12 +26,10 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp_session import get_session
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dashboard import live
 from dashboard.auth import LoginLimiter
+from dashboard.cookies import SealedCookie
 from dashboard.errors import PageError
 from dashboard.keys import SERVICE
 from dashboard.render import render
@@ -89,43 +85,21 @@ NEWS = {
 # ---------------------------------------------------------------------------------------------- who
 
 
-class Identity:
-    """The `minhu_volunteer` cookie: Fernet (AES + HMAC) under a key derived from the dashboard secret for
-    this cookie alone; it holds the random token whose hash is the responder's web account."""
+class Identity(SealedCookie):
+    """The `minhu_volunteer` cookie: the random token whose hash is the responder's web account."""
 
     def __init__(self, secret: bytes, *, secure: bool = False) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"minhu volunteer identity").derive(
-            secret
+        super().__init__(
+            secret,
+            name=COOKIE,
+            purpose=b"minhu volunteer identity",
+            pattern=TOKEN_RE,
+            days=COOKIE_DAYS,
+            secure=secure,
         )
-        self.fernet = Fernet(base64.urlsafe_b64encode(key))
-        self.secure = secure
 
     def token(self, request: web.Request) -> str | None:
-        raw = request.cookies.get(COOKIE)
-        if not raw or len(raw) > 1000:
-            return None
-        try:
-            data = json.loads(self.fernet.decrypt(raw.encode(), ttl=COOKIE_DAYS * 86400))
-        except (InvalidToken, ValueError):
-            return None
-        token = data.get("t") if isinstance(data, dict) else None
-        return token if isinstance(token, str) and TOKEN_RE.fullmatch(token) else None
-
-    def keep(self, response: web.StreamResponse, token: str) -> None:
-        value = self.fernet.encrypt(json.dumps({"t": token}).encode()).decode()
-        response.set_cookie(
-            COOKIE,
-            value,
-            max_age=COOKIE_DAYS * 86400,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-            secure=self.secure,
-        )
-
-    @staticmethod
-    def drop(response: web.StreamResponse) -> None:
-        response.del_cookie(COOKIE, path="/")
+        return self.read(request)
 
 
 IDENTITY = web.AppKey("volunteer_identity", Identity)
@@ -263,7 +237,7 @@ async def home(request: web.Request) -> web.Response:
         context = {"error": None, "flash": session.pop(FLASH, None)}
         response = await page(request, "volunteer/login.html", context)
         if request.cookies.get(COOKIE):
-            Identity.drop(response)  # a cookie that stands for nobody: gone
+            request.app[IDENTITY].drop(response)  # a cookie that stands for nobody: gone
         return response
     context = await panel(request, who)
     response = await page(request, "volunteer/home.html", {**context, "flash": session.pop(FLASH, None)})
@@ -302,7 +276,7 @@ async def logout(request: web.Request) -> web.Response:
     await request.app[STORE].sign_out(who.id, Channel.WEB, secret_handle(who.token))
     await flash(request, LOGGED_OUT)
     response = web.HTTPSeeOther(HOME)
-    Identity.drop(response)
+    request.app[IDENTITY].drop(response)
     raise response
 
 
