@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from tickets.errors import IllegalTransition, NotAllowed
 from tickets.escalation import Escalating
 from tickets.models import Level, Responder, StaffAccount, Status, Ticket, TicketEvent
 from tickets.transitions import Action, apply, check
+from tickets.work import pause_clock, resume_clock
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,7 @@ class Desk(Escalating):
         async with self._work() as session:
             ticket = await self._ticket(session, number)
             staff = await self._staff(session, staff_id, ticket)
-            if ticket.paused_at is not None:
-                raise IllegalTransition("计时已经暂停了。")
-            check(ticket, Action.PAUSE)
-            ticket.paused_at = now
-            await apply(
-                session, ticket, Action.PAUSE, actor=Actor.responder(staff.id), now=now, reason=reason
-            )
+            await pause_clock(session, ticket, Actor.responder(staff.id), now, reason)
             return ticket
 
     async def resume_by_staff(self, number: str, staff_id: int) -> Ticket:
@@ -68,21 +63,7 @@ class Desk(Escalating):
         async with self._work() as session:
             ticket = await self._ticket(session, number)
             staff = await self._staff(session, staff_id, ticket)
-            if ticket.paused_at is None:
-                raise IllegalTransition("计时没有暂停。")
-            check(ticket, Action.RESUME)
-            waited = max(timedelta(0), now - ticket.paused_at)
-            ticket.respond_by += waited
-            ticket.resolve_by += waited
-            ticket.paused_at = None
-            await apply(
-                session,
-                ticket,
-                Action.RESUME,
-                actor=Actor.responder(staff.id),
-                now=now,
-                waited_seconds=int(waited.total_seconds()),
-            )
+            await resume_clock(session, ticket, Actor.responder(staff.id), now)
             return ticket
 
     async def close_by_staff(self, number: str, staff_id: int, reason: str) -> Ticket:

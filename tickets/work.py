@@ -6,10 +6,11 @@ are on duty (`set_on_duty`) decides whether they get new work."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from tickets import outbox, routing
@@ -23,6 +24,31 @@ from tickets.models import OPEN_TICKET_SQL, Offer, OfferState, Responder, Status
 from tickets.outbox import Kind, Recipient
 from tickets.privacy import clean_text
 from tickets.transitions import Action, apply, check
+
+
+async def pause_clock(
+    session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime, reason: str
+) -> None:
+    """Stop the deadlines while the resident is awaited: the one step behind the assignee's 暂停 and staff's."""
+    if ticket.paused_at is not None:
+        raise IllegalTransition("计时已经暂停了。")
+    check(ticket, Action.PAUSE)
+    ticket.paused_at = now
+    await apply(session, ticket, Action.PAUSE, actor=actor, now=now, reason=reason)
+
+
+async def resume_clock(session: AsyncSession, ticket: Ticket, actor: Actor, now: datetime) -> None:
+    """The clock runs again: the deadlines move on by the time spent waiting (never backwards)."""
+    if ticket.paused_at is None:
+        raise IllegalTransition("计时没有暂停。")
+    check(ticket, Action.RESUME)
+    waited = max(timedelta(0), now - ticket.paused_at)
+    ticket.respond_by += waited
+    ticket.resolve_by += waited
+    ticket.paused_at = None
+    await apply(
+        session, ticket, Action.RESUME, actor=actor, now=now, waited_seconds=int(waited.total_seconds())
+    )
 
 
 class Working(Dispatching):
@@ -135,12 +161,7 @@ class Working(Dispatching):
         async with self._work() as session:
             ticket = await self._ticket(session, number)
             responder = await self._own(session, ticket, responder_id)
-            if ticket.paused_at is not None:
-                raise IllegalTransition("计时已经暂停了。")
-            ticket.paused_at = now
-            await apply(
-                session, ticket, Action.PAUSE, actor=Actor.responder(responder.id), now=now, reason=reason
-            )
+            await pause_clock(session, ticket, Actor.responder(responder.id), now, reason)
             return ticket
 
     async def resume(self, number: str, actor: Actor) -> Ticket:
@@ -152,20 +173,7 @@ class Working(Dispatching):
                 await self._own(session, ticket, actor.id or 0)
             elif actor.kind == "resident" and actor.id != ticket.resident_id:
                 raise TicketNotFound(number=number)
-            if ticket.paused_at is None:
-                raise IllegalTransition("计时没有暂停。")
-            waited = max(timedelta(0), now - ticket.paused_at)
-            ticket.respond_by += waited
-            ticket.resolve_by += waited
-            ticket.paused_at = None
-            await apply(
-                session,
-                ticket,
-                Action.RESUME,
-                actor=actor,
-                now=now,
-                waited_seconds=int(waited.total_seconds()),
-            )
+            await resume_clock(session, ticket, actor, now)
             return ticket
 
     async def add_note(self, number: str, responder_id: int, note: str) -> Ticket:
