@@ -212,20 +212,20 @@ def _claimed(n: Notification) -> Claimed:
     )
 
 
-async def take_for_resident(
-    sessions: async_sessionmaker[AsyncSession], resident_id: int, now: datetime, ref: str, limit: int = 50
+async def _take(
+    sessions: async_sessionmaker[AsyncSession],
+    conditions: list[ColumnElement[bool]],
+    now: datetime,
+    ref: str,
+    limit: int,
 ) -> list[Claimed]:
-    """A pull channel's delivery: what waits for the resident, oldest first, marked delivered (`ref`: where
-    it went) in the same transaction, so two open pages never both show it."""
+    """A pull channel's delivery (a page that asks): what waits, oldest first, marked delivered (`ref`: where
+    it went) in the same transaction as it is taken, so two open pages never both show it."""
     async with unit_of_work(sessions) as session:
         rows = (
             await session.scalars(
                 select(Notification)
-                .where(
-                    Notification.delivered_at.is_(None),
-                    Notification.recipient_type == Recipient.RESIDENT,
-                    Notification.recipient_id == resident_id,
-                )
+                .where(Notification.delivered_at.is_(None), *conditions)
                 .order_by(Notification.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -234,31 +234,26 @@ async def take_for_resident(
         for note in rows:
             note.delivered_at, note.message_ref = now, ref
         return [_claimed(n) for n in rows]
+
+
+async def take_for_resident(
+    sessions: async_sessionmaker[AsyncSession], resident_id: int, now: datetime, ref: str, limit: int = 50
+) -> list[Claimed]:
+    """The web chat's delivery: what waits for the resident (see `_take`)."""
+    mine = [Notification.recipient_type == Recipient.RESIDENT, Notification.recipient_id == resident_id]
+    return await _take(sessions, mine, now, ref, limit)
 
 
 async def take_for_responder(
     sessions: async_sessionmaker[AsyncSession], responder_id: int, now: datetime, ref: str, limit: int = 100
 ) -> list[Claimed]:
-    """The volunteer page's delivery: what was held for a web-only responder, oldest first, marked delivered
-    (`ref`) in the same transaction as it is taken, so it is shown once (two open pages: one of them)."""
-    async with unit_of_work(sessions) as session:
-        rows = (
-            await session.scalars(
-                select(Notification)
-                .where(
-                    Notification.delivered_at.is_(None),
-                    Notification.recipient_type == Recipient.RESPONDER,
-                    Notification.recipient_id == responder_id,
-                    _responder_held(),
-                )
-                .order_by(Notification.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        for note in rows:
-            note.delivered_at, note.message_ref = now, ref
-        return [_claimed(n) for n in rows]
+    """The volunteer page's delivery: what was held for a web-only responder (see `_take`)."""
+    mine = [
+        Notification.recipient_type == Recipient.RESPONDER,
+        Notification.recipient_id == responder_id,
+        _responder_held(),
+    ]
+    return await _take(sessions, mine, now, ref, limit)
 
 
 async def give_up_unvisited(session: AsyncSession, now: datetime) -> None:
