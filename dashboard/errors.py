@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from dashboard.csrf import CsrfRefused
-from tickets.errors import DomainError, NotAllowed, NotFound, TicketNotFound, ValidationError
+from tickets.errors import DomainError, NotAllowed, NotFound, TicketNotFound, TooManyTickets, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ def bad_input(message: str) -> PageError:
 
 
 def domain_status(error: DomainError) -> int:
+    """The HTTP status of a refusal by the domain (the pages and the Open311 API alike)."""
+    if isinstance(error, TooManyTickets):
+        return 429
     if isinstance(error, NotFound):
         return 404
     if isinstance(error, NotAllowed):

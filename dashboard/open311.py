@@ -27,8 +27,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from dashboard.auth import LoginLimiter
+from dashboard.errors import domain_status
 from dashboard.keys import CLOCK, SERVICE
-from tickets.errors import DomainError, NotAllowed, NotFound, TooManyTickets, ValidationError
+from tickets.errors import DomainError
 from tickets.open311 import ExternalRequest, PublicRequest, PublicService, PublicStatus, RequestFilter
 
 log = logging.getLogger(__name__)
@@ -285,18 +286,6 @@ async def openapi(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------ errors and wiring
 
 
-def _status(error: DomainError) -> int:
-    if isinstance(error, TooManyTickets):
-        return 429
-    if isinstance(error, NotFound):
-        return 404
-    if isinstance(error, NotAllowed):
-        return 403
-    if isinstance(error, ValidationError):
-        return 400
-    return 409
-
-
 @web.middleware
 async def open311_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: every /open311/ path is answered here, by its route's own handler (or the router's
@@ -309,7 +298,7 @@ async def open311_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Open311Error as error:
         return error_answer(request, error.status, error.description)
     except DomainError as error:
-        return error_answer(request, _status(error), error.message)
+        return error_answer(request, domain_status(error), error.message)
     except web.HTTPException as error:
         if error.status < 400:
             raise
