@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections import defaultdict
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -31,15 +32,23 @@ WAIT_NOTICE = "收到,正在为您处理,请稍候……"
 # header with the secret `minhu run` generates (minhu/stack.py); others are answered as `rest:<sender>`.
 RELAY_HEADER = "X-Minhu-Relay"
 RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
+# Names the conversation to the deployment's entry (docker/nginx.conf hashes it), so one sender's turns go to
+# one Rasa replica: Rasa Open Source's Redis lock is not atomic (RasaHQ/rasa#9213), two replicas could take
+# one conversation's turns at once. Rasa itself ignores it.
+SENDER_HEADER = "X-Minhu-Sender"
 
 Reply = dict[str, Any]  # one item of Rasa's REST answer: text, buttons, image, custom
 T = TypeVar("T")
 
 
-def relay_headers() -> dict[str, str]:
-    """The header that proves to Rasa's REST channel that this is a relay (none if no secret is set)."""
+def relay_headers(sender: str | None = None) -> dict[str, str]:
+    """The header that proves to Rasa's REST channel that this is a relay (none if no secret is set), and the
+    sender's name for the entry's hash (percent-encoded: a header carries ASCII only)."""
     secret = os.environ.get(RELAY_SECRET_ENV, "")
-    return {RELAY_HEADER: secret} if secret else {}
+    headers = {RELAY_HEADER: secret} if secret else {}
+    if sender is not None:
+        headers[SENDER_HEADER] = quote(sender, safe=":")
+    return headers
 
 
 class RasaUnavailable(Exception):
@@ -67,7 +76,7 @@ class RasaClient:
             async with self.http.post(
                 f"{self.url}/webhooks/rest/webhook",
                 json={"sender": sender, "message": message},
-                headers=relay_headers(),
+                headers=relay_headers(sender),
             ) as response:
                 if response.status != 200:
                     raise RasaUnavailable(f"HTTP {response.status}")
