@@ -86,6 +86,23 @@ def test_every_process_runs_a_minhu_command_and_the_senders_share_one_rate_limit
         assert services[name]["healthcheck"]["test"] == ["CMD", "minhu-entrypoint", "ready"], name
 
 
+def test_the_web_replicas_trust_the_forwarded_for_of_the_entry_only() -> None:
+    """The entry has a fixed address on a fixed subnet, and that address is what the web replicas trust
+    (MINHU_TRUSTED_PROXIES parses as the app reads it); dynamic addresses come from a range without it."""
+    import ipaddress
+
+    from app.settings import parse_networks
+
+    done = config("compose.yaml")
+    assert done.returncode == 0, done.stderr
+    loaded = yaml.safe_load(done.stdout)
+    lb = ipaddress.ip_address(loaded["services"]["lb"]["networks"]["default"]["ipv4_address"])
+    (pool,) = loaded["networks"]["default"]["ipam"]["config"]
+    assert lb in ipaddress.ip_network(pool["subnet"]) and lb not in ipaddress.ip_network(pool["ip_range"])
+    trusted = parse_networks(loaded["services"]["web"]["environment"]["MINHU_TRUSTED_PROXIES"])
+    assert trusted == (ipaddress.ip_network(f"{lb}/32"),)
+
+
 def test_compose_refuses_to_start_without_the_database_password(tmp_path: Path) -> None:
     empty = tmp_path / "empty.env"
     empty.write_text("", encoding="utf-8")
