@@ -22,6 +22,7 @@ import structlog
 
 from app.health import note_relay_error
 from tickets.channels import ChannelStore
+from tickets.db import retry_if_dropped
 from tickets.models import InboundMessage
 
 log = structlog.get_logger("app.relay")
@@ -127,7 +128,9 @@ class Relay(Generic[T]):
     async def submit(self, target: T, sender: str, text: str) -> None:
         """A resident's message (or button payload): stored, then relayed after any older stored ones."""
         async with self._locks[sender]:
-            fresh = await self.store.store_message(sender, text)
+            # Each statement tried once more on a fresh connection after a database restart (not the call
+            # to Rasa: a message is never sent twice for it).
+            fresh = await retry_if_dropped(lambda: self.store.store_message(sender, text))
             await self._drain(target, sender, fresh.id)
 
     async def replay(self, target: T) -> int:
@@ -144,7 +147,7 @@ class Relay(Generic[T]):
 
     async def _drain(self, target: T, sender: str, fresh_id: int | None) -> int:
         answered = 0
-        for message in await self.store.pending_messages(sender):
+        for message in await retry_if_dropped(lambda: self.store.pending_messages(sender)):
             is_fresh = message.id == fresh_id
             try:
                 replies = await self._ask(target, sender, message, is_fresh)
@@ -154,7 +157,8 @@ class Relay(Generic[T]):
                 if fresh_id is not None:
                     await self.notice(target, sender, STORED_NOTICE)
                 return answered
-            await self.store.mark_answered(message.id)  # before replying: never answered twice
+            # Before replying: never answered twice.
+            await retry_if_dropped(lambda: self.store.mark_answered(message.id))  # noqa: B023 (awaited here)
             answered += 1
             await self.answer(target, sender, message, replies, late=not is_fresh)
         return answered
