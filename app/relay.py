@@ -15,12 +15,14 @@ import contextlib
 import os
 from collections import defaultdict
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import structlog
 
 from app.health import note_relay_error
 from tickets.channels import ChannelStore
+from tickets.db import retry_if_dropped
 from tickets.models import InboundMessage
 
 log = structlog.get_logger("app.relay")
@@ -31,15 +33,23 @@ WAIT_NOTICE = "收到,正在为您处理,请稍候……"
 # header with the secret `minhu run` generates (minhu/stack.py); others are answered as `rest:<sender>`.
 RELAY_HEADER = "X-Minhu-Relay"
 RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
+# Names the conversation to the deployment's entry (docker/nginx.conf hashes it), so one sender's turns go to
+# one Rasa replica: Rasa Open Source's Redis lock is not atomic (RasaHQ/rasa#9213), two replicas could take
+# one conversation's turns at once. Rasa itself ignores it.
+SENDER_HEADER = "X-Minhu-Sender"
 
 Reply = dict[str, Any]  # one item of Rasa's REST answer: text, buttons, image, custom
 T = TypeVar("T")
 
 
-def relay_headers() -> dict[str, str]:
-    """The header that proves to Rasa's REST channel that this is a relay (none if no secret is set)."""
+def relay_headers(sender: str | None = None) -> dict[str, str]:
+    """The header that proves to Rasa's REST channel that this is a relay (none if no secret is set), and the
+    sender's name for the entry's hash (percent-encoded: a header carries ASCII only)."""
     secret = os.environ.get(RELAY_SECRET_ENV, "")
-    return {RELAY_HEADER: secret} if secret else {}
+    headers = {RELAY_HEADER: secret} if secret else {}
+    if sender is not None:
+        headers[SENDER_HEADER] = quote(sender, safe=":")
+    return headers
 
 
 class RasaUnavailable(Exception):
@@ -67,7 +77,7 @@ class RasaClient:
             async with self.http.post(
                 f"{self.url}/webhooks/rest/webhook",
                 json={"sender": sender, "message": message},
-                headers=relay_headers(),
+                headers=relay_headers(sender),
             ) as response:
                 if response.status != 200:
                     raise RasaUnavailable(f"HTTP {response.status}")
@@ -118,7 +128,9 @@ class Relay(Generic[T]):
     async def submit(self, target: T, sender: str, text: str) -> None:
         """A resident's message (or button payload): stored, then relayed after any older stored ones."""
         async with self._locks[sender]:
-            fresh = await self.store.store_message(sender, text)
+            # Each statement tried once more on a fresh connection after a database restart (not the call
+            # to Rasa: a message is never sent twice for it).
+            fresh = await retry_if_dropped(lambda: self.store.store_message(sender, text))
             await self._drain(target, sender, fresh.id)
 
     async def replay(self, target: T) -> int:
@@ -135,7 +147,7 @@ class Relay(Generic[T]):
 
     async def _drain(self, target: T, sender: str, fresh_id: int | None) -> int:
         answered = 0
-        for message in await self.store.pending_messages(sender):
+        for message in await retry_if_dropped(lambda: self.store.pending_messages(sender)):
             is_fresh = message.id == fresh_id
             try:
                 replies = await self._ask(target, sender, message, is_fresh)
@@ -145,7 +157,8 @@ class Relay(Generic[T]):
                 if fresh_id is not None:
                     await self.notice(target, sender, STORED_NOTICE)
                 return answered
-            await self.store.mark_answered(message.id)  # before replying: never answered twice
+            # Before replying: never answered twice.
+            await retry_if_dropped(lambda: self.store.mark_answered(message.id))  # noqa: B023 (awaited here)
             answered += 1
             await self.answer(target, sender, message, replies, late=not is_fresh)
         return answered

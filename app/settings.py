@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickets.privacy import KEEP_CHAT_DAYS, KEEP_CONTACT_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or CIDR blocks separated by commas or spaces ("172.30.77.0/24, 10.0.0.5"); ValueError if one
+    is neither."""
+    return tuple(ipaddress.ip_network(item, strict=False) for item in text.replace(",", " ").split())
 
 
 class Settings(BaseSettings):
@@ -59,6 +66,20 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8080, alias="MINHU_DASHBOARD_PORT", ge=0, le=65535)
     dashboard_secret: str = Field(default="", alias="MINHU_DASHBOARD_SECRET", repr=False)
     dashboard_secure_cookies: bool = Field(default=False, alias="MINHU_DASHBOARD_SECURE_COOKIES")
+    # Proxies in front of the dashboard whose X-Forwarded-For names the client for the per-address limits
+    # (login, the web chat): addresses or CIDR blocks, comma- or space-separated. Empty (`make run`): trust
+    # nobody, the peer is the client. In docker/compose.yaml: the entry's network.
+    trusted_proxies: str = Field(default="", alias="MINHU_TRUSTED_PROXIES")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        parse_networks(value)  # a typo fails at start, not by trusting nobody (or everybody) silently
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def dashboard_secret_file(self) -> Path:

@@ -3,6 +3,7 @@ routes. `make_app` is what `minhu run` and the tests start."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from dashboard import (
     volunteer,
 )
 from dashboard.chat_relay import ChatConfig
+from dashboard.clients import TRUSTED_PROXIES, Network
 from dashboard.csrf import csrf_middleware
 from dashboard.errors import error_middleware
 from dashboard.keys import CLOCK, LIVE_EVERY, SERVICE
@@ -46,10 +48,12 @@ def make_app(
     live_every: float = 1.0,
     secure_cookies: bool = False,
     chat_config: ChatConfig | None = None,
+    trusted_proxies: Sequence[Network] = (),
 ) -> web.Application:
     """The dashboard over `service`. `secret`: 32 bytes that encrypt and sign the session cookie;
     `secure_cookies`: send the cookie over HTTPS only (set it when a TLS proxy is in front); `chat_config`:
-    serve the residents' web chat (/chat) too, relaying to the assistant it names."""
+    serve the residents' web chat (/chat) too, relaying to the assistant it names; `trusted_proxies`: the
+    proxies whose X-Forwarded-For names the client for the per-address limits (dashboard/clients.py)."""
     if len(secret) != 32:
         raise ValueError("the dashboard secret must be 32 bytes")
     # The error pages wrap everything, the session is loaded before the CSRF check reads its token.
@@ -57,6 +61,7 @@ def make_app(
     app[SERVICE] = service
     app[CLOCK] = clock or SystemClock()
     app[LIVE_EVERY] = live_every
+    app[TRUSTED_PROXIES] = tuple(trusted_proxies)
     storage = EncryptedCookieStorage(
         secret,
         cookie_name=COOKIE_NAME,

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
+from dashboard.clients import client_address
 from dashboard.errors import PageError
 from dashboard.keys import SERVICE, USER
 from dashboard.render import render
@@ -97,7 +98,7 @@ async def login(request: web.Request) -> web.Response:
     username = clean_text(str(form.get("username", "")))[:64]
     password = str(form.get("password", ""))
     target = safe_next(str(form.get("next", "/")))
-    if not request.app[LIMITER].allow(request.remote or "?"):
+    if not request.app[LIMITER].allow(client_address(request)):
         raise PageError(429, "登录尝试太频繁了,请等一分钟再试。")
     try:
         account = await request.app[SERVICE].authenticate(username, password)

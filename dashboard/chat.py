@@ -42,7 +42,8 @@ from dashboard.keys import SERVICE
 from dashboard.render import render
 from tickets.actors import Actor
 from tickets.channels import ChannelStore
-from tickets.errors import DomainError
+from tickets.db import retry_if_dropped
+from tickets.errors import DatabaseUnavailable, DomainError
 from tickets.models import Rating, Resident, Status, Ticket, TicketEvent
 from tickets.privacy import (
     CONSENT_QUESTION,
@@ -96,7 +97,9 @@ async def consented(request: web.Request) -> tuple[str, Resident] | None:
     sender = request.app[IDENTITY].sender(request)
     if sender is None:
         return None
-    resident = await request.app[SERVICE].resident_for(sender)
+    service = request.app[SERVICE]
+    # The first statement of a turn: the one that finds a pooled connection dead after a database restart.
+    resident = await retry_if_dropped(lambda: service.resident_for(sender))
     return (sender, resident) if resident.consent_at is not None else None
 
 
@@ -174,6 +177,14 @@ async def forget(request: web.Request) -> web.Response:
 
 
 async def post_message(request: web.Request) -> web.Response:
+    try:
+        return await _post_message(request)
+    except DatabaseUnavailable as error:  # down or restarting, even on a fresh connection: a word, not a 500
+        log.warning("web chat: database unavailable", error=type(error.__cause__).__name__)
+        return json_error(503, error.message)
+
+
+async def _post_message(request: web.Request) -> web.Response:
     who = await consented(request)
     if who is None:
         return json_error(403, NEED_CONSENT)

@@ -22,6 +22,7 @@ from aiohttp import web
 from app.notices import rated_heading, resident_text
 from app.relay import STORED_NOTICE, RasaClient, Relay, Reply, late_heading
 from dashboard.auth import LoginLimiter
+from dashboard.clients import client_address
 from dashboard.cookies import SealedCookie
 from tickets import outbox
 from tickets.channels import ChannelStore
@@ -167,7 +168,7 @@ class Limits:
         self.address = LoginLimiter(per_address, window)
 
     def allow(self, request: web.Request, sender: str | None) -> bool:
-        address = request.remote or "?"
+        address = client_address(request)
         return self.address.allow(address) and self.client.allow(sender or f"addr:{address}")
 
 

@@ -21,7 +21,8 @@ RUN --mount=type=secret,id=ca \
 
 FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    MINHU_DATA_DIR=/data MINHU_DASHBOARD_HOST=0.0.0.0 MINHU_DASHBOARD_PORT=8080 MINHU_ACTION_PORT=5055
+    MINHU_DATA_DIR=/data MINHU_DASHBOARD_HOST=0.0.0.0 MINHU_DASHBOARD_PORT=8080 MINHU_ACTION_PORT=5055 \
+    MINHU_HEALTH_PORT=9100
 RUN useradd --system --uid 10001 --create-home --home-dir /home/minhu minhu \
     && mkdir -p /data && chown minhu:minhu /data
 COPY --from=build /opt/venv /opt/venv
@@ -38,8 +39,9 @@ COPY docker/entrypoint.sh /usr/local/bin/minhu-entrypoint
 COPY docker/roles.py docker/roles.py
 USER minhu
 VOLUME ["/data"]
-EXPOSE 5055 8080
-# The probe asks the process this container runs (docker/entrypoint.sh health).
+EXPOSE 5055 8080 9100
+# Liveness: the /healthz of the process this container runs (docker/entrypoint.sh health; compose asks
+# /readyz where start order depends on it).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["minhu-entrypoint", "health"]
 ENTRYPOINT ["minhu-entrypoint"]
 CMD ["web"]

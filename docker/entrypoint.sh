@@ -3,10 +3,13 @@
 #   actions    the rasa-sdk action server (:5055)
 #   web        the staff dashboard and the residents' web chat (:8080), relaying to Rasa at MINHU_RASA_URL
 #   bot        the Telegram receiver (TELEGRAM_BOT_TOKEN; `minhu bot`, which also delivers the outbox)
-#   deliverer  the outbox delivery alone
-#   sweeper    deadline and privacy sweeps in a loop
+#   deliverer  one more outbox deliverer (`minhu deliver`; safe as several, rate shared in MINHU_REDIS_URL)
+#   sweeper    deadline and privacy sweeps in a loop (`minhu sweep --every 60`)
 #   migrate    `minhu db upgrade`, Rasa's tracker schema, the demo org on an empty database; then exits
-#   health     the container's health check: asks the process this container runs
+#   health     liveness: the /healthz of the process this container runs (the image's HEALTHCHECK)
+#   ready      readiness: its /readyz (database, Redis when set, Rasa when it relays): compose's checks
+# web serves /healthz and /readyz on its own port (MINHU_DASHBOARD_PORT); bot, deliverer and sweeper on
+# MINHU_HEALTH_PORT (set in the image); the action server has rasa-sdk's /health only.
 #   minhu ARGS the command line (`minhu staff add …`); anything else is run as a command (`sh`).
 set -eu
 role="${1:-web}"
@@ -34,18 +37,18 @@ case "$role" in
     # The action server receives Rasa's whole tracker: a looser request cap than Rasa's own.
     export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-16777216}"
     exec python -m rasa_sdk --actions actions --port "${MINHU_ACTION_PORT:-5055}" "$@" ;;
-  web) exec python /app/docker/roles.py web ;;
+  web) exec python -m minhu.cli web ;;
   bot) exec python -m minhu.cli bot "$@" ;;
-  deliverer) exec python /app/docker/roles.py deliverer ;;
-  sweeper) exec python /app/docker/roles.py sweeper ;;
+  deliverer) exec python -m minhu.cli deliver ;;
+  sweeper) exec python -m minhu.cli sweep --every 60 ;;
   migrate) python -m minhu.cli db upgrade && exec python /app/docker/roles.py migrate ;;
-  health)
+  health|ready)
+    path=/healthz
+    [ "$role" = ready ] && path=/readyz
     case "$(cat /tmp/minhu-role 2>/dev/null || true)" in
       actions) probe "http://127.0.0.1:${MINHU_ACTION_PORT:-5055}/health" ;;
-      # /healthz once the app has it; until then the chat page (which reads the database) answers.
-      web) probe "http://127.0.0.1:${MINHU_DASHBOARD_PORT:-8080}/healthz" \
-                 "http://127.0.0.1:${MINHU_DASHBOARD_PORT:-8080}/chat" ;;
-      # No HTTP port of their own yet: alive is all that can be said (PID 1 runs, or this would not).
+      web) probe "http://127.0.0.1:${MINHU_DASHBOARD_PORT:-8080}$path" ;;
+      bot|deliverer|sweeper) probe "http://127.0.0.1:${MINHU_HEALTH_PORT:-9100}$path" ;;
       *) exit 0 ;;
     esac ;;
   minhu) exec python -m minhu.cli "$@" ;;  # the CLI: `minhu staff add …`

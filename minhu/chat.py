@@ -88,7 +88,7 @@ def resolve_choice(line: str, payloads: list[str]) -> str:
 
 async def send(session: aiohttp.ClientSession, url: str, sender: str, message: str) -> list[Reply]:
     body = {"sender": sender, "message": message}
-    async with session.post(f"{url}/webhooks/rest/webhook", json=body, headers=relay_headers()) as r:
+    async with session.post(f"{url}/webhooks/rest/webhook", json=body, headers=relay_headers(sender)) as r:
         r.raise_for_status()
         return parse_replies(await r.json())
 

@@ -176,6 +176,28 @@ def run_command(
         fail(str(error))
 
 
+@app.command("web")
+def web_command() -> None:
+    """The dashboard, the residents' web chat and the Open311 API alone, on MINHU_DASHBOARD_HOST:PORT
+    (with /healthz, /readyz, /metrics): no Rasa, no sweeper, no bot. The chat relays to MINHU_RASA_URL. For a
+    deployment that runs several web replicas behind an entry (docs/deploy.md)."""
+    from app.wiring import open_service
+    from minhu.dashboard_server import dashboard_line, dashboard_server
+
+    async def serve() -> None:
+        settings = get_settings()
+        async with open_service(settings) as service, dashboard_server(settings, service) as dashboard:
+            typer.echo(dashboard_line(dashboard))
+            await asyncio.Event().wait()  # until stopped
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        typer.echo("已停止 (stopped).")
+    except RuntimeError as error:
+        fail(str(error))
+
+
 @responders_app.command("invite")
 def responders_invite(
     code: Annotated[str, typer.Argument(help="The responder's code in the org chart, e.g. vol-a1.")],

@@ -53,6 +53,7 @@ async def dashboard_server(
         secret=dashboard_secret(settings),
         secure_cookies=settings.dashboard_secure_cookies,
         chat_config=chat,
+        trusted_proxies=settings.trusted_proxy_networks,
     )
     # /healthz, /readyz (database, Redis when set, the Rasa the chat relays to), /metrics; requests timed.
     Health(service, redis_url=settings.redis_url or None, rasa_url=chat.rasa_url).install(app)

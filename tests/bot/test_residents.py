@@ -23,6 +23,7 @@ async def test_text_goes_to_rasa_as_the_telegram_sender_and_the_reply_comes_back
 ) -> None:
     replies = await tg.say(RESIDENT, "楼道的灯坏了")
     assert rasa.received == [(f"telegram:{RESIDENT}", "楼道的灯坏了")]
+    assert rasa.sender_headers == [f"telegram:{RESIDENT}"]  # the entry's hash: one sender, one Rasa replica
     assert replies == ["收到:楼道的灯坏了"]
 
 
@@ -148,6 +149,7 @@ async def test_rasa_down_then_up_loses_nothing_and_answers_once_in_order(
     rasa.up = True
     assert await tg.minhu.relay.replay(tg.application.bot) == 3
     assert [m for _, m in rasa.received] == ["第一条", "第二条", "第三条"]
+    assert rasa.sender_headers == [f"telegram:{RESIDENT}"] * 3  # replayed calls name the sender too
     assert await tg.minhu.relay.replay(tg.application.bot) == 0  # answered once
     texts = tg.api.texts(RESIDENT)[3:]
     assert [t for t in texts if t.startswith("收到")] == ["收到:第一条", "收到:第二条", "收到:第三条"]
