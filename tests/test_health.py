@@ -79,11 +79,11 @@ async def test_the_web_app_answers_health_readiness_and_metrics(
     assert sample(metrics, login) == 1.0
 
 
+# process counters: one backend is enough
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_relay_errors_and_sweeps_are_counted(
     service: TicketService, rasa: FakeRasa, db_url: str
 ) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("process counters: one backend is enough")
     health = Health(service)
     port = free_port()
     rasa.up = False
@@ -104,9 +104,9 @@ async def test_relay_errors_and_sweeps_are_counted(
         assert none is None  # MINHU_HEALTH_PORT unset: no server (make run as before)
 
 
+# the process, not the backend, is the point
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_sweeper_process_serves_its_health_on_its_port(tmp_path: Path, db_url: str) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("the process, not the backend, is the point")
     port = free_port()
     env = {
         **os.environ,

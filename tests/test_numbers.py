@@ -19,11 +19,11 @@ PROCESSES = 4
 EACH = 60  # more than a block: every process reserves a second one
 
 
+# the blocks are PostgreSQL's; SQLite numbers in the create transaction
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_processes_creating_at_once_get_unique_readable_numbers(
     service: TicketService, org: Org, clock: ManualClock, db_url: str
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("the blocks are PostgreSQL's; SQLite numbers in the create transaction")
     resident = await org.resident()
     # One engine (own pool) and one service per "process": they meet only in the database.
     engines = [create_engine(db_url) for _ in range(PROCESSES)]
@@ -57,11 +57,11 @@ async def test_processes_creating_at_once_get_unique_readable_numbers(
     assert max(int(n.rsplit("-", 1)[1]) for n in everything) <= last
 
 
+# PostgreSQL reserves blocks (see above)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_sqlite_numbers_stay_consecutive_without_gaps(
     service: TicketService, org: Org, db_url: str
 ) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL reserves blocks (see above)")
     resident = await org.resident()
     tickets = await asyncio.gather(
         *(service.create_ticket(NewTicket(resident, "environment", f"垃圾 {i}")) for i in range(5))

@@ -17,8 +17,9 @@ def test_invite_prints_a_one_time_code_and_keeps_only_its_hash(database: Path) -
     assert minhu("org", "load", str(FIXTURE_ORG)).exit_code == 0
     done = minhu("responders", "invite", "vol-a2")
     assert done.exit_code == 0, done.output
-    code = done.output.split("/join ")[1].split("(")[0].strip()
+    code = done.output.split("(invite code): ")[1].split()[0]
     assert len(code) == 8 and code.isalnum()
+    assert f"/join {code}" in done.output and "/v" in done.output  # Telegram, or the volunteer web page
     with sqlite3.connect(database) as conn:
         stored = [row[0] for row in conn.execute("SELECT code_hash FROM invite_codes")]
     assert len(stored) == 1 and code not in stored[0]
