@@ -275,12 +275,15 @@ class Board(ServiceCore):
         if where.assignee_id is not None:
             found.append(Ticket.assignee_id == where.assignee_id)
         tz = self.calendar.tz
+        # created_at wrapped (same value) so PostgreSQL does not walk ix_tickets_unsettled_created for it: it
+        # judges "created since" by the whole history (a few %), but most open tickets are recent, and that
+        # walk then reads and sorts the scope's whole backlog (1M tickets: 13-18 ms a statement instead of
+        # ~5 ms off the board's own indexes).
+        created = func.coalesce(Ticket.created_at, Ticket.created_at)
         if where.created_from:
-            found.append(Ticket.created_at >= datetime.combine(where.created_from, time(0), tz))
+            found.append(created >= datetime.combine(where.created_from, time(0), tz))
         if where.created_to:
-            found.append(
-                Ticket.created_at < datetime.combine(where.created_to + timedelta(days=1), time(0), tz)
-            )
+            found.append(created < datetime.combine(where.created_to + timedelta(days=1), time(0), tz))
         return found
 
     def _row(self, ticket: Ticket, grid: str | None, assignee: str | None, now: datetime) -> BoardRow:
