@@ -4,6 +4,7 @@ tickets come in live (dashboard/static/queue.js over /live)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date
 from urllib.parse import urlencode
@@ -88,10 +89,13 @@ async def queue_page(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor") or None
     if cursor is not None and len(cursor) > 200:
         raise bad_input("翻页参数无效,请回到第一页重新翻页。")
-    page = await service.board(user.responder_id, where, cursor)
+    # The page and the filters' choices are independent reads: on two pooled connections at once, so the
+    # page waits for the slower of them, not their sum.
+    page, choices = await asyncio.gather(
+        service.board(user.responder_id, where, cursor), service.board_choices(user.responder_id)
+    )
     if cursor and not page.rows:
         raise PageError(404, "没有这一页了(后面没有更多工单),请回到第一页。")
-    choices = await service.board_choices(user.responder_id)
     return await render(
         request,
         "queue.html",

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tickets.catalogue import Role
@@ -181,13 +180,17 @@ class Board(ServiceCore):
                     await session.scalar(select(func.count()).select_from(Ticket).where(_OPEN, *conditions))
                     or 0
                 )
-            found: list[Ticket] = []
+            # The grid's and the assignee's names come with the rows (outer joins on primary keys), not in
+            # two more round trips.
+            grid_name = select(Grid.name).where(Grid.id == Ticket.grid_id).scalar_subquery()
+            person_name = select(Responder.name).where(Responder.id == Ticket.assignee_id).scalar_subquery()
+            found: list[tuple[Ticket, str | None, str | None]] = []
             for run in _RUNS:
                 if where.status is not None and where.status not in run.statuses:
                     continue
                 if where.overdue and run.paused:
                     continue  # a paused ticket is never overdue
-                query = select(Ticket).where(run.condition, *conditions)
+                query = select(Ticket, grid_name, person_name).where(run.condition, *conditions)
                 if where.overdue:
                     query = query.where(run.due < now)
                 if after is not None:
@@ -198,28 +201,17 @@ class Board(ServiceCore):
                             tuple_(run.due, Ticket.id)
                             > tuple_(literal(after.due, UTCDateTime()), literal(after.id))
                         )
-                found += (await session.scalars(query.order_by(run.due, Ticket.id).limit(limit + 1))).all()
-            found.sort(key=_order)
+                rows = await session.execute(query.order_by(run.due, Ticket.id).limit(limit + 1))
+                found += [(t, g, p) for t, g, p in rows]
+            found.sort(key=lambda row: _order(row[0]))
             more = len(found) > limit
             found = found[:limit]
-            grids = await self._names(session, Grid, {t.grid_id for t in found})
-            people = await self._names(session, Responder, {t.assignee_id for t in found})
-        page = [self._row(t, grids.get(t.grid_id or 0), people.get(t.assignee_id or 0), now) for t in found]
+        page = [self._row(t, g, p, now) for t, g, p in found]
         next_cursor = None
         if more and found:
-            paused, due, id_ = _order(found[-1])
+            paused, due, id_ = _order(found[-1][0])
             next_cursor = Cursor(paused, due, id_).encode()
         return BoardPage(page, total, next_cursor)
-
-    @staticmethod
-    async def _names(
-        session: AsyncSession, model: type[Grid] | type[Responder], ids: set[int | None]
-    ) -> dict[int, str]:
-        wanted = [i for i in ids if i]
-        if not wanted:
-            return {}
-        rows = await session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
-        return {i: n for i, n in rows}
 
     async def board_choices(self, staff_id: int) -> BoardChoices:
         async with self._work() as session:
@@ -283,12 +275,15 @@ class Board(ServiceCore):
         if where.assignee_id is not None:
             found.append(Ticket.assignee_id == where.assignee_id)
         tz = self.calendar.tz
+        # created_at wrapped (same value) so PostgreSQL does not walk ix_tickets_unsettled_created for it: it
+        # judges "created since" by the whole history (a few %), but most open tickets are recent, and that
+        # walk then reads and sorts the scope's whole backlog (1M tickets: 13-18 ms a statement instead of
+        # ~5 ms off the board's own indexes).
+        created = func.coalesce(Ticket.created_at, Ticket.created_at)
         if where.created_from:
-            found.append(Ticket.created_at >= datetime.combine(where.created_from, time(0), tz))
+            found.append(created >= datetime.combine(where.created_from, time(0), tz))
         if where.created_to:
-            found.append(
-                Ticket.created_at < datetime.combine(where.created_to + timedelta(days=1), time(0), tz)
-            )
+            found.append(created < datetime.combine(where.created_to + timedelta(days=1), time(0), tz))
         return found
 
     def _row(self, ticket: Ticket, grid: str | None, assignee: str | None, now: datetime) -> BoardRow:
