@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -186,14 +187,17 @@ def web_command() -> None:
 
     async def serve() -> None:
         settings = get_settings()
+        stopped = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # `docker stop` sends SIGTERM: close cleanly
+            asyncio.get_running_loop().add_signal_handler(signum, stopped.set)
         async with open_service(settings) as service, dashboard_server(settings, service) as dashboard:
             typer.echo(dashboard_line(dashboard))
-            await asyncio.Event().wait()  # until stopped
+            sys.stdout.flush()  # a pipe (a container's log) holds the line back otherwise
+            await stopped.wait()
+        typer.echo("已停止 (stopped).")
 
     try:
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        typer.echo("已停止 (stopped).")
     except RuntimeError as error:
         fail(str(error))
 

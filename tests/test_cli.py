@@ -285,6 +285,7 @@ def test_minhu_web_serves_the_dashboard_alone_with_health(database: Path) -> Non
     finally:
         web.terminate()
         web.wait(30)
+    assert web.returncode == 0  # SIGTERM (docker stop) closes it cleanly; it used to die of the signal
     assert web.stdout and "居民网页聊天" in web.stdout.read().decode()
 
 
