@@ -67,15 +67,7 @@ async def signed_in(request: web.Request) -> StaffUser:
         if not session.new:
             session.pop(SESSION_ACCOUNT, None)
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
-    user = StaffUser(
-        account_id=login.account_id,
-        username=login.username,
-        responder_id=login.responder_id,
-        name=login.name,
-        community_id=login.community_id,
-        street_id=login.street_id,
-        is_admin=login.is_admin,
-    )
+    user = login
     request[USER] = user
     return user
 
