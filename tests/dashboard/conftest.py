@@ -5,7 +5,8 @@ signing in as a staff member of the test org through the real login form."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
@@ -18,6 +19,30 @@ from tickets.clock import ManualClock
 from tickets.service import TicketService
 
 Client = TestClient[web.Request, web.Application]
+NewClient = Callable[[], Awaitable[Client]]
+
+
+@asynccontextmanager
+async def browsers_on(app: web.Application) -> AsyncIterator[NewClient]:
+    """Browsers (or phones) on one real server of `app`, each with its own cookies."""
+    server = TestServer(app)
+    await server.start_server(**HANDLER_ARGS)  # the limits minhu run serves with (TestServer() drops them)
+    opened: list[Client] = []
+
+    async def new() -> Client:
+        client: Client = TestClient(server)
+        await client.start_server()
+        opened.append(client)
+        return client
+
+    try:
+        yield new
+    finally:
+        for client in reversed(opened):
+            await client.close()
+        await server.close()
+
+
 SECRET = bytes(range(32))
 PASSWORD = "test password 1"
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

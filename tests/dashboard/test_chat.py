@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import FormData, web
-from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from sqlalchemy import select
 
 from app.relay import STORED_NOTICE
-from dashboard.app import HANDLER_ARGS, ChatConfig, make_app
+from dashboard.app import ChatConfig, make_app
 from dashboard.chat import RELAY
 from dashboard.chat_relay import COOKIE, Identity
 from tests.conftest import Org, count
-from tests.dashboard.conftest import SECRET, Client, sign_in
+from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, sign_in
 from tests.fake_rasa import FakeRasa
 from tickets import outbox
 from tickets.actors import SYSTEM
@@ -35,7 +34,6 @@ from tickets.service import NewTicket, TicketService
 
 CSRF_RE = re.compile(r'data-csrf="([^"]+)"')
 FORM_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-NewClient = Callable[[], Awaitable[Client]]
 
 
 @pytest.fixture
@@ -62,20 +60,8 @@ async def chat_app(
 @pytest.fixture
 async def browsers(chat_app: web.Application) -> AsyncIterator[NewClient]:
     """Browsers on the one server, each with its own cookies."""
-    server = TestServer(chat_app)
-    await server.start_server(**HANDLER_ARGS)  # the limits minhu run serves with (TestServer() drops them)
-    opened: list[Client] = []
-
-    async def new() -> Client:
-        client: Client = TestClient(server)
-        await client.start_server()
-        opened.append(client)
-        return client
-
-    yield new
-    for client in reversed(opened):
-        await client.close()
-    await server.close()
+    async with browsers_on(chat_app) as new:
+        yield new
 
 
 @pytest.fixture

@@ -9,17 +9,16 @@ it there and still sees it listed."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from dashboard.app import HANDLER_ARGS, make_app
+from dashboard.app import make_app
 from dashboard.volunteer import COOKIE
 from tests.conftest import Org
-from tests.dashboard.conftest import SECRET, Client
+from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on
 from tests.dashboard.test_live import next_event
 from tickets import outbox
 from tickets.channels import ChannelStore
@@ -29,27 +28,14 @@ from tickets.outbox import Kind, Recipient
 from tickets.service import NewTicket, TicketService
 
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-NewClient = Callable[[], Awaitable[Client]]
 LEASE = timedelta(minutes=2)
 
 
 @pytest.fixture
 async def browsers(service: TicketService, clock: ManualClock) -> AsyncIterator[NewClient]:
     """Phones on the one server, each with its own cookies."""
-    server = TestServer(make_app(service, secret=SECRET, clock=clock, live_every=0.05))
-    await server.start_server(**HANDLER_ARGS)
-    opened: list[Client] = []
-
-    async def new() -> Client:
-        client: Client = TestClient(server)
-        await client.start_server()
-        opened.append(client)
-        return client
-
-    yield new
-    for client in reversed(opened):
-        await client.close()
-    await server.close()
+    async with browsers_on(make_app(service, secret=SECRET, clock=clock, live_every=0.05)) as new:
+        yield new
 
 
 async def token_of(client: Client, path: str = "/v") -> str:
