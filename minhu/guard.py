@@ -110,12 +110,18 @@ def main(argv: list[str]) -> int:
         return 1  # the parent died before we asked to be told: nothing to run for
 
     child: subprocess.Popen[bytes] | None = None
-    stop_by: list[float] = []
+    asked_at: list[float] = []  # when the first stop signal came
+
+    def orphaned() -> bool:
+        return bool(expected_parent) and os.getppid() != int(expected_parent)
 
     def stop(signum: int, _frame: object) -> None:
-        if not stop_by:
-            orphaned = bool(expected_parent) and os.getppid() != int(expected_parent)
-            stop_by.append(time.monotonic() + (ORPHAN_GRACE_S if orphaned else GRACE_S))
+        if not asked_at:
+            asked_at.append(time.monotonic())
+            why = "minhu run is gone" if orphaned() else "asked to stop"
+            print(
+                f"guard: signal {signum} ({why}): stopping {' '.join(argv[:3])}", file=sys.stderr, flush=True
+            )
             if child is not None and child.poll() is None:
                 child.terminate()
 
@@ -123,16 +129,22 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, stop)
     # This process is single-threaded, so a preexec_fn is safe here.
     child = subprocess.Popen(argv, preexec_fn=lambda: die_with_parent(signal.SIGKILL))
-    if stop_by:  # a signal came while the child was starting
+    if asked_at:  # a signal came while the child was starting
         child.terminate()
     while True:
         try:
             code = child.wait(timeout=0.2)
             break
         except subprocess.TimeoutExpired:
-            if stop_by and time.monotonic() > stop_by[0]:
+            # The grace is chosen here, not in the handler: `minhu run`'s launcher thread may end (and the
+            # kernel send the signal) a moment before the rest of a `kill -9`-ed process, while the parent pid
+            # still looks alive.
+            if asked_at and time.monotonic() > asked_at[0] + (ORPHAN_GRACE_S if orphaned() else GRACE_S):
                 child.kill()
     kill_group_leftovers()
+    if asked_at:
+        took = time.monotonic() - asked_at[0]
+        print(f"guard: stopped with code {code} {took:.1f} s after the signal", file=sys.stderr, flush=True)
     return code if code >= 0 else 128 - code
 
 
