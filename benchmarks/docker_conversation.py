@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import re
 import sys
 import time
@@ -53,11 +54,14 @@ async def patient(send: Any) -> aiohttp.ClientResponse:
     raise RuntimeError("still 429 after 4 minutes")
 
 
-async def resident(url: str, turns: list[float]) -> str:
-    """One resident's whole conversation; the ticket number they were given."""
+async def resident(url: str, turns: list[float], *, think: float = 0.0, address: str | None = None) -> str:
+    """One resident's whole conversation; the ticket number they were given. `think`: the mean seconds a
+    resident reads and types before each message (random, 0.5x-1.5x). `address`: the resident's own address as
+    an X-Forwarded-For (only an entry that trusts the loopback as its proxy reads it: MINHU_TRUSTED_PROXIES)."""
     timeout = aiohttp.ClientTimeout(total=60)
     jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies of an IP address (127.0.0.1), as a browser does
-    async with aiohttp.ClientSession(base_url=url, timeout=timeout, cookie_jar=jar) as browser:
+    headers = {"X-Forwarded-For": address} if address else None
+    async with aiohttp.ClientSession(base_url=url, timeout=timeout, cookie_jar=jar, headers=headers) as browser:
         async with browser.get("/chat") as response:
             form = FORM_CSRF.search(await response.text())
         if form is None:
@@ -70,6 +74,8 @@ async def resident(url: str, turns: list[float]) -> str:
         token = page.group(1)
 
         async def say(text: str) -> list[dict[str, Any]]:
+            if think:
+                await asyncio.sleep(think * random.uniform(0.5, 1.5))
             start = time.perf_counter()
             async with browser.post(
                 "/chat/messages", json={"text": text}, headers={"X-CSRF-Token": token}
