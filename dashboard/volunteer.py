@@ -22,12 +22,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp_session import get_session
 
-from dashboard import live
+from dashboard import live, photos
 from dashboard.auth import LoginLimiter
 from dashboard.cookies import SealedCookie
 from dashboard.errors import PageError
@@ -105,6 +106,7 @@ class Identity(SealedCookie):
 IDENTITY = web.AppKey("volunteer_identity", Identity)
 STORE = web.AppKey("volunteer_store", ChannelStore)
 LIMITS = web.AppKey("volunteer_logins", LoginLimiter)
+PHOTO_DIR = web.AppKey("volunteer_photo_dir", Path)
 
 
 @dataclass(frozen=True)
@@ -325,18 +327,22 @@ async def ticket_page(
         raise TicketNotFound(number=ticket.number)
     view = await card(service, ticket, who.responder)
     view["offered"] = offered
-    notes = []
+    notes, pictures = [], []
     if view["mine"]:
         names = await service.responder_names()
         for event in await service.history(ticket.number, Actor.responder(who.id)):
-            if event.action == Action.NOTE and not (event.data or {}).get("to_resident"):
+            data = event.data or {}
+            if event.action == Action.NOTE and not data.get("to_resident"):
                 actor = Actor.parse(event.actor)
                 author = mask_name(names.get(actor.id or 0)) if actor.kind == "responder" else "系统"
-                notes.append({"at": event.at, "by": author, "text": (event.data or {}).get("note", "")})
+                notes.append({"at": event.at, "by": author, "text": data.get("note", "")})
+            elif event.action == Action.ATTACH and data.get("kind") == "photo" and data.get("file"):
+                pictures.append(str(data["file"]))  # the web chat's (Telegram's are seen on Telegram)
     session = await get_session(request)
     context = {
         "t": view,
         "notes": notes,
+        "photos": pictures if PHOTO_DIR in request.app else [],
         "revealed": phone,
         "reasons": DECLINE_REASONS,
         "flash": session.pop(FLASH, None),
@@ -428,6 +434,13 @@ async def resolve(request: web.Request) -> web.Response:
     return await _work(request, Step.RESOLVE)
 
 
+async def photo(request: web.Request) -> web.StreamResponse:
+    """A photo the resident attached, for the ticket's assignee (the domain's rule, TicketService.photo_of);
+    another volunteer finds nothing (404), as for any ticket not theirs."""
+    who = await need_volunteer(request)
+    return await photos.send_photo(request, request.app[PHOTO_DIR], who.id)
+
+
 async def live_updates(request: web.Request) -> web.StreamResponse:
     """Server-sent events of the tickets of the volunteer's area, from the dashboard's one poller."""
     who = await volunteer(request)
@@ -448,7 +461,10 @@ async def to_home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(HOME)
 
 
-def setup(app: web.Application, *, secret: bytes, secure_cookies: bool = False) -> None:
+def setup(
+    app: web.Application, *, secret: bytes, secure_cookies: bool = False, photo_dir: Path | None = None
+) -> None:
+    """`photo_dir`: where the web chat keeps residents' photos (None: no web chat, no photos here)."""
     service = app[SERVICE]
     app[STORE] = ChannelStore(service.sessions, service.clock)
     app[IDENTITY] = Identity(secret, secure=secure_cookies)
@@ -469,3 +485,6 @@ def setup(app: web.Application, *, secret: bytes, secure_cookies: bool = False) 
     app.router.add_post(f"{HOME}/tickets/{{number}}/note", add_note)
     app.router.add_post(f"{HOME}/tickets/{{number}}/return", return_ticket)
     app.router.add_post(f"{HOME}/tickets/{{number}}/resolve", resolve)
+    if photo_dir is not None:
+        app[PHOTO_DIR] = photo_dir
+        app.router.add_get(f"{HOME}/tickets/{{number}}/photos/{{name}}", photo)

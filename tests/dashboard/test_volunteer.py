@@ -1,24 +1,29 @@
 """The volunteers' web page (/v) through aiohttp's test client over the real application, on SQLite and
 PostgreSQL: logging in with a one-time invite code, bad / used codes, tampered cookies, logging out and
 staff's unbinding, an inactive responder; offers live over /v/live, the accept race (one wins, the other is
-told 已被他人接单), the phone for the assignee only, note / 退回 / 办结, 在岗, points, XSS shown as text,
+told 已被他人接单), the phone and the resident's photos for the assignee only, note / 退回 / 办结, 在岗,
+points, XSS shown as text,
 CSRF, another responder's ticket; and the outbox: an offer to a web-only volunteer is held for the page
 (never given up by the Telegram delivery) and shown as new exactly once, while one with Telegram too gets
 it there and still sees it listed."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
-from dashboard.app import make_app
+from dashboard import photos
+from dashboard.app import ChatConfig, make_app
 from dashboard.volunteer import COOKIE
 from tests.conftest import Org
-from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on
+from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, sign_in
 from tests.dashboard.test_live import next_event
 from tickets import outbox
 from tickets.channels import ChannelStore
@@ -207,6 +212,54 @@ async def test_the_phone_is_for_the_assignee_only(
     assert (await loser.get(f"/v/tickets/{number}")).status == 404
     status, page = await post(loser, f"/v/tickets/{number}/phone")
     assert "13812345678" not in page
+
+
+async def test_the_resident_s_photos_are_for_the_assignee_only(
+    service: TicketService, clock: ManualClock, org: Org, tmp_path: Path
+) -> None:
+    """A photo the resident sent on the web chat: shown on the ticket's page to the volunteer who took it;
+    another volunteer (who had the offer too), one who never had it, and a stranger find nothing."""
+    photo_dir = tmp_path / "photos"
+    config = ChatConfig(rasa_url="http://127.0.0.1:9", photo_dir=photo_dir, replay_every=3600)
+    app = make_app(service, secret=SECRET, clock=clock, live_every=0.05, chat_config=config)
+    async with browsers_on(app) as browsers:
+        winner = await volunteer(browsers, service, "vol-a3")
+        loser = await volunteer(browsers, service, "vol-a1")
+        outsider = await volunteer(browsers, service, "vol-j1")  # another community
+        resident = await org.resident(compound="安居苑")
+        ticket = await service.create_ticket(
+            NewTicket(resident, "eldercare", "老人想申请助餐", phone="13812345678")
+        )
+        number = ticket.number
+        jpeg = io.BytesIO()
+        Image.new("RGB", (64, 48), (30, 160, 90)).save(jpeg, "JPEG")
+        stored = await photos.store_photo(jpeg.getvalue(), photo_dir)  # as the chat's upload keeps it
+        assert await service.attach(resident, "photo", {"file": stored.name, "size": stored.size})
+        url = f"/v/tickets/{number}/photos/{stored.name}"
+
+        offered = await (await winner.get(f"/v/tickets/{number}")).text()
+        assert stored.name not in offered  # an offer shows no photo: the assignee sees it
+
+        await post(winner, f"/v/tickets/{number}/accept")
+        page = await (await winner.get(f"/v/tickets/{number}")).text()
+        assert "居民发来的照片" in page and f'src="{url}"' in page
+        shown = await winner.get(url)
+        assert shown.status == 200 and shown.headers["Content-Type"] == "image/jpeg"
+        assert shown.headers["Cache-Control"] == "private, no-store"
+        assert await shown.read() == (photo_dir / stored.name).read_bytes()
+
+        for other in (loser, outsider):  # never confirmed to exist: as any ticket not theirs
+            response = await other.get(url)
+            assert response.status == 404 and "image" not in response.headers["Content-Type"]
+        stranger = await browsers()
+        response = await stranger.get(url, allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"] == "/v"
+        assert (await winner.get(f"/v/tickets/{number}/photos/{'0' * 32}.jpg")).status == 404  # not attached
+        assert (await winner.get(f"/v/tickets/{number}/photos/..%2Fsecret.jpg")).status == 404
+
+        staff = await browsers()  # staff of the area still see it on the dashboard
+        await sign_in(staff, org, "staff-a")
+        assert (await staff.get(f"/tickets/{number}/photos/{stored.name}")).status == 200
 
 
 async def test_note_return_and_resolve(browsers: NewClient, service: TicketService, org: Org) -> None:
