@@ -7,7 +7,8 @@ Who the browser is: an invite redeemed here binds a `web` account of the respond
 one-time codes and rules as /join) whose handle is the hash of a random token; the token lives in the
 `minhu_volunteer` cookie, encrypted under a key of its own derived from the dashboard secret (as the web
 chat's `minhu_chat`). It lasts long (renewed on each visit) and stops working as soon as the binding goes
-(退出登录 here, or staff's `minhu responders unbind CODE --channel web`) or the responder is made inactive.
+(退出登录 here, staff's 解除 on the dashboard's 人员 page or `minhu responders unbind CODE --channel web`) or
+the responder is made inactive: the next request lands on the login page, which says so.
 
 Offers reach a web-only responder through the outbox: their notifications are held for the page
 (tickets.outbox.take_for_responder) and taken once, shown as "新"; the page lists the open offers from the
@@ -63,6 +64,10 @@ TOO_FAST = "尝试次数太多了,请一分钟后再试。"
 LOGGED_IN = "登录成功,欢迎您,{name}!新工单会在这个页面上出现。"
 LOGGED_OUT = "您已退出登录。再次使用需要向社区工作人员要一个新的邀请码。"
 NOT_LOGGED_IN = "请先用邀请码登录。"
+LOGIN_ENDED = (
+    "您在这部手机上的登录已经失效(社区工作人员解除了登录,或者已经退出)。"
+    "如需继续使用,请向社区工作人员要一个新的邀请码。"
+)
 TAKEN = "工单 {number} 已被他人接单,谢谢您的热心!"
 ACCEPTED = "接单成功!工单 {number} 已在“我的工单”里,请尽快联系居民。"
 DECLINED = "已不接工单 {number},会转给其他同志。"
@@ -236,8 +241,12 @@ async def home(request: web.Request) -> web.Response:
     who = await volunteer(request)
     session = await get_session(request)
     if who is None:
-        context = {"error": None, "flash": session.pop(FLASH, None)}
-        response = await page(request, "volunteer/login.html", context)
+        flash = session.pop(FLASH, None)
+        # A genuine cookie whose binding is gone (staff unbound it, a copy from before 退出登录, an inactive
+        # responder): told so, politely. A tampered or foreign one: just the login page.
+        if flash is None and request.app[IDENTITY].token(request) is not None:
+            flash = {"ok": False, "text": LOGIN_ENDED}
+        response = await page(request, "volunteer/login.html", {"error": None, "flash": flash})
         if request.cookies.get(COOKIE):
             request.app[IDENTITY].drop(response)  # a cookie that stands for nobody: gone
         return response

@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from dashboard import photos
 from dashboard.app import ChatConfig, make_app
 from dashboard.volunteer import COOKIE
 from tests.conftest import Org
-from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, sign_in
+from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, csrf_of, sign_in
 from tests.dashboard.test_live import next_event
 from tickets import outbox
 from tickets.channels import ChannelStore
 from tickets.clock import ManualClock
+from tickets.errors import NotAllowed
 from tickets.models import Notification, Responder, Status
 from tickets.outbox import Kind, Recipient
 from tickets.service import NewTicket, TicketService
@@ -151,6 +153,75 @@ async def test_logging_out_unbinding_or_deactivating_ends_the_cookie(
         await session.commit()
     assert "志愿者登录" in await (await phone.get("/v")).text()
     assert (await phone.get("/v/panel")).status == 401
+
+
+async def unbind(staff: Client, org: Org, code: str, *, csrf: bool = True) -> tuple[int, str]:
+    """解除 on the 人员 page for the responder with this code; the status and the page after the redirect."""
+    data = {"csrf_token": await csrf_of(staff, "/responders")} if csrf else {}
+    response = await staff.post(f"/responders/{org[code]}/web-login/unbind", data=data)
+    return response.status, await response.text()
+
+
+async def test_staff_unbind_a_volunteer_s_browser_and_its_cookie_stops_at_once(
+    browsers: NewClient, service: TicketService, org: Org
+) -> None:
+    phone = await volunteer(browsers, service, "vol-a3")
+    staff = await browsers()
+    login = await sign_in(staff, org, "staff-a")
+    roster = await (await staff.get("/responders")).text()
+    assert f'action="/responders/{org["vol-a3"]}/web-login/unbind"' in roster  # bound on the web
+    assert f'action="/responders/{org["vol-a1"]}/web-login/unbind"' not in roster  # Telegram only
+
+    with capture_logs() as logs:
+        status, page = await unbind(staff, org, "vol-a3")
+    assert status == 200 and "已解除王志强的网页登录" in page
+    assert f'action="/responders/{org["vol-a3"]}/web-login/unbind"' not in page
+    audit = [entry for entry in logs if entry["event"] == "web login unbound"]
+    assert audit == [
+        {
+            "event": "web login unbound",
+            "log_level": "info",
+            "by_account": login.account_id,
+            "by_responder": org["staff-a"],
+            "responder": org["vol-a3"],
+            "removed": True,
+        }
+    ]
+
+    # The very next request of that phone: the login page, told why, the cookie gone.
+    response = await phone.get("/v/points")  # any page: to /v
+    page = await response.text()
+    assert "志愿者登录" in page and "登录已经失效" in page and "新的邀请码" in page
+    assert COOKIE not in phone.session.cookie_jar.filter_cookies(phone.make_url("/"))
+    assert "登录已经失效" not in await (await phone.get("/v")).text()  # said once, then a plain login page
+    status, page = await unbind(staff, org, "vol-a3")  # again: nothing to unbind, said so
+    assert status == 200 and "王志强目前没有网页登录,无需解除" in page
+    await volunteer(browsers, service, "vol-a3")  # a new invite binds a browser again
+
+
+async def test_who_may_unbind_a_browser(browsers: NewClient, service: TicketService, org: Org) -> None:
+    phone = await volunteer(browsers, service, "vol-j1")  # 锦江社区
+    other = await browsers()
+    await sign_in(other, org, "staff-a")  # 安居社区's staff
+    status, page = await unbind(other, org, "vol-j1")
+    assert status == 404 and "黄海" not in page  # another community's: never confirmed to exist
+    token = await csrf_of(other, "/responders")
+    response = await other.post("/responders/x1/web-login/unbind", data={"csrf_token": token})
+    assert response.status == 404
+    status, _ = await unbind(other, org, "vol-j1", csrf=False)
+    assert status == 403
+    stranger = await browsers()  # signed in nowhere: no session, so no CSRF token either
+    response = await stranger.post(f"/responders/{org['vol-j1']}/web-login/unbind", allow_redirects=False)
+    assert response.status == 403
+    with pytest.raises(NotAllowed):  # the domain's own rule: staff only
+        await service.unbind_web_login(org["vol-a1"], org["vol-j1"])
+    assert "您好,黄海" in await (await phone.get("/v")).text()  # still bound
+
+    street = await browsers()
+    await sign_in(street, org, "street-1")  # the street's staff: every community of the street
+    status, page = await unbind(street, org, "vol-j1")
+    assert status == 200 and "已解除黄海的网页登录" in page
+    assert "登录已经失效" in await (await phone.get("/v")).text()
 
 
 # ------------------------------------------------------------------------------------------ offers
