@@ -1,12 +1,13 @@
 """The whole web loop in headless Chromium at a phone's size, through the REAL Rasa server and action server
 (the session's `stack`): a resident opens the web chat, consents and reports a problem in their words,
-answers the assistant's questions (tapping its buttons where it offers them) and is told the ticket number;
-a volunteer (web only) logged in with an invite code sees the offer appear live and accepts it; a second
-volunteer, who had the offer open, loses the race and is told 已被他人接单; the first resolves it with a
-note; the 回访 reaches the resident's open chat, they rate it 不满意 on 我的诉求, and the ticket is reopened.
-Three browser contexts on the real application (dashboard.app.make_app with the web chat relaying to the
-stack's Rasa) over the stack's database; screenshots of each step under test-output/screenshots/, 长辈模式
-included, and axe on the volunteer's and the resident's pages.
+answers the assistant's questions (tapping its buttons where it offers them), is told the ticket number and
+adds a photo; a volunteer (web only) logged in with an invite code sees the offer appear live, accepts it
+and sees the photo; a second volunteer, who had the offer open, loses the race and is told 已被他人接单
+(and the photo is not theirs to see); the first resolves it with a note; the 回访 reaches the resident's
+open chat, they rate it 不满意 on 我的诉求, and the ticket is reopened. Three browser contexts on the real
+application (dashboard.app.make_app with the web chat relaying to the stack's Rasa) over the stack's
+database; screenshots of each step under test-output/screenshots/, 长辈模式 included, and axe on the
+volunteer's and the resident's pages.
 
 The e2e database is shared by the session's tests: the two volunteers' web bindings are cleared and they are
 put on duty first. 安居苑 is in 安居第一网格, so a 居家养老 request there is offered first to its party
@@ -14,12 +15,14 @@ volunteers, 王志强 (vol-a3) and 张建国 (vol-a1)."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from dashboard.app import ChatConfig, make_app
 from tests.browser.conftest import VIEWPORTS, Shot, assert_accessible, serve
@@ -47,6 +50,13 @@ async def site(stack: Stack, core: TicketService, tmp_path: Path) -> AsyncIterat
     config = ChatConfig(rasa_url=stack.rasa_url, photo_dir=tmp_path / "photos", replay_every=3600)
     async with serve(make_app(core, secret=SECRET, live_every=0.1, chat_config=config)) as base:
         yield base
+
+
+def a_photo() -> bytes:
+    """A small JPEG, as a phone's camera would send (64 × 48)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (230, 180, 60)).save(out, "JPEG")
+    return out.getvalue()
 
 
 async def phone(browser: Any) -> Any:
@@ -149,6 +159,10 @@ async def the_loop(
     assert (ticket.category, ticket.channel) == ("eldercare", "web")
     await shot(resident, "resident-registered")
     await assert_accessible(resident)
+    await resident.get_by_label("📷 拍照或选照片(附在最近的诉求上)").set_input_files(
+        {"name": "lunch.jpg", "mimeType": "image/jpeg", "buffer": a_photo()}
+    )
+    await resident.get_by_text(f"照片已附在您的诉求 {number} 上").wait_for()
 
     # Live: the offer appears on both volunteers' pages without a reload.
     await winner.locator(f"#offer-{number}").wait_for()
@@ -167,7 +181,13 @@ async def the_loop(
     await shot(loser, "volunteer-lost-the-race")
     assert await loser.locator(f"#offer-{number}").count() == 0
 
-    # The winner: the phone (recorded), then 办结 with a note.
+    # The winner: the resident's photo (theirs only), the phone (recorded), then 办结 with a note.
+    photo = winner.get_by_role("img", name="居民发来的照片 1")
+    await photo.wait_for()
+    assert await photo.evaluate("img => img.complete && img.naturalWidth") == 64
+    source = await photo.get_attribute("src")
+    assert (await winner.context.request.get(f"{site}{source}")).status == 200
+    assert (await loser.context.request.get(f"{site}{source}")).status == 404
     await winner.get_by_role("button", name="查看居民电话").click()
     await winner.locator('a[href^="tel:"]').wait_for()
     await shot(winner, "volunteer-ticket")
