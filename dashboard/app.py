@@ -76,7 +76,8 @@ def make_app(
     app.router.add_static("/static/", STATIC, name="static")
     for module in (auth, queue, ticket, live, figures, hotspots, responders):
         module.setup(app)
-    volunteer.setup(app, secret=secret, secure_cookies=secure_cookies)  # /v: volunteers without Telegram
+    photo_dir = chat_config.photo_dir if chat_config is not None else None  # the web chat's photos
+    volunteer.setup(app, secret=secret, secure_cookies=secure_cookies, photo_dir=photo_dir)  # /v: no Telegram
     open311.setup(app)  # Open311 GeoReport v2 for city platforms (its own errors, no session or CSRF)
     if chat_config is not None:
         chat.setup(app, chat_config, secret=secret, secure_cookies=secure_cookies)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -85,6 +87,7 @@ SORRY = "抱歉,系统刚才出了点问题,请稍后再试。"
 NO_OPEN_TICKET = "您目前没有正在办理的诉求。请先用文字说说遇到的问题,登记后再发照片,我会附在诉求上。"
 RATED_OK = "谢谢您的评价({rating})!工单 {number} 已结案。"
 REOPENED = "很抱歉没有让您满意。工单 {number} 已重新办理,社区会另外安排人员尽快联系您。"
+UPDATES_LATER = "系统暂时忙不过来,新消息稍后会自动显示,请稍等。"
 YES_NO = {"1": True, "0": False}
 
 
@@ -176,15 +179,32 @@ async def forget(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------- chat
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def polite_when_the_database_is_down(message: str | None = None) -> Callable[[Handler], Handler]:
+    """The page's script calls (JSON): when the database is down or restarting even on a fresh connection
+    (DatabaseUnavailable, after retry_if_dropped's second try), a polite 503 JSON word, not the error page.
+    `message`: the word (DatabaseUnavailable's own, about a message not received, when None)."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def polite(request: web.Request) -> web.Response:
+            try:
+                return await handler(request)
+            except DatabaseUnavailable as error:
+                log.warning(
+                    "web chat: database unavailable", path=request.path, error=type(error.__cause__).__name__
+                )
+                return json_error(503, message or error.message)
+
+        return polite
+
+    return wrap
+
+
+@polite_when_the_database_is_down()
 async def post_message(request: web.Request) -> web.Response:
-    try:
-        return await _post_message(request)
-    except DatabaseUnavailable as error:  # down or restarting, even on a fresh connection: a word, not a 500
-        log.warning("web chat: database unavailable", error=type(error.__cause__).__name__)
-        return json_error(503, error.message)
-
-
-async def _post_message(request: web.Request) -> web.Response:
     who = await consented(request)
     if who is None:
         return json_error(403, NEED_CONSENT)
@@ -211,6 +231,7 @@ async def _post_message(request: web.Request) -> web.Response:
     return web.json_response({"bubbles": answer.bubbles, "stored": answer.stored})
 
 
+@polite_when_the_database_is_down(UPDATES_LATER)
 async def updates(request: web.Request) -> web.Response:
     """What waited for the resident (late answers, news of their tickets); the page asks every few
     seconds while it is open, and once when it opens."""

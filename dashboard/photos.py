@@ -113,23 +113,29 @@ async def read_upload(request: web.Request, field: str = "photo") -> bytes:
     raise PhotoRefused(EMPTY)
 
 
+async def send_photo(request: web.Request, directory: Path, responder_id: int) -> web.StreamResponse:
+    """The photo named in the path ({number}, {name}) for the responder, if the domain lets them see it
+    (TicketService.photo_of: the ticket's assignee and the staff of its area); anyone else finds nothing."""
+    name = request.match_info["name"]
+    if not NAME_RE.fullmatch(name):
+        raise PageError(404, "没有找到这张照片。")
+    await request.app[SERVICE].photo_of(request.match_info["number"][:32], name, responder_id)
+    path = directory / name
+    if not path.is_file():
+        raise PageError(404, "这张照片已经删除了。")
+    response = web.FileResponse(path)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def photo_route(directory: Path) -> web.RouteDef:
     """GET /tickets/{number}/photos/{name}: for signed-in staff whose area the ticket is in (and, through the
-    same domain rule, its assignee)."""
+    same domain rule, its assignee). The volunteer page has its own (dashboard/volunteer.py)."""
 
     async def photo(request: web.Request) -> web.StreamResponse:
         user = await signed_in(request)
-        name = request.match_info["name"]
-        if not NAME_RE.fullmatch(name):
-            raise PageError(404, "没有找到这张照片。")
-        await request.app[SERVICE].photo_of(request.match_info["number"], name, user.responder_id)
-        path = directory / name
-        if not path.is_file():
-            raise PageError(404, "这张照片已经删除了。")
-        response = web.FileResponse(path)
-        response.headers["Content-Type"] = "image/jpeg"
-        response.headers["Cache-Control"] = "private, no-store"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return await send_photo(request, directory, user.responder_id)
 
     return web.get("/tickets/{number}/photos/{name}", photo)

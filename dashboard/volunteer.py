@@ -7,7 +7,8 @@ Who the browser is: an invite redeemed here binds a `web` account of the respond
 one-time codes and rules as /join) whose handle is the hash of a random token; the token lives in the
 `minhu_volunteer` cookie, encrypted under a key of its own derived from the dashboard secret (as the web
 chat's `minhu_chat`). It lasts long (renewed on each visit) and stops working as soon as the binding goes
-(退出登录 here, or staff's `minhu responders unbind CODE --channel web`) or the responder is made inactive.
+(退出登录 here, staff's 解除 on the dashboard's 人员 page or `minhu responders unbind CODE --channel web`) or
+the responder is made inactive: the next request lands on the login page, which says so.
 
 Offers reach a web-only responder through the outbox: their notifications are held for the page
 (tickets.outbox.take_for_responder) and taken once, shown as "新"; the page lists the open offers from the
@@ -22,12 +23,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp_session import get_session
 
-from dashboard import live
+from dashboard import live, photos
 from dashboard.auth import LoginLimiter
 from dashboard.cookies import SealedCookie
 from dashboard.errors import PageError
@@ -62,6 +64,10 @@ TOO_FAST = "尝试次数太多了,请一分钟后再试。"
 LOGGED_IN = "登录成功,欢迎您,{name}!新工单会在这个页面上出现。"
 LOGGED_OUT = "您已退出登录。再次使用需要向社区工作人员要一个新的邀请码。"
 NOT_LOGGED_IN = "请先用邀请码登录。"
+LOGIN_ENDED = (
+    "您在这部手机上的登录已经失效(社区工作人员解除了登录,或者已经退出)。"
+    "如需继续使用,请向社区工作人员要一个新的邀请码。"
+)
 TAKEN = "工单 {number} 已被他人接单,谢谢您的热心!"
 ACCEPTED = "接单成功!工单 {number} 已在“我的工单”里,请尽快联系居民。"
 DECLINED = "已不接工单 {number},会转给其他同志。"
@@ -105,6 +111,7 @@ class Identity(SealedCookie):
 IDENTITY = web.AppKey("volunteer_identity", Identity)
 STORE = web.AppKey("volunteer_store", ChannelStore)
 LIMITS = web.AppKey("volunteer_logins", LoginLimiter)
+PHOTO_DIR = web.AppKey("volunteer_photo_dir", Path)
 
 
 @dataclass(frozen=True)
@@ -234,8 +241,12 @@ async def home(request: web.Request) -> web.Response:
     who = await volunteer(request)
     session = await get_session(request)
     if who is None:
-        context = {"error": None, "flash": session.pop(FLASH, None)}
-        response = await page(request, "volunteer/login.html", context)
+        flash = session.pop(FLASH, None)
+        # A genuine cookie whose binding is gone (staff unbound it, a copy from before 退出登录, an inactive
+        # responder): told so, politely. A tampered or foreign one: just the login page.
+        if flash is None and request.app[IDENTITY].token(request) is not None:
+            flash = {"ok": False, "text": LOGIN_ENDED}
+        response = await page(request, "volunteer/login.html", {"error": None, "flash": flash})
         if request.cookies.get(COOKIE):
             request.app[IDENTITY].drop(response)  # a cookie that stands for nobody: gone
         return response
@@ -325,18 +336,22 @@ async def ticket_page(
         raise TicketNotFound(number=ticket.number)
     view = await card(service, ticket, who.responder)
     view["offered"] = offered
-    notes = []
+    notes, pictures = [], []
     if view["mine"]:
         names = await service.responder_names()
         for event in await service.history(ticket.number, Actor.responder(who.id)):
-            if event.action == Action.NOTE and not (event.data or {}).get("to_resident"):
+            data = event.data or {}
+            if event.action == Action.NOTE and not data.get("to_resident"):
                 actor = Actor.parse(event.actor)
                 author = mask_name(names.get(actor.id or 0)) if actor.kind == "responder" else "系统"
-                notes.append({"at": event.at, "by": author, "text": (event.data or {}).get("note", "")})
+                notes.append({"at": event.at, "by": author, "text": data.get("note", "")})
+            elif event.action == Action.ATTACH and data.get("kind") == "photo" and data.get("file"):
+                pictures.append(str(data["file"]))  # the web chat's (Telegram's are seen on Telegram)
     session = await get_session(request)
     context = {
         "t": view,
         "notes": notes,
+        "photos": pictures if PHOTO_DIR in request.app else [],
         "revealed": phone,
         "reasons": DECLINE_REASONS,
         "flash": session.pop(FLASH, None),
@@ -428,6 +443,13 @@ async def resolve(request: web.Request) -> web.Response:
     return await _work(request, Step.RESOLVE)
 
 
+async def photo(request: web.Request) -> web.StreamResponse:
+    """A photo the resident attached, for the ticket's assignee (the domain's rule, TicketService.photo_of);
+    another volunteer finds nothing (404), as for any ticket not theirs."""
+    who = await need_volunteer(request)
+    return await photos.send_photo(request, request.app[PHOTO_DIR], who.id)
+
+
 async def live_updates(request: web.Request) -> web.StreamResponse:
     """Server-sent events of the tickets of the volunteer's area, from the dashboard's one poller."""
     who = await volunteer(request)
@@ -448,7 +470,10 @@ async def to_home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(HOME)
 
 
-def setup(app: web.Application, *, secret: bytes, secure_cookies: bool = False) -> None:
+def setup(
+    app: web.Application, *, secret: bytes, secure_cookies: bool = False, photo_dir: Path | None = None
+) -> None:
+    """`photo_dir`: where the web chat keeps residents' photos (None: no web chat, no photos here)."""
     service = app[SERVICE]
     app[STORE] = ChannelStore(service.sessions, service.clock)
     app[IDENTITY] = Identity(secret, secure=secure_cookies)
@@ -469,3 +494,6 @@ def setup(app: web.Application, *, secret: bytes, secure_cookies: bool = False) 
     app.router.add_post(f"{HOME}/tickets/{{number}}/note", add_note)
     app.router.add_post(f"{HOME}/tickets/{{number}}/return", return_ticket)
     app.router.add_post(f"{HOME}/tickets/{{number}}/resolve", resolve)
+    if photo_dir is not None:
+        app[PHOTO_DIR] = photo_dir
+        app.router.add_get(f"{HOME}/tickets/{{number}}/photos/{{name}}", photo)

@@ -59,6 +59,20 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
 
+async def remove_binding(
+    session: AsyncSession, responder_id: int, channel: str, handle: str | None = None
+) -> int:
+    """Delete the responder's account on the channel (only if it is `handle`, when given): what stood for
+    them there no longer does. How many were removed (0 or 1)."""
+    query = delete(ResponderContact).where(
+        ResponderContact.responder_id == responder_id, ResponderContact.channel == channel
+    )
+    if handle is not None:
+        query = query.where(ResponderContact.handle == handle)
+    result = await session.execute(query)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Backlog:
     """Outbox delivery: how many notifications wait and since when."""
@@ -146,31 +160,21 @@ class ChannelStore:
 
     async def unbind(self, responder_code: str, channel: str) -> int:
         """Remove the responder's binding on the channel (a lost phone, a new account), so a new invite can
-        bind another account. How many bindings were removed (0 or 1)."""
+        bind another account. How many bindings were removed (0 or 1). (Staff on the dashboard:
+        TicketService.unbind_web_login, which checks their scope.)"""
         async with unit_of_work(self.sessions) as session:
             responder = await session.scalar(
                 select(Responder).where(Responder.code == clean_text(responder_code))
             )
             if responder is None:
                 raise ResponderNotFound()
-            result = await session.execute(
-                delete(ResponderContact).where(
-                    ResponderContact.responder_id == responder.id, ResponderContact.channel == channel
-                )
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return await remove_binding(session, responder.id, channel)
 
     async def sign_out(self, responder_id: int, channel: str, handle: str) -> None:
         """The account leaves by itself (退出登录 on the volunteer page): its binding goes, so its cookie no
         longer stands for the responder, and a new invite can bind another browser."""
         async with unit_of_work(self.sessions) as session:
-            await session.execute(
-                delete(ResponderContact).where(
-                    ResponderContact.responder_id == responder_id,
-                    ResponderContact.channel == channel,
-                    ResponderContact.handle == handle,
-                )
-            )
+            await remove_binding(session, responder_id, channel, handle)
 
     async def waiting_for_responder(self, responder_id: int, ref: str) -> list[outbox.Claimed]:
         """What was held for a web-only responder (outbox.take_for_responder), taken once."""

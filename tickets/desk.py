@@ -13,10 +13,13 @@ from sqlalchemy import select
 
 from tickets import points
 from tickets.actors import Actor
+from tickets.catalogue import Role
+from tickets.channels import remove_binding
 from tickets.core import reason_given
-from tickets.errors import IllegalTransition, NotAllowed
+from tickets.errors import IllegalTransition, NotAllowed, ResponderNotFound
 from tickets.escalation import Escalating
 from tickets.models import Level, Responder, StaffAccount, Status, Ticket, TicketEvent
+from tickets.outbox import Channel
 from tickets.transitions import Action, apply, check
 from tickets.work import pause_clock, resume_clock
 
@@ -86,6 +89,26 @@ class Desk(Escalating):
             )
             points.award(session, ticket, None, now, "auto_closed")
             return ticket
+
+    async def unbind_web_login(self, staff_id: int, responder_id: int) -> tuple[str, bool]:
+        """Staff end a responder's web login (the volunteer page's browser an invite code bound: a lost phone,
+        a volunteer who left): the binding goes, so that browser's cookie stands for nobody from its next
+        request on, and a new invite can bind another browser. For staff whose community (or, for street
+        staff, street) the responder is in; anyone else's looks not found. The responder's name, and whether
+        a login was removed."""
+        async with self._work() as session:
+            staff = await self._responder(session, staff_id)
+            if not Role(staff.role).is_staff:
+                raise NotAllowed("只有社区或街道工作人员可以解除网页登录。")
+            target = await session.get(Responder, responder_id)
+            if (
+                target is None
+                or target.street_id != staff.street_id
+                or (staff.community_id is not None and target.community_id != staff.community_id)
+            ):
+                raise ResponderNotFound()
+            removed = await remove_binding(session, target.id, Channel.WEB)
+            return target.name, removed > 0
 
     async def reveal_log(self, account_id: int, limit: int = 200) -> Sequence[Reveal]:
         """Who revealed which ticket's phone when, newest first: for admin accounts only."""

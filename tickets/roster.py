@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets import metrics, points, routing
 from tickets.catalogue import Catalogue, Role
 from tickets.metrics import Dimension, LoopFigures, Period, Slice
-from tickets.models import Responder
+from tickets.models import Responder, ResponderContact
+from tickets.outbox import Channel
 
 ROLE_LABELS = {
     Role.PARTY_VOLUNTEER: "党员志愿者",
@@ -38,6 +39,7 @@ class ResponderRow:
     capacity: int
     points: int
     figures: LoopFigures  # their tickets created in the period
+    web_login: bool = False  # a browser is bound to them on the volunteer page (/v)
 
     @property
     def role_label(self) -> str:
@@ -76,6 +78,14 @@ async def roster(
         session, period, now=now, where=where, group_by=Dimension.RESPONDER, catalogue=catalogue
     )
     found = {row.key: row for row in by_responder.rows}
+    on_web = set(
+        await session.scalars(
+            select(ResponderContact.responder_id).where(
+                ResponderContact.channel == Channel.WEB,
+                ResponderContact.responder_id.in_([p.id for p in people]),
+            )
+        )
+    )
     return [
         ResponderRow(
             responder_id=p.id,
@@ -87,6 +97,7 @@ async def roster(
             capacity=p.capacity,
             points=balances.get(p.id, 0),
             figures=found.get(p.id) or LoopFigures.empty(p.id, p.name),
+            web_login=p.id in on_web,
         )
         for p in people
     ]

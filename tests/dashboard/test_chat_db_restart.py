@@ -1,8 +1,9 @@
 """The web chat when PostgreSQL restarts between a resident's turns (the compose run of docs/deploy.md: the
 confirmation turn answered 500 for all 5 residents). A private server (tests/pgcluster.py), crashed and
-started again while the web app's pool still holds the connections of the turn before: the next turn is
-answered as usual (the statement that finds its connection dead is tried once more on a fresh one), and
-while the server stays down the resident gets a polite word, not the error page."""
+started again while the web app's pool still holds the connections of the turn before: the next turn, and
+the page's poll for updates, are answered as usual (the statement that finds its connection dead is tried
+once more on a fresh one), and while the server stays down the resident gets a polite word (JSON, 503), not
+the error page."""
 
 from __future__ import annotations
 
@@ -67,11 +68,22 @@ async def say(browser: Client, token: str, text: str) -> tuple[int, Any]:
     return response.status, body
 
 
-async def test_a_turn_after_a_database_restart_is_answered(server: PrivatePostgres, browser: Client) -> None:
-    consent = await browser.post("/chat/consent", data={"csrf_token": await csrf_of(browser, "/chat")})
-    match = CSRF_RE.search(await consent.text())
+async def consent(browser: Client) -> str:
+    """Consent on the chat page; the page's CSRF token."""
+    page = await browser.post("/chat/consent", data={"csrf_token": await csrf_of(browser, "/chat")})
+    match = CSRF_RE.search(await page.text())
     assert match
-    token = match.group(1)
+    return match.group(1)
+
+
+async def poll(browser: Client) -> tuple[int, Any]:
+    response = await browser.get("/chat/updates")
+    body = await response.json() if response.content_type == "application/json" else await response.text()
+    return response.status, body
+
+
+async def test_a_turn_after_a_database_restart_is_answered(server: PrivatePostgres, browser: Client) -> None:
+    token = await consent(browser)
     assert (await say(browser, token, "楼道灯坏了"))[0] == 200  # the pool now holds live connections
 
     await asyncio.to_thread(server.crash)
@@ -84,10 +96,7 @@ async def test_a_turn_after_a_database_restart_is_answered(server: PrivatePostgr
 async def test_while_the_database_is_down_the_resident_gets_a_polite_answer(
     server: PrivatePostgres, browser: Client
 ) -> None:
-    consent = await browser.post("/chat/consent", data={"csrf_token": await csrf_of(browser, "/chat")})
-    match = CSRF_RE.search(await consent.text())
-    assert match
-    token = match.group(1)
+    token = await consent(browser)
     assert (await say(browser, token, "楼道灯坏了"))[0] == 200
 
     await asyncio.to_thread(server.crash)
@@ -97,3 +106,34 @@ async def test_while_the_database_is_down_the_resident_gets_a_polite_answer(
         await asyncio.to_thread(server.start)
     assert status == 503, body
     assert "请稍后再发" in body["error"]
+
+
+async def test_the_poll_after_a_database_restart_is_answered(
+    server: PrivatePostgres, browser: Client
+) -> None:
+    token = await consent(browser)
+    assert (await say(browser, token, "楼道灯坏了"))[0] == 200
+    assert await poll(browser) == (200, {"bubbles": []})  # the pool now holds live connections
+
+    await asyncio.to_thread(server.crash)
+    await asyncio.to_thread(server.start)
+    assert await poll(browser) == (200, {"bubbles": []})  # within the pool's no-ping window (5 s)
+    status, body = await say(browser, token, "确认")  # and the chat goes on
+    assert status == 200, body
+
+
+async def test_while_the_database_is_down_the_poll_gets_a_polite_503(
+    server: PrivatePostgres, browser: Client
+) -> None:
+    token = await consent(browser)
+    assert (await say(browser, token, "楼道灯坏了"))[0] == 200
+    assert (await poll(browser))[0] == 200
+
+    await asyncio.to_thread(server.crash)
+    try:
+        status, body = await poll(browser)
+    finally:
+        await asyncio.to_thread(server.start)
+    assert status == 503, body
+    assert body == {"error": "系统暂时忙不过来,新消息稍后会自动显示,请稍等。"}
+    assert (await poll(browser))[0] == 200  # back with the server

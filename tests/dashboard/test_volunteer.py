@@ -1,28 +1,35 @@
 """The volunteers' web page (/v) through aiohttp's test client over the real application, on SQLite and
 PostgreSQL: logging in with a one-time invite code, bad / used codes, tampered cookies, logging out and
 staff's unbinding, an inactive responder; offers live over /v/live, the accept race (one wins, the other is
-told 已被他人接单), the phone for the assignee only, note / 退回 / 办结, 在岗, points, XSS shown as text,
+told 已被他人接单), the phone and the resident's photos for the assignee only, note / 退回 / 办结, 在岗,
+points, XSS shown as text,
 CSRF, another responder's ticket; and the outbox: an offer to a web-only volunteer is held for the page
 (never given up by the Telegram delivery) and shown as new exactly once, while one with Telegram too gets
 it there and still sees it listed."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
-from dashboard.app import make_app
+from dashboard import photos
+from dashboard.app import ChatConfig, make_app
 from dashboard.volunteer import COOKIE
 from tests.conftest import Org
-from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on
+from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, csrf_of, sign_in
 from tests.dashboard.test_live import next_event
 from tickets import outbox
 from tickets.channels import ChannelStore
 from tickets.clock import ManualClock
+from tickets.errors import NotAllowed
 from tickets.models import Notification, Responder, Status
 from tickets.outbox import Kind, Recipient
 from tickets.service import NewTicket, TicketService
@@ -148,6 +155,75 @@ async def test_logging_out_unbinding_or_deactivating_ends_the_cookie(
     assert (await phone.get("/v/panel")).status == 401
 
 
+async def unbind(staff: Client, org: Org, code: str, *, csrf: bool = True) -> tuple[int, str]:
+    """解除 on the 人员 page for the responder with this code; the status and the page after the redirect."""
+    data = {"csrf_token": await csrf_of(staff, "/responders")} if csrf else {}
+    response = await staff.post(f"/responders/{org[code]}/web-login/unbind", data=data)
+    return response.status, await response.text()
+
+
+async def test_staff_unbind_a_volunteer_s_browser_and_its_cookie_stops_at_once(
+    browsers: NewClient, service: TicketService, org: Org
+) -> None:
+    phone = await volunteer(browsers, service, "vol-a3")
+    staff = await browsers()
+    login = await sign_in(staff, org, "staff-a")
+    roster = await (await staff.get("/responders")).text()
+    assert f'action="/responders/{org["vol-a3"]}/web-login/unbind"' in roster  # bound on the web
+    assert f'action="/responders/{org["vol-a1"]}/web-login/unbind"' not in roster  # Telegram only
+
+    with capture_logs() as logs:
+        status, page = await unbind(staff, org, "vol-a3")
+    assert status == 200 and "已解除王志强的网页登录" in page
+    assert f'action="/responders/{org["vol-a3"]}/web-login/unbind"' not in page
+    audit = [entry for entry in logs if entry["event"] == "web login unbound"]
+    assert audit == [
+        {
+            "event": "web login unbound",
+            "log_level": "info",
+            "by_account": login.account_id,
+            "by_responder": org["staff-a"],
+            "responder": org["vol-a3"],
+            "removed": True,
+        }
+    ]
+
+    # The very next request of that phone: the login page, told why, the cookie gone.
+    response = await phone.get("/v/points")  # any page: to /v
+    page = await response.text()
+    assert "志愿者登录" in page and "登录已经失效" in page and "新的邀请码" in page
+    assert COOKIE not in phone.session.cookie_jar.filter_cookies(phone.make_url("/"))
+    assert "登录已经失效" not in await (await phone.get("/v")).text()  # said once, then a plain login page
+    status, page = await unbind(staff, org, "vol-a3")  # again: nothing to unbind, said so
+    assert status == 200 and "王志强目前没有网页登录,无需解除" in page
+    await volunteer(browsers, service, "vol-a3")  # a new invite binds a browser again
+
+
+async def test_who_may_unbind_a_browser(browsers: NewClient, service: TicketService, org: Org) -> None:
+    phone = await volunteer(browsers, service, "vol-j1")  # 锦江社区
+    other = await browsers()
+    await sign_in(other, org, "staff-a")  # 安居社区's staff
+    status, page = await unbind(other, org, "vol-j1")
+    assert status == 404 and "黄海" not in page  # another community's: never confirmed to exist
+    token = await csrf_of(other, "/responders")
+    response = await other.post("/responders/x1/web-login/unbind", data={"csrf_token": token})
+    assert response.status == 404
+    status, _ = await unbind(other, org, "vol-j1", csrf=False)
+    assert status == 403
+    stranger = await browsers()  # signed in nowhere: no session, so no CSRF token either
+    response = await stranger.post(f"/responders/{org['vol-j1']}/web-login/unbind", allow_redirects=False)
+    assert response.status == 403
+    with pytest.raises(NotAllowed):  # the domain's own rule: staff only
+        await service.unbind_web_login(org["vol-a1"], org["vol-j1"])
+    assert "您好,黄海" in await (await phone.get("/v")).text()  # still bound
+
+    street = await browsers()
+    await sign_in(street, org, "street-1")  # the street's staff: every community of the street
+    status, page = await unbind(street, org, "vol-j1")
+    assert status == 200 and "已解除黄海的网页登录" in page
+    assert "登录已经失效" in await (await phone.get("/v")).text()
+
+
 # ------------------------------------------------------------------------------------------ offers
 
 
@@ -207,6 +283,54 @@ async def test_the_phone_is_for_the_assignee_only(
     assert (await loser.get(f"/v/tickets/{number}")).status == 404
     status, page = await post(loser, f"/v/tickets/{number}/phone")
     assert "13812345678" not in page
+
+
+async def test_the_resident_s_photos_are_for_the_assignee_only(
+    service: TicketService, clock: ManualClock, org: Org, tmp_path: Path
+) -> None:
+    """A photo the resident sent on the web chat: shown on the ticket's page to the volunteer who took it;
+    another volunteer (who had the offer too), one who never had it, and a stranger find nothing."""
+    photo_dir = tmp_path / "photos"
+    config = ChatConfig(rasa_url="http://127.0.0.1:9", photo_dir=photo_dir, replay_every=3600)
+    app = make_app(service, secret=SECRET, clock=clock, live_every=0.05, chat_config=config)
+    async with browsers_on(app) as browsers:
+        winner = await volunteer(browsers, service, "vol-a3")
+        loser = await volunteer(browsers, service, "vol-a1")
+        outsider = await volunteer(browsers, service, "vol-j1")  # another community
+        resident = await org.resident(compound="安居苑")
+        ticket = await service.create_ticket(
+            NewTicket(resident, "eldercare", "老人想申请助餐", phone="13812345678")
+        )
+        number = ticket.number
+        jpeg = io.BytesIO()
+        Image.new("RGB", (64, 48), (30, 160, 90)).save(jpeg, "JPEG")
+        stored = await photos.store_photo(jpeg.getvalue(), photo_dir)  # as the chat's upload keeps it
+        assert await service.attach(resident, "photo", {"file": stored.name, "size": stored.size})
+        url = f"/v/tickets/{number}/photos/{stored.name}"
+
+        offered = await (await winner.get(f"/v/tickets/{number}")).text()
+        assert stored.name not in offered  # an offer shows no photo: the assignee sees it
+
+        await post(winner, f"/v/tickets/{number}/accept")
+        page = await (await winner.get(f"/v/tickets/{number}")).text()
+        assert "居民发来的照片" in page and f'src="{url}"' in page
+        shown = await winner.get(url)
+        assert shown.status == 200 and shown.headers["Content-Type"] == "image/jpeg"
+        assert shown.headers["Cache-Control"] == "private, no-store"
+        assert await shown.read() == (photo_dir / stored.name).read_bytes()
+
+        for other in (loser, outsider):  # never confirmed to exist: as any ticket not theirs
+            response = await other.get(url)
+            assert response.status == 404 and "image" not in response.headers["Content-Type"]
+        stranger = await browsers()
+        response = await stranger.get(url, allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"] == "/v"
+        assert (await winner.get(f"/v/tickets/{number}/photos/{'0' * 32}.jpg")).status == 404  # not attached
+        assert (await winner.get(f"/v/tickets/{number}/photos/..%2Fsecret.jpg")).status == 404
+
+        staff = await browsers()  # staff of the area still see it on the dashboard
+        await sign_in(staff, org, "staff-a")
+        assert (await staff.get(f"/tickets/{number}/photos/{stored.name}")).status == 200
 
 
 async def test_note_return_and_resolve(browsers: NewClient, service: TicketService, org: Org) -> None:

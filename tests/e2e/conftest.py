@@ -51,6 +51,21 @@ FORM_ANSWERS = {
 }
 
 
+# What the bot says when the request form is over: registered, a duplicate, cancelled, stored for later.
+FORM_OVER = ("已受理", "已经反映过", "已取消", "已经保存了您的留言", "稍等")
+
+
+def form_reply(said: str, answers: dict[str, str] | None = None) -> str | None:
+    """What a resident answers to the bot's words `said` in the request form (FORM_ANSWERS, `answers` over
+    them); None when the form is over. A reply with no known question fails the test."""
+    if any(cue in said for cue in FORM_OVER):
+        return None
+    for cue, reply in {**FORM_ANSWERS, **(answers or {})}.items():
+        if cue in said:
+            return reply
+    raise AssertionError(f"unexpected bot reply: {said!r}")
+
+
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"end-to-end tests need Rasa in CI: {reason}", pytrace=False)
@@ -183,25 +198,14 @@ class Chat:
     ) -> str:
         """Answer the request form's questions until the request is registered (or the form ends, or the
         bot says `until`)."""
-        given = {**FORM_ANSWERS, **(answers or {})}
         for _ in range(max_turns):
             said = self.text
             if until is not None and until in said:
                 return said
-            if (
-                "已受理" in said
-                or "已经反映过" in said
-                or "已取消" in said
-                or "已经保存了您的留言" in said
-                or "稍等" in said
-            ):
+            reply = form_reply(said, answers)
+            if reply is None:
                 return said
-            for cue, reply in given.items():
-                if cue in said:
-                    await self.say(reply)
-                    break
-            else:
-                raise AssertionError(f"unexpected bot reply for {self.sender}: {said!r}")
+            await self.say(reply)
         raise AssertionError(f"form did not finish for {self.sender}: {self.text!r}")
 
 
