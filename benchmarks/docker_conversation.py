@@ -61,7 +61,9 @@ async def resident(url: str, turns: list[float], *, think: float = 0.0, address:
     timeout = aiohttp.ClientTimeout(total=60)
     jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies of an IP address (127.0.0.1), as a browser does
     headers = {"X-Forwarded-For": address} if address else None
-    async with aiohttp.ClientSession(base_url=url, timeout=timeout, cookie_jar=jar, headers=headers) as browser:
+    async with aiohttp.ClientSession(
+        base_url=url, timeout=timeout, cookie_jar=jar, headers=headers
+    ) as browser:
         async with browser.get("/chat") as response:
             form = FORM_CSRF.search(await response.text())
         if form is None:
