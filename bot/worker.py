@@ -18,6 +18,9 @@ An update is handled in three steps, each safe to repeat:
    under a lock per sender that all processes share (app/relay.py's `hold`), then the update is marked done.
    Killed in between: the next worker finds the marker and only relays what is still stored.
 
+   The relay journals too: Rasa's answer to a stored message (so it is asked once), and the replies Telegram
+   accepted; the message is marked answered after its replies went out.
+
 What is not exactly once: a Bot API call Telegram accepted in the instant before its journal row committed
 is sent again (one HTTP response and one commit wide, as for the outbox), and a resident's message whose
 worker died while Rasa was answering it is asked again (Rasa's REST channel has no idempotency key).
@@ -39,7 +42,7 @@ from telegram.request import HTTPXRequest, RequestData
 
 from app.loops import run_forever
 from bot.common import App, Minhu
-from bot.rasa import Relay
+from bot.rasa import STORED_NOTICE, RasaUnavailable, Relay
 from tickets.inbox import MAX_ATTEMPTS, Claim, Inbox, handling_now
 
 log = structlog.get_logger("bot.worker")
@@ -98,6 +101,35 @@ class InboxRelay(Relay):
 
     def hold(self, sender: str) -> AbstractAsyncContextManager[Any]:
         return self.inbox.sender_lock(sender)
+
+    async def _drain(self, target: ExtBot[Any], sender: str, fresh_id: int | None) -> int:
+        """As the ordered relay does, but a message is marked answered only after its replies went out, and
+        both Rasa's answer and the replies Telegram accepted are journalled (key: -message id): relaying it
+        again after a worker died asks Rasa again only if its answer was not kept, and sends only what
+        Telegram had not accepted."""
+        answered = 0
+        for message in await self.store.pending_messages(sender):
+            key = -message.id
+            kept = await self.inbox.recorded_call(key, 0)
+            if kept is not None:
+                replies, late = json.loads(kept.response), False
+            else:
+                is_fresh = message.id == fresh_id
+                try:
+                    replies = await self._ask(target, sender, message, is_fresh)
+                except RasaUnavailable as error:
+                    log.warning("rasa unavailable", reason=str(error), message_id=message.id)
+                    await self.store.count_attempt(message.id)
+                    if is_fresh:
+                        await self.notice(target, sender, STORED_NOTICE)
+                    return answered
+                await self.inbox.record_call(key, 0, "rasa", 200, json.dumps(replies, ensure_ascii=False))
+                late = not is_fresh
+            async with self.inbox.journal(key, first_seq=1):
+                await self.answer(target, sender, message, replies, late=late)
+            await self.store.mark_answered(message.id)
+            answered += 1
+        return answered
 
     async def submit(self, target: ExtBot[Any], sender: str, text: str) -> None:
         handling = handling_now()

@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from tickets.clock import Clock
 from tickets.db import session_factory, unit_of_work
 from tickets.inbox_tables import ChatState, InboxCall, InboxHandled, InboxUpdate
+from tickets.models import InboundMessage
 
 DONE_KEPT = timedelta(days=1)  # done updates kept this long (Telegram re-sends within about a day)
 MAX_ATTEMPTS = 5  # an update whose handling failed this often is given up (logged), not retried forever
@@ -207,6 +208,9 @@ async def prune(sessions: async_sessionmaker[AsyncSession], now: datetime) -> No
         await session.execute(delete(InboxCall).where(InboxCall.update_id.in_(gone)))
         await session.execute(delete(InboxHandled).where(InboxHandled.update_id.in_(gone)))
         await session.execute(delete(InboxUpdate).where(InboxUpdate.done_at < before))
+        # A relayed answer's journal (key: -message id) once its message is answered and gone.
+        waiting = select(InboundMessage.id).where(InboundMessage.id == -InboxCall.update_id)
+        await session.execute(delete(InboxCall).where(InboxCall.update_id < 0, ~waiting.exists()))
 
 
 # ---------------------------------------------------------------------- advisory locks (PostgreSQL)
@@ -257,7 +261,7 @@ class Handling:
     in the journal of its Bot API calls."""
 
     update_id: int
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: async_sessionmaker[AsyncSession] | None  # None: journal only (the engine's own sessions)
     seq: int = 0
     replaying: bool = True
     journaling: bool = True
@@ -277,7 +281,7 @@ class ScopedSessions(async_sessionmaker[AsyncSession]):
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         handling = _HANDLING.get()
-        if handling is not None:
+        if handling is not None and handling.sessions is not None:
             return handling.sessions(**local_kw)
         return super().__call__(**local_kw)
 
@@ -316,13 +320,25 @@ class Inbox:
             finally:
                 _HANDLING.reset(token)
 
+    @asynccontextmanager
+    async def journal(self, key: int, first_seq: int = 0) -> AsyncIterator[Handling]:
+        """Bot API calls journalled under `key` (no transaction of its own)."""
+        handling = Handling(key, None, seq=first_seq)
+        token = _HANDLING.set(handling)
+        try:
+            yield handling
+        finally:
+            _HANDLING.reset(token)
+
     async def state_of(self, handling: Handling, user_id: int) -> dict[str, Any]:
+        assert handling.sessions is not None
         async with handling.sessions() as session:
             return await load_state(session, user_id)
 
     async def handled(
         self, handling: Handling, user_id: int | None, state: dict[str, Any], senders: Sequence[str]
     ) -> None:
+        assert handling.sessions is not None
         async with handling.sessions() as session, session.begin():
             if user_id is not None:
                 await save_state(session, user_id, state, self.clock.now())

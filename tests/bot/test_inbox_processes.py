@@ -1,0 +1,185 @@
+"""Killing bot processes (docs/deploy.md, Telegram): real `minhu bot --worker` and `minhu bot --receiver`
+processes on PostgreSQL against the fake Bot API and a slow fake Rasa, one of them killed with SIGKILL while
+updates are in flight. Afterwards every update is done, and each had its effects once: one reply to each
+message, one introduction per /start, one resident per Telegram user."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.residents import START
+from tests.bot.conftest import FakeRasa, Telegram
+from tests.bot.fake_api import FakeBotAPI
+from tests.bot.test_inbox import recorded
+from tests.conftest import Org, write_test_key_file
+from tickets.clock import ManualClock
+from tickets.inbox import Inbox
+from tickets.models import InboxUpdate, Resident
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+REPO = Path(__file__).resolve().parents[2]
+RESIDENTS = 10
+TEXTS = 4  # messages each resident sends after /start
+
+
+@asynccontextmanager
+async def minhu_bot(
+    role: str, db_url: str, api: FakeBotAPI, rasa: FakeRasa, data_dir: Path, log: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    write_test_key_file(data_dir)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": db_url,
+        "MINHU_DATA_DIR": str(data_dir),
+        "MINHU_RASA_URL": rasa.url,
+        "TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN",
+        "TELEGRAM_API_URL": api.url,
+    }
+    args = ["--worker", "--concurrency", "4"] if role == "worker" else ["--receiver"]
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "minhu.cli", "bot", *args, cwd=data_dir, env=env, stdout=out, stderr=out
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str, limit: float = 90.0) -> None:
+    deadline = time.monotonic() + limit
+    while not await condition():
+        assert time.monotonic() < deadline, f"not within {limit:.0f} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def done_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(
+            await conn.scalar(
+                select(func.count()).select_from(InboxUpdate).where(InboxUpdate.done_at.isnot(None))
+            )
+            or 0
+        )
+
+
+def conversation(tg: Telegram) -> list[dict[str, object]]:
+    """Each resident: /start, then TEXTS messages; interleaved between residents as Telegram would."""
+    updates = [tg.text_update(6000 + r, "/start") for r in range(RESIDENTS)]
+    updates += [tg.text_update(6000 + r, f"{r}号居民第{i}句") for i in range(TEXTS) for r in range(RESIDENTS)]
+    return updates
+
+
+def assert_each_effect_once(api: FakeBotAPI, rasa: FakeRasa) -> None:
+    for r in range(RESIDENTS):
+        texts = Counter(api.texts(6000 + r))
+        assert texts[START] == 1, (r, texts)
+        for i in range(TEXTS):
+            assert texts[f"收到:{r}号居民第{i}句"] == 1, (r, i, texts)
+        asked = [m for s, m in rasa.received if s == f"telegram:{6000 + r}"]
+        assert sorted(set(asked)) == sorted(f"{r}号居民第{i}句" for i in range(TEXTS))
+
+
+async def test_killing_a_worker_with_updates_in_flight_loses_none_and_repeats_no_effect(
+    tg: Telegram, org: Org, api: FakeBotAPI, rasa: FakeRasa, clock: ManualClock, engine: AsyncEngine,
+    db_url: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    rasa.delay = 0.3  # each answer takes a while: a worker has several updates in flight at any moment
+    updates = conversation(tg)
+    inbox = Inbox(engine, clock)
+    assert await inbox.record([recorded(u) for u in updates]) == len(updates)
+    log = tmp_path / "workers.log"
+    async with (
+        minhu_bot("worker", db_url, api, rasa, tmp_path / "one", log) as one,
+        minhu_bot("worker", db_url, api, rasa, tmp_path / "two", log) as two,
+    ):
+        await until(lambda: _at_least(engine, 12), "12 updates done")
+        one.send_signal(signal.SIGKILL)
+        await one.wait()
+        at_kill = await done_count(engine)
+        await until(lambda: _at_least(engine, len(updates)), "every update done by the other worker")
+        assert two.returncode is None
+    output = log.read_text()
+    resumed = output.count("update handled before; relaying")
+    replayed = output.count("bot api call replayed")
+    asked_twice = len(rasa.received) - RESIDENTS * TEXTS
+    print(
+        f"\n{len(updates)} updates, worker killed with {at_kill} done; after the kill: {resumed} resumed "
+        f"after their commit, {replayed} Bot API calls answered from the journal, {asked_twice} message(s) "
+        "asked of Rasa again (in flight there at the kill)"
+    )
+    assert_each_effect_once(api, rasa)
+    assert asked_twice <= 4  # at most the killed worker's in-flight updates (its concurrency)
+    async with engine.connect() as conn:
+        residents = (await conn.scalars(select(Resident.channel_id))).all()
+    assert sorted(residents) == sorted(f"telegram:{6000 + r}" for r in range(RESIDENTS))
+
+
+async def _at_least(engine: AsyncEngine, count: int) -> bool:
+    return await done_count(engine) >= count
+
+
+async def test_killing_the_receiver_and_starting_another_records_each_update_once(
+    tg: Telegram, org: Org, api: FakeBotAPI, rasa: FakeRasa, engine: AsyncEngine, db_url: str, tmp_path: Path
+) -> None:
+    """Long polling: Telegram (the fake) hands out what was not acknowledged again, to the next receiver."""
+    updates = conversation(tg)
+    api.page = 7  # getUpdates answers at most 7 at a time: many batches, the kill lands between two
+    api.updates.extend(updates)
+    log = tmp_path / "bot.log"
+
+    async def recorded_count() -> int:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(InboxUpdate)) or 0)
+
+    def handed_out() -> int:
+        return sum(len(c.result or []) for c in api.calls if c.method == "getUpdates")
+
+    async with minhu_bot("receiver", db_url, api, rasa, tmp_path / "r1", log) as first:
+        await until(lambda: _more_than(recorded_count, 14), "the first receiver recorded some")
+        # Hold the receiver's next insert (a table lock), so the batch Telegram has just handed it is neither
+        # recorded nor acknowledged when it dies.
+        async with engine.connect() as blocker, blocker.begin():
+            await blocker.execute(text("LOCK TABLE telegram_inbox IN SHARE ROW EXCLUSIVE MODE"))
+            before = await recorded_count()
+
+            async def got_a_batch_it_cannot_record() -> bool:
+                return handed_out() > before
+
+            await until(got_a_batch_it_cannot_record, "the receiver took one more batch")
+            await asyncio.sleep(0.3)
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+    at_kill = await recorded_count()
+    async with (
+        minhu_bot("receiver", db_url, api, rasa, tmp_path / "r2", log),
+        minhu_bot("worker", db_url, api, rasa, tmp_path / "w", log),
+    ):
+        await until(lambda: _at_least(engine, len(updates)), "every update done")
+    print(
+        f"\n{len(updates)} updates; first receiver killed with {at_kill} recorded; Telegram handed out "
+        f"{handed_out()} (again: {handed_out() - len(updates)})"
+    )
+    assert handed_out() > len(updates)  # the batch the first receiver died with came again
+    assert await recorded_count() == len(updates)
+    assert_each_effect_once(api, rasa)
+
+
+async def _more_than(count: Callable[[], Awaitable[int]], floor: int) -> bool:
+    return await count() > floor
