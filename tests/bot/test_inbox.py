@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
 from bot.app import build_application, minhu_of
+from bot.receiver import SECRET_HEADER, webhook_app, webhook_server
 from bot.residents import START
 from bot.worker import JournalRequest, Worker
 from tests.bot.conftest import RESIDENT, FakeRasa, Telegram, config_for
@@ -167,3 +169,24 @@ async def test_two_workers_never_handle_one_chats_updates_at_once_or_out_of_orde
             f"{c}-{i}" for i in range(each)
         ]
         assert api.texts(5100 + c) == [f"收到:{c}-{i}" for i in range(each)]
+
+
+async def test_the_webhook_receiver_checks_the_secret_and_records_a_resent_update_once(
+    tg: Telegram, org: Org, api: FakeBotAPI, rasa: FakeRasa, clock: ManualClock, db_url: str
+) -> None:
+    """Telegram posts again when it did not get the 200 (the receiver died after the commit): one row."""
+    update = tg.text_update(RESIDENT, "你好")
+    async with a_worker(db_url, api, rasa, clock) as worker:
+        app = webhook_app(worker.application.bot, worker.inbox, "s3cret")
+        async with webhook_server(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/telegram"
+            async with http.post(url, json=update, headers={SECRET_HEADER: "wrong"}) as answer:
+                assert answer.status == 403
+            for _ in range(3):
+                async with http.post(url, json=update, headers={SECRET_HEADER: "s3cret"}) as answer:
+                    assert answer.status == 200
+            async with http.post(url, data=b"not json", headers={SECRET_HEADER: "s3cret"}) as answer:
+                assert answer.status == 400
+        assert await worker.inbox.pending() == 1
+        assert await worker.drain() == 1
+    assert api.texts(RESIDENT) == ["收到:你好"]
