@@ -190,3 +190,22 @@ async def test_the_webhook_receiver_checks_the_secret_and_records_a_resent_updat
         assert await worker.inbox.pending() == 1
         assert await worker.drain() == 1
     assert api.texts(RESIDENT) == ["收到:你好"]
+
+
+async def test_one_receiver_is_active_at_a_time(engine: Any, clock: ManualClock) -> None:
+    """A second receiver waits on the advisory lock until the first goes (here: leaves; killed: its
+    connection closes, as tests/bot/test_inbox_processes.py shows)."""
+    inbox = Inbox(engine, clock)
+    order: list[str] = []
+
+    async def receiver(name: str, hold: float) -> None:
+        async with inbox.leader("test-receiver"):
+            order.append(f"{name} in")
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(receiver("first", 0.5))
+    await asyncio.sleep(0.1)
+    await asyncio.gather(first, receiver("second", 0.0))
+    assert order == ["first in", "first out", "second in", "second out"]
+    await inbox.prune()  # nothing done a day ago: nothing goes, and the statement runs on PostgreSQL
