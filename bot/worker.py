@@ -21,8 +21,9 @@ An update is handled in three steps, each safe to repeat:
    The relay journals too: Rasa's answer to a stored message (so it is asked once), and the replies Telegram
    accepted; the message is marked answered after its replies went out.
 
-What is not exactly once: a Bot API call Telegram accepted in the instant before its journal row committed
-is sent again (one HTTP response and one commit wide, as for the outbox), and a resident's message whose
+What is not exactly once: a Bot API call cut off by the worker's death is made again (it is journalled as
+"about to call" first, so the next worker knows and logs `bot api call in doubt, made again`: Telegram may
+or may not have had it; one HTTP call and one commit wide, as for the outbox), and a resident's message whose
 worker died while Rasa was answering it is asked again (Rasa's REST channel has no idempotency key).
 """
 
@@ -72,22 +73,35 @@ class JournalRequest(HTTPXRequest):
     ) -> tuple[int, bytes]:
         handling = handling_now()
         call = url.rsplit("/", 1)[-1]
-        if handling is not None and handling.replaying:
+
+        async def send() -> tuple[int, bytes]:
+            return await super(JournalRequest, self).do_request(
+                url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+            )
+
+        if handling is None:
+            return await send()
+        if handling.replaying:
             known = await self.inbox.recorded_call(handling.update_id, handling.seq)
-            if known is not None and known.method == call:
+            if known is not None and known.method == call and known.status:
                 handling.seq += 1
                 log.info("bot api call replayed", update_id=handling.update_id, method=call)
                 return known.status, known.response.encode()
-            if known is not None:
+            if known is not None and known.method == call:  # a worker died during this very call
+                log.warning("bot api call in doubt, made again", update_id=handling.update_id, method=call)
+            elif known is not None:
                 log.warning("handling took another path", update_id=handling.update_id, method=call)
                 handling.journaling = False
             handling.replaying = False
-        status, body = await super().do_request(
-            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
-        )
-        if handling is not None and handling.journaling and 200 <= status < 300:
+        if not handling.journaling:
+            return await send()
+        await self.inbox.record_call(handling.update_id, handling.seq, call, 0, "")
+        status, body = await send()
+        if 200 <= status < 300:
             await self.inbox.record_call(handling.update_id, handling.seq, call, status, body.decode())
             handling.seq += 1
+        else:  # refused (429, 5xx: PTB may try again, under the same number)
+            await self.inbox.forget_call(handling.update_id, handling.seq)
         return status, body
 
 

@@ -170,8 +170,16 @@ async def record_call(
     status: int,
     response: str,
 ) -> None:
+    """A call's answer kept (status 0: the call is about to be made, its answer not known yet)."""
     async with unit_of_work(sessions) as session:
-        session.add(InboxCall(update_id=update_id, seq=seq, method=method, status=status, response=response))
+        await session.merge(
+            InboxCall(update_id=update_id, seq=seq, method=method, status=status, response=response)
+        )
+
+
+async def forget_call(sessions: async_sessionmaker[AsyncSession], update_id: int, seq: int) -> None:
+    async with unit_of_work(sessions) as session:
+        await session.execute(delete(InboxCall).where(InboxCall.update_id == update_id, InboxCall.seq == seq))
 
 
 async def load_state(session: AsyncSession, user_id: int) -> dict[str, Any]:
@@ -349,6 +357,9 @@ class Inbox:
 
     async def record_call(self, update_id: int, seq: int, method: str, status: int, response: str) -> None:
         await record_call(self.sessions, update_id, seq, method, status, response)
+
+    async def forget_call(self, update_id: int, seq: int) -> None:
+        await forget_call(self.sessions, update_id, seq)
 
     def leader(self, name: str) -> AbstractAsyncContextManager[None]:
         return leader(self.engine, name)

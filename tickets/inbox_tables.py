@@ -49,7 +49,8 @@ class InboxHandled(Base):
 class InboxCall(Base):
     """A Bot API call an update's handlers made and Telegram accepted, in order (`seq`), with Telegram's
     answer: handling the update again (its worker died before the effects committed) gives the same answer
-    back instead of sending it twice."""
+    back instead of sending it twice. Written before the call with status 0 ("about to call"), so a call
+    cut off by the worker's death is known to be in doubt."""
 
     __tablename__ = "telegram_inbox_calls"
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

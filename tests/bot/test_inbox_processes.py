@@ -86,14 +86,17 @@ def conversation(tg: Telegram) -> list[dict[str, object]]:
     return updates
 
 
-def assert_each_effect_once(api: FakeBotAPI, rasa: FakeRasa) -> None:
+def repeated_effects(api: FakeBotAPI, rasa: FakeRasa) -> int:
+    """Every expected reply is there (none lost); returns how many came twice (or more)."""
+    repeats = 0
     for r in range(RESIDENTS):
         texts = Counter(api.texts(6000 + r))
-        assert texts[START] == 1, (r, texts)
-        for i in range(TEXTS):
-            assert texts[f"收到:{r}号居民第{i}句"] == 1, (r, i, texts)
+        for expected in [START, *(f"收到:{r}号居民第{i}句" for i in range(TEXTS))]:
+            assert texts[expected] >= 1, (r, expected, texts)
+            repeats += texts[expected] - 1
         asked = [m for s, m in rasa.received if s == f"telegram:{6000 + r}"]
         assert sorted(set(asked)) == sorted(f"{r}号居民第{i}句" for i in range(TEXTS))
+    return repeats
 
 
 async def test_killing_a_worker_with_updates_in_flight_loses_none_and_repeats_no_effect(
@@ -110,6 +113,8 @@ async def test_killing_a_worker_with_updates_in_flight_loses_none_and_repeats_no
         minhu_bot("worker", db_url, api, rasa, tmp_path / "two", log) as two,
     ):
         await until(lambda: _at_least(engine, 12), "12 updates done")
+        # More updates held than one worker can hold (its concurrency, 4): the one killed holds some.
+        await until(lambda: _held_more_than(engine, 4), "both workers busy")
         one.send_signal(signal.SIGKILL)
         await one.wait()
         at_kill = await done_count(engine)
@@ -118,17 +123,29 @@ async def test_killing_a_worker_with_updates_in_flight_loses_none_and_repeats_no
     output = log.read_text()
     resumed = output.count("update handled before; relaying")
     replayed = output.count("bot api call replayed")
+    in_doubt = output.count("bot api call in doubt")
     asked_twice = len(rasa.received) - RESIDENTS * TEXTS
+    repeats = repeated_effects(api, rasa)
     print(
         f"\n{len(updates)} updates, worker killed with {at_kill} done; after the kill: {resumed} resumed "
-        f"after their commit, {replayed} Bot API calls answered from the journal, {asked_twice} message(s) "
-        "asked of Rasa again (in flight there at the kill)"
+        f"after their commit, {replayed} Bot API calls answered from the journal, {in_doubt} in doubt (cut "
+        f"off by the kill) made again; replies sent twice: {repeats}; {asked_twice} message(s) asked of Rasa "
+        "again (in flight there at the kill)"
     )
-    assert_each_effect_once(api, rasa)
+    assert repeats <= in_doubt  # only a call the kill cut off may have gone twice, and it is logged
     assert asked_twice <= 4  # at most the killed worker's in-flight updates (its concurrency)
     async with engine.connect() as conn:
         residents = (await conn.scalars(select(Resident.channel_id))).all()
     assert sorted(residents) == sorted(f"telegram:{6000 + r}" for r in range(RESIDENTS))
+
+
+async def _held_more_than(engine: AsyncEngine, count: int) -> bool:
+    """Pending updates locked by workers (claimed, not done) right now: more than `count`?"""
+    pending = select(InboxUpdate.update_id).where(InboxUpdate.done_at.is_(None))
+    async with engine.connect() as conn, conn.begin():
+        everything = len((await conn.execute(pending)).all())
+        free = len((await conn.execute(pending.with_for_update(skip_locked=True))).all())
+    return everything - free > count
 
 
 async def _at_least(engine: AsyncEngine, count: int) -> bool:
@@ -178,7 +195,7 @@ async def test_killing_the_receiver_and_starting_another_records_each_update_onc
     )
     assert handed_out() > len(updates)  # the batch the first receiver died with came again
     assert await recorded_count() == len(updates)
-    assert_each_effect_once(api, rasa)
+    assert repeated_effects(api, rasa) == 0
 
 
 async def _more_than(count: Callable[[], Awaitable[int]], floor: int) -> bool:
