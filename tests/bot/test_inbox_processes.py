@@ -26,7 +26,8 @@ from tests.bot.test_inbox import recorded
 from tests.conftest import Org, write_test_key_file
 from tickets.clock import ManualClock
 from tickets.inbox import Inbox
-from tickets.models import InboxUpdate, Resident
+from tickets.models import InboxUpdate, Resident, TicketEvent
+from tickets.service import NewTicket
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
@@ -79,9 +80,13 @@ async def done_count(engine: AsyncEngine) -> int:
         )
 
 
-def conversation(tg: Telegram) -> list[dict[str, object]]:
-    """Each resident: /start, then TEXTS messages; interleaved between residents as Telegram would."""
+def conversation(tg: Telegram, *, locations: bool = False) -> list[dict[str, object]]:
+    """Each resident: /start, (a location for their ticket,) then TEXTS messages; interleaved between
+    residents as Telegram would."""
     updates = [tg.text_update(6000 + r, "/start") for r in range(RESIDENTS)]
+    if locations:
+        here = {"latitude": 30.5928, "longitude": 114.3055}
+        updates += [tg.message(6000 + r, location=here) for r in range(RESIDENTS)]
     updates += [tg.text_update(6000 + r, f"{r}号居民第{i}句") for i in range(TEXTS) for r in range(RESIDENTS)]
     return updates
 
@@ -104,7 +109,12 @@ async def test_killing_a_worker_with_updates_in_flight_loses_none_and_repeats_no
     db_url: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     rasa.delay = 0.3  # each answer takes a while: a worker has several updates in flight at any moment
-    updates = conversation(tg)
+    tickets = []
+    for r in range(RESIDENTS):  # each resident has a ticket open: their location is attached to it
+        resident = await org.service.resident_for(f"telegram:{6000 + r}")
+        await org.service.remember_resident(resident.id, community="anju")
+        tickets.append(await org.service.create_ticket(NewTicket(resident.id, "facility_repair", f"路灯{r}")))
+    updates = conversation(tg, locations=True)
     inbox = Inbox(engine, clock)
     assert await inbox.record([recorded(u) for u in updates]) == len(updates)
     log = tmp_path / "workers.log"
@@ -136,7 +146,14 @@ async def test_killing_a_worker_with_updates_in_flight_loses_none_and_repeats_no
     assert asked_twice <= 4  # at most the killed worker's in-flight updates (its concurrency)
     async with engine.connect() as conn:
         residents = (await conn.scalars(select(Resident.channel_id))).all()
+        attached = Counter(
+            (await conn.scalars(select(TicketEvent.ticket_id).where(TicketEvent.action == "attach"))).all()
+        )
     assert sorted(residents) == sorted(f"telegram:{6000 + r}" for r in range(RESIDENTS))
+    assert attached == {ticket.id: 1 for ticket in tickets}  # each location attached once
+    for r, ticket in enumerate(tickets):
+        said = Counter(api.texts(6000 + r))[f"收到,位置已附在您的诉求 {ticket.number} 上,办理人员可以看到。"]
+        assert 1 <= said <= 1 + in_doubt
 
 
 async def _held_more_than(engine: AsyncEngine, count: int) -> bool:
