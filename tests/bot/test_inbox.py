@@ -26,7 +26,7 @@ from tests.bot.test_responders import resident_ticket
 from tests.conftest import Org
 from tickets.clock import ManualClock
 from tickets.db import create_engine
-from tickets.inbox import Inbox, Received, scoped_sessions
+from tickets.inbox import MAX_ATTEMPTS, Inbox, Received, scoped_sessions
 from tickets.models import ChatState, InboxCall, InboxUpdate, Resident, Status
 from tickets.service import TicketService
 
@@ -209,3 +209,32 @@ async def test_one_receiver_is_active_at_a_time(engine: Any, clock: ManualClock)
     await asyncio.gather(first, receiver("second", 0.0))
     assert order == ["first in", "first out", "second in", "second out"]
     await inbox.prune()  # nothing done a day ago: nothing goes, and the statement runs on PostgreSQL
+
+
+async def test_an_update_that_keeps_failing_is_given_up_after_five_attempts(
+    tg: Telegram,
+    org: Org,
+    api: FakeBotAPI,
+    rasa: FakeRasa,
+    clock: ManualClock,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It does not hold its chat up for ever: the chat's next update is handled after it."""
+
+    async def fails(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("always")
+
+    async with a_worker(db_url, api, rasa, clock) as worker:
+        bad, good = tg.text_update(RESIDENT, "/help"), tg.text_update(RESIDENT, "/help")
+        await worker.inbox.record([recorded(bad)])
+        with monkeypatch.context() as patch:
+            patch.setattr(Inbox, "handled", fails)
+            for _ in range(MAX_ATTEMPTS):
+                assert await worker.handle_one()
+        await worker.inbox.record([recorded(good)])
+        assert await worker.drain() == 2  # the bad one given up, then the next one handled
+        async with org.service.sessions() as session:
+            given_up = await session.get_one(InboxUpdate, bad["update_id"])
+        assert given_up.attempts == MAX_ATTEMPTS and given_up.done_at is not None
+    assert len(api.texts(RESIDENT)) == 2  # the help the failing attempt sent once (journal), then the next
