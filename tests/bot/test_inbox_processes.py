@@ -100,7 +100,9 @@ def repeated_effects(api: FakeBotAPI, rasa: FakeRasa) -> int:
             assert texts[expected] >= 1, (r, expected, texts)
             repeats += texts[expected] - 1
         asked = [m for s, m in rasa.received if s == f"telegram:{6000 + r}"]
-        assert sorted(set(asked)) == sorted(f"{r}号居民第{i}句" for i in range(TEXTS))
+        assert list(dict.fromkeys(asked)) == [f"{r}号居民第{i}句" for i in range(TEXTS)]  # all, in order
+        answers = [c.text for c in api.delivered(6000 + r) if c.text.startswith("收到:")]
+        assert list(dict.fromkeys(answers)) == [f"收到:{r}号居民第{i}句" for i in range(TEXTS)]
     return repeats
 
 
