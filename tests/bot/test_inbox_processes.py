@@ -213,6 +213,7 @@ async def test_killing_the_receiver_and_starting_another_records_each_update_onc
     """Long polling: Telegram (the fake) hands out what was not acknowledged again, to the next receiver."""
     updates = conversation(tg)
     api.page = 7  # getUpdates answers at most 7 at a time: many batches, the kill lands between two
+    api.updates_delay = 0.2  # and takes a while: the test sees the first batches before the last is out
     api.updates.extend(updates)
     log = tmp_path / "bot.log"
 
