@@ -11,9 +11,9 @@ An update is handled in three steps, each safe to repeat:
    work), together with the user's conversation state (the responders' card step, read from the database
    before and written back after: no process keeps it) and a marker that the update was handled. Killed
    before the commit: none of it happened. The Bot API calls the handlers make cannot be rolled back, so
-   each accepted one is journalled (update_id, seq) as it returns; handling the update again replays
-   Telegram's recorded answers instead of sending again (the handlers see the same database, so they make
-   the same calls).
+   each is journalled (update_id, seq) before it is made and completed with Telegram's answer; handling the
+   update again replays the recorded answers instead of sending again (the handlers see the same database,
+   so they make the same calls).
 3. **Relay and finish.** A resident's message is stored in step 2 and relayed to Rasa only after the commit,
    under a lock per sender that all processes share (app/relay.py's `hold`), then the update is marked done.
    Killed in between: the next worker finds the marker and only relays what is still stored.
@@ -54,8 +54,9 @@ PRUNE_EVERY = 360  # housekeeping rounds
 
 
 class JournalRequest(HTTPXRequest):
-    """The worker's Bot API requests: while an update is handled, each accepted call is journalled, and a
-    call the journal already has (the update is handled again) is answered from it, not sent."""
+    """The worker's Bot API requests: while an update is handled (or a stored message answered), each call
+    is journalled before it is made and completed with Telegram's answer; a call the journal has answered
+    (the update is handled again) is answered from it, not sent."""
 
     def __init__(self, inbox: Inbox, **kwargs: Any) -> None:
         super().__init__(**kwargs)
