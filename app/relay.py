@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 from collections import defaultdict
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -125,9 +126,14 @@ class Relay(Generic[T]):
     ) -> None:
         raise NotImplementedError
 
+    def hold(self, sender: str) -> AbstractAsyncContextManager[Any]:
+        """Held while one sender's stored messages are relayed, so they go one at a time: a lock of this
+        process (bot/worker.py holds one that all the bot's processes share)."""
+        return self._locks[sender]
+
     async def submit(self, target: T, sender: str, text: str) -> None:
         """A resident's message (or button payload): stored, then relayed after any older stored ones."""
-        async with self._locks[sender]:
+        async with self.hold(sender):
             # Each statement tried once more on a fresh connection after a database restart (not the call
             # to Rasa: a message is never sent twice for it).
             fresh = await retry_if_dropped(lambda: self.store.store_message(sender, text))
@@ -138,12 +144,17 @@ class Relay(Generic[T]):
         away. Returns how many were answered."""
         answered = 0
         for sender in await self.store.waiting_senders(channel=self.channel or None):
-            async with self._locks[sender]:
+            async with self.hold(sender):
                 done = await self._drain(target, sender, None)
             answered += done
             if done == 0:
                 break
         return answered
+
+    async def relay_stored(self, target: T, sender: str, fresh_id: int | None) -> int:
+        """Relay the sender's stored messages (`fresh_id`: the one just sent, as `submit` would)."""
+        async with self.hold(sender):
+            return await self._drain(target, sender, fresh_id)
 
     async def _drain(self, target: T, sender: str, fresh_id: int | None) -> int:
         answered = 0

@@ -23,18 +23,23 @@ from telegram.ext import (
     PicklePersistence,
     TypeHandler,
 )
+from telegram.request import BaseRequest
 
 from app.health import Health, health_server
 from app.logs import where
 from app.loops import run_forever
 from app.ratelimit import TELEGRAM_RATE, telegram_limit
 from app.settings import Settings
-from app.wiring import open_service
+from app.wiring import open_engine, open_service, policy_from
 from bot import residents, responders, staff
 from bot.common import CHANNEL, SORRY, App, Context, Minhu, deps
 from bot.delivery import Delivery, deliver_forever
 from bot.rasa import RasaClient, Relay
+from bot.receiver import RECEIVER, poll, webhook_app, webhook_server
+from bot.worker import JournalRequest, Worker
 from tickets.channels import ChannelStore
+from tickets.db import session_factory
+from tickets.inbox import Inbox, scoped_sessions
 from tickets.service import TicketService
 
 log = structlog.get_logger("bot")
@@ -124,10 +129,18 @@ async def on_error(update: object, context: Context) -> None:
             await update.effective_chat.send_message(SORRY)
 
 
-def build_application(config: BotConfig, service: TicketService, *, rasa: RasaClient | None = None) -> App:
+def build_application(
+    config: BotConfig,
+    service: TicketService,
+    *,
+    rasa: RasaClient | None = None,
+    request: BaseRequest | None = None,
+) -> App:
     if not config.token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
     builder = Application.builder().token(config.token).rate_limiter(AIORateLimiter())
+    if request is not None:  # a worker's journalled requests (bot/worker.py)
+        builder = builder.request(request)
     builder = builder.concurrent_updates(InOrderPerUser())
     if config.state_file is not None:
         only_conversations = PersistenceInput(
@@ -251,3 +264,63 @@ async def run_bot(settings: Settings, *, webhook: bool = False) -> None:
         health = Health(service, redis_url=settings.redis_url or None, rasa_url=settings.rasa_url)
         async with health_server(health, settings.dashboard_host, settings.health_port):
             await asyncio.Event().wait()
+
+
+async def run_receiver(settings: Settings, *, webhook: bool = False) -> None:
+    """`minhu bot --receiver`: records Telegram's updates for the workers (bot/receiver.py); one active at a
+    time (the others wait)."""
+    if not settings.telegram_bot_token:
+        raise RuntimeError("请先设置 TELEGRAM_BOT_TOKEN (set TELEGRAM_BOT_TOKEN first)")
+    config = dataclasses.replace(BotConfig.from_settings(settings), state_file=None)
+    if webhook and not (config.webhook_secret and config.webhook_url):
+        raise RuntimeError("webhook mode needs TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET")
+    async with open_engine(settings) as engine:
+        service = TicketService(session_factory(engine), policy=policy_from(settings))
+        health = Health(service, redis_url=settings.redis_url or None)
+        inbox = Inbox(engine, service.clock)
+        bot = build_application(config, service).bot
+        async with (
+            bot,
+            health_server(health, settings.dashboard_host, settings.health_port),
+            inbox.leader(RECEIVER),
+        ):
+            if not webhook:
+                log.info("telegram receiver running", mode="polling")
+                await poll(bot, inbox)
+                return
+            assert config.webhook_secret and config.webhook_url
+            app = webhook_app(bot, inbox, config.webhook_secret)
+            async with webhook_server(app, config.listen, config.port):
+                # One connection: Telegram sends the next update after the last one's 200, in order.
+                await bot.set_webhook(
+                    config.webhook_url,
+                    secret_token=config.webhook_secret,
+                    allowed_updates=Update.ALL_TYPES,
+                    max_connections=1,
+                )
+                log.info("telegram receiver running", mode="webhook")
+                await asyncio.Event().wait()
+
+
+async def run_worker(settings: Settings, *, concurrency: int = 8) -> None:
+    """`minhu bot --worker`: handles recorded updates (bot/worker.py), any number of them beside each other."""
+    if not settings.telegram_bot_token:
+        raise RuntimeError("请先设置 TELEGRAM_BOT_TOKEN (set TELEGRAM_BOT_TOKEN first)")
+    config = dataclasses.replace(BotConfig.from_settings(settings), state_file=None)
+    async with open_engine(settings) as engine:
+        service = TicketService(scoped_sessions(engine), policy=policy_from(settings))
+        inbox = Inbox(engine, service.clock)
+        request = JournalRequest(inbox, connection_pool_size=concurrency + 8)
+        application = build_application(config, service, request=request)
+        worker = Worker(application, inbox, concurrency=concurrency)
+        health = Health(service, redis_url=settings.redis_url or None, rasa_url=settings.rasa_url)
+        try:
+            async with (
+                application,
+                health_server(health, settings.dashboard_host, settings.health_port),
+                worker.running(),
+            ):
+                log.info("telegram worker running", concurrency=concurrency, rasa=config.rasa_url)
+                await asyncio.Event().wait()
+        finally:
+            await minhu_of(application).relay.rasa.close()

@@ -2,7 +2,8 @@
 # The app image's processes, by the first argument (docker/Dockerfile.app):
 #   actions    the rasa-sdk action server (:5055)
 #   web        the staff dashboard and the residents' web chat (:8080), relaying to Rasa at MINHU_RASA_URL
-#   bot        the Telegram receiver (TELEGRAM_BOT_TOKEN; `minhu bot`, which also delivers the outbox)
+#   bot        the Telegram bot (TELEGRAM_BOT_TOKEN): `minhu bot` (all in one), or `bot --receiver` (one)
+#              and `bot --worker` (several) for the replicated deployment (docs/deploy.md)
 #   deliverer  one more outbox deliverer (`minhu deliver`; safe as several, rate shared in MINHU_REDIS_URL)
 #   sweeper    deadline and privacy sweeps in a loop (`minhu sweep --every 60`)
 #   migrate    `minhu db upgrade`, Rasa's tracker schema, the demo org on an empty database; then exits

@@ -405,12 +405,31 @@ def bot_command(
         bool,
         typer.Option(help="Receive updates on a webhook (TELEGRAM_WEBHOOK_URL/SECRET) instead of polling."),
     ] = False,
+    receiver: Annotated[
+        bool,
+        typer.Option(help="Only record updates for the workers (one active at a time; PostgreSQL)."),
+    ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Only handle the updates the receiver recorded (any number of workers; PostgreSQL)."
+        ),
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="Updates a worker handles at once.", min=1)] = 8,
 ) -> None:
-    """Run the Telegram bot (TELEGRAM_BOT_TOKEN) and its outbox delivery; Rasa at MINHU_RASA_URL."""
-    from bot.app import run_bot
+    """Run the Telegram bot (TELEGRAM_BOT_TOKEN) and its outbox delivery; Rasa at MINHU_RASA_URL. For
+    several bot processes (docs/deploy.md): one `--receiver` and any number of `--worker`."""
+    from bot.app import run_bot, run_receiver, run_worker
 
+    if receiver and worker:
+        fail("--receiver 和 --worker 只能选一个 (choose one of --receiver and --worker)")
     try:
-        asyncio.run(run_bot(get_settings(), webhook=webhook))
+        if receiver:
+            asyncio.run(run_receiver(get_settings(), webhook=webhook))
+        elif worker:
+            asyncio.run(run_worker(get_settings(), concurrency=concurrency))
+        else:
+            asyncio.run(run_bot(get_settings(), webhook=webhook))
     except KeyboardInterrupt:
         typer.echo("已停止 (stopped).")
     except RuntimeError as error:

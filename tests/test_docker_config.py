@@ -76,13 +76,19 @@ def test_every_process_runs_a_minhu_command_and_the_senders_share_one_rate_limit
         "bot": "python -m minhu.cli bot",
     }
     for role, command in commands.items():
-        assert services[role]["command"] == [role]
         assert f"  {role}) exec {command}" in entrypoint, role
+        if role != "bot":
+            assert services[role]["command"] == [role]
+    # The bot as one receiver and several workers (docs/deploy.md, Telegram); the entrypoint passes the flag on.
+    assert services["bot-receiver"]["command"] == ["bot", "--receiver"]
+    assert services["bot-receiver"]["deploy"]["replicas"] == 1
+    assert services["bot-worker"]["command"] == ["bot", "--worker"]
+    assert services["bot-worker"]["deploy"]["replicas"] >= 2
     assert "roles.py" not in entrypoint.replace("roles.py migrate", "")
     assert services["deliverer"]["deploy"]["replicas"] >= 2
-    redis = {services[name]["environment"]["MINHU_REDIS_URL"] for name in ("bot", "deliverer")}
+    redis = {services[name]["environment"]["MINHU_REDIS_URL"] for name in ("bot-worker", "deliverer")}
     assert redis == {"redis://redis:6379/0"}
-    for name in ("sweeper", "deliverer", "bot"):
+    for name in ("sweeper", "deliverer", "bot-receiver", "bot-worker"):
         assert services[name]["healthcheck"]["test"] == ["CMD", "minhu-entrypoint", "ready"], name
 
 

@@ -511,5 +511,10 @@ class ButtonPayload(Base):
 
 
 # The figures' roll-up table and its partial index on tickets, in their own module (models.py's length).
+# The Telegram inbox's tables (tickets.inbox), likewise.
+from tickets.inbox_tables import ChatState as ChatState  # noqa: E402
+from tickets.inbox_tables import InboxCall as InboxCall  # noqa: E402
+from tickets.inbox_tables import InboxHandled as InboxHandled  # noqa: E402
+from tickets.inbox_tables import InboxUpdate as InboxUpdate  # noqa: E402
 from tickets.rollup_table import TicketRollup as TicketRollup  # noqa: E402
 from tickets.rollup_table import TicketRollupCommunity as TicketRollupCommunity  # noqa: E402

@@ -66,6 +66,8 @@ class FakeBotAPI:
     failures: deque[Failure] = field(default_factory=deque)
     webhook: dict[str, Any] = field(default_factory=dict)
     url: str = ""
+    page: int = 100  # getUpdates hands out at most this many at a time (and at most its `limit`)
+    updates_delay: float = 0.0  # seconds each getUpdates takes to answer
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _texts: dict[tuple[int, int], Any] = field(default_factory=dict)  # what each message says now
     hung: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call hangs (status 0)
@@ -183,7 +185,9 @@ class FakeBotAPI:
                 self.updates.popleft()
             if not self.updates:
                 await asyncio.sleep(0.05)
-            return [u for u in self.updates if u["update_id"] >= offset][:100]
+            await asyncio.sleep(self.updates_delay)
+            limit = min(int(params.get("limit") or 100), self.page)
+            return [u for u in self.updates if u["update_id"] >= offset][:limit]
         if method == "setWebhook":
             self.webhook = params
             return True

@@ -36,3 +36,18 @@ def test_bot_without_a_token_says_what_to_set(database: Path, monkeypatch: pytes
     assert minhu("db", "upgrade").exit_code == 0
     done = minhu("bot")
     assert done.exit_code == 1 and "TELEGRAM_BOT_TOKEN" in done.output
+
+
+def test_bot_is_a_receiver_or_a_worker_not_both(database: Path) -> None:
+    done = minhu("bot", "--receiver", "--worker")
+    assert done.exit_code == 1 and "只能选一个" in done.output
+
+
+@pytest.mark.parametrize("role", ["--receiver", "--worker"])
+def test_receiver_and_worker_without_a_token_say_what_to_set(
+    database: Path, monkeypatch: pytest.MonkeyPatch, role: str
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "")
+    assert minhu("db", "upgrade").exit_code == 0
+    done = minhu("bot", role)
+    assert done.exit_code == 1 and "TELEGRAM_BOT_TOKEN" in done.output
