@@ -6,6 +6,7 @@ random walks through the service (every transition, escalation, auto-close)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import fields
@@ -14,15 +15,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Org
 from tickets import insights, metrics, rollup, trends
+from tickets.catalogue import Catalogue
 from tickets.clock import ManualClock
-from tickets.db import unit_of_work
+from tickets.db import session_factory, unit_of_work
 from tickets.metrics import Dimension, Period, Slice
 from tickets.models import DispatchMode, Grid, Rating, Status, Ticket, TicketRollup, TicketRollupCommunity
 from tickets.rollup_table import TICKET_ROLLUP_DELTA as DELTA
-from tickets.service import TicketService
+from tickets.service import NewTicket, TicketService
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 COUNT_COLUMNS = [
@@ -292,3 +295,40 @@ def test_the_roll_up_serves_whole_beijing_days_without_a_responder() -> None:
     assert insights.Insights.rollup_reads is True
     assert date(2026, 11, 1) == november.start.astimezone(BEIJING).date()
     assert {f.name for f in fields(metrics.Counts)} >= {"response_due", "overdue_now"}
+
+
+async def test_folding_while_tickets_are_created_counts_every_ticket_once(
+    engine: AsyncEngine, service: TicketService, org: Org, clock: ManualClock, catalogue: Catalogue
+) -> None:
+    """Creators (each a service of its own: separate create transactions, as separate processes) and two
+    folders at once, on PostgreSQL truly concurrent: no delta is lost or folded twice."""
+    residents = [await org.resident(f"f{i}", community) for i, community in enumerate(("anju", "jinjiang"))]
+    creators = [TicketService(session_factory(engine), clock=clock, catalogue=catalogue) for _ in range(4)]
+    categories = list(catalogue.categories)
+    done = asyncio.Event()
+    folded: list[int] = []
+
+    async def create(n: int, creator: TicketService) -> None:
+        for i in range(25):
+            resident = residents[(n + i) % len(residents)]
+            await creator.create_ticket(
+                NewTicket(resident, categories[i % len(categories)], f"楼道灯坏了{n}-{i}")
+            )
+
+    async def fold() -> None:
+        while not done.is_set():
+            folded.append(await service.fold_rollup())
+            await asyncio.sleep(0)
+
+    async def creating() -> None:
+        await asyncio.gather(*(create(n, c) for n, c in enumerate(creators)))
+        done.set()
+
+    await asyncio.gather(creating(), fold(), fold())
+    await assert_rollup_is_a_recount(service)
+    folded.append(await service.fold_rollup())
+    async with service.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(DELTA)) == 0
+        assert await session.scalar(select(func.sum(TicketRollup.total))) == 100
+    assert sum(folded) == 100  # one delta a created ticket, each folded exactly once
+    await assert_rollup_is_a_recount(service)

@@ -31,7 +31,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, Subquery, and_, case, cast, func, literal, select, text, union_all
+from sqlalchemy import Float, Subquery, Table, and_, case, cast, func, literal, select, text, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -204,6 +204,10 @@ async def series(
 FOLD_LOCK = 0x4D48_0010  # pg_advisory_xact_lock key: one fold at a time (another one running: skip)
 
 
+def cast_table(model: type[TicketRollup | TicketRollupCommunity]) -> Table:
+    return model.__table__  # type: ignore[return-value]  # a declarative model's table is a Table
+
+
 @functools.cache
 def _fold_statements(dialect: str) -> tuple[str, ...]:
     """The deltas summed into each roll-up table (one upsert per key), and the deltas gone.
@@ -216,7 +220,7 @@ def _fold_statements(dialect: str) -> tuple[str, ...]:
     source = "moved" if dialect == "postgresql" else "ticket_rollup_delta"
     for table in (TicketRollup, TicketRollupCommunity):
         name: str = table.__tablename__
-        keys = ", ".join(c.name for c in table.__table__.primary_key.columns)
+        keys = ", ".join(c.name for c in cast_table(table).primary_key)
         target = f"{name}." if dialect == "postgresql" else ""
         upserts.append(
             f"INSERT INTO {name} ({keys}, {', '.join(counts)}) "

@@ -16,6 +16,7 @@ the partial index `ix_tickets_unsettled_created`."""
 from __future__ import annotations
 
 from datetime import date
+from typing import cast
 
 from sqlalchemy import Column, Date, Index, Integer, String, Table, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -93,7 +94,7 @@ class TicketRollupCommunity(RollupCounts, Base):
 # No key: nothing looks one row up.
 TICKET_ROLLUP_DELTA = Table(
     "ticket_rollup_delta",
-    Base.metadata,
+    cast(Table, Ticket.__table__).metadata,  # Base.metadata (mypy cannot type that through the import cycle)
     Column("day", Date, nullable=False),
     Column("street_id", Integer, nullable=False),
     Column("community_id", Integer, nullable=False),
