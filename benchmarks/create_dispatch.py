@@ -380,7 +380,14 @@ def print_profile(profiler: cProfile.Profile, top: int) -> None:
 
 
 def _child(
-    url: str, requests: list[NewTicket], warmup: list[NewTicket], ready: Any, go: Any, done: Any, results: Any
+    url: str,
+    requests: list[NewTicket],
+    warmup: list[NewTicket],
+    ready: Any,
+    go: Any,
+    done: Any,
+    results: Any,
+    tasks: int = 1,
 ) -> None:
     async def main() -> None:
         # Two connections: the create transaction's, and the short one that reserves a block of numbers
@@ -392,7 +399,7 @@ def _child(
             ready.wait()  # everyone warmed up; the parent resets the tables now
             go.wait()
             service.forget_reserved_numbers()  # its block came from the counters the reset emptied
-            run = await run_tasks(service, requests, 1)
+            run = await run_tasks(service, requests, tasks)
             results.put((run.latencies, run.errors, run.cpu))
             done.wait()  # keep the connection (and its server process) until the parent has metered CPU
         finally:
@@ -402,14 +409,22 @@ def _child(
 
 
 def in_processes(
-    url: str, requests: list[NewTicket], warmup: list[NewTicket], workers: int, timeout: float, meter: Meter
+    url: str,
+    requests: list[NewTicket],
+    warmup: list[NewTicket],
+    workers: int,
+    timeout: float,
+    meter: Meter,
+    tasks: int = 1,
 ) -> tuple[Run, dict[str, int], tuple[float, float]]:
     ctx = mp.get_context("spawn")
     ready, go, done = (ctx.Barrier(workers + 1) for _ in range(3))
     results = ctx.Queue()
     shares = [requests[i::workers] for i in range(workers)]
     children = [
-        ctx.Process(target=_child, args=(url, share, warmup[:5], ready, go, done, results), daemon=True)
+        ctx.Process(
+            target=_child, args=(url, share, warmup[:5], ready, go, done, results, tasks), daemon=True
+        )
         for share in shares
     ]
     for child in children:
@@ -522,11 +537,16 @@ def run_mode(
     results: list[Result],
 ) -> None:
     workers = 1 if mode == "single" else args.workers
+    if mode.startswith("procs") and mode != "procs":  # procsKxT: K processes of T tasks each
+        procs, tasks = (int(n) for n in mode[len("procs") :].split("x"))
+        workers = procs * tasks
     print(f"[{backend}] {label}: {workers} worker(s), {args.tickets} tickets ...", flush=True)
     statements: tuple[float | None, float | None] = (None, None)
     meter = Meter(args.pg, database)
     if mode == "procs":
         run, statuses, busy = in_processes(url, requests, warmup, workers, args.timeout, meter)
+    elif mode.startswith("procs"):  # each process's calls batched by its own group commit
+        run, statuses, busy = in_processes(url, requests, warmup, procs, args.timeout, meter, tasks)
     else:
         profile = args.profile if (args.profile and mode == args.profile_mode) else None
         run, statements, statuses, busy = asyncio.run(
@@ -625,7 +645,8 @@ def main() -> int:
         "--modes",
         default="single,tasks,procs",
         help="comma list: single (1 task), tasks (N asyncio tasks, one engine), unbatched (N tasks, group"
-        " commit off: one ticket a transaction), procs (N processes)",
+        " commit off: one ticket a transaction), procs (N processes of 1 task), procsKxT (K processes of T"
+        " tasks, e.g. procs2x4)",
     )
     parser.add_argument(
         "--schemas",
@@ -658,12 +679,10 @@ def main() -> int:
     args.modes = [m for m in args.modes.split(",") if m]
     args.schemas = [m for m in args.schemas.split(",") if m]
     args.pgbench_clients = [int(c) for c in args.pgbench_clients.split(",") if c]
-    if not set(args.backends) <= {"sqlite", "postgres"} or not set(args.modes) <= {
-        "single",
-        "tasks",
-        "unbatched",
-        "procs",
-    }:
+    modes = {"single", "tasks", "unbatched", "procs"}
+    if not set(args.backends) <= {"sqlite", "postgres"} or not all(
+        m in modes or re.fullmatch(r"procs\d+x\d+", m) for m in args.modes
+    ):
         parser.error("unknown backend or mode")
 
     load_at_start = os.getloadavg()[0]
