@@ -344,10 +344,13 @@ async def in_process(
     limit: float,
     profile: int | None,
     meter: Meter,
+    batch: bool = True,
 ) -> tuple[Run, tuple[float, float], dict[str, int], tuple[float, float]]:
     engine = create_engine(url)
     try:
         service = TicketService(session_factory(engine))
+        if not batch:  # the "unbatched" mode: one ticket a transaction, as a process of one worker does
+            service._coalescer.max_batch = 1
         await run_tasks(service, warmup, 1)  # compiled-statement caches, pool connections, plans
         await reset(engine)
         service.forget_reserved_numbers()  # its block came from the counters the reset emptied
@@ -377,7 +380,14 @@ def print_profile(profiler: cProfile.Profile, top: int) -> None:
 
 
 def _child(
-    url: str, requests: list[NewTicket], warmup: list[NewTicket], ready: Any, go: Any, done: Any, results: Any
+    url: str,
+    requests: list[NewTicket],
+    warmup: list[NewTicket],
+    ready: Any,
+    go: Any,
+    done: Any,
+    results: Any,
+    tasks: int = 1,
 ) -> None:
     async def main() -> None:
         # Two connections: the create transaction's, and the short one that reserves a block of numbers
@@ -389,7 +399,7 @@ def _child(
             ready.wait()  # everyone warmed up; the parent resets the tables now
             go.wait()
             service.forget_reserved_numbers()  # its block came from the counters the reset emptied
-            run = await run_tasks(service, requests, 1)
+            run = await run_tasks(service, requests, tasks)
             results.put((run.latencies, run.errors, run.cpu))
             done.wait()  # keep the connection (and its server process) until the parent has metered CPU
         finally:
@@ -399,14 +409,22 @@ def _child(
 
 
 def in_processes(
-    url: str, requests: list[NewTicket], warmup: list[NewTicket], workers: int, timeout: float, meter: Meter
+    url: str,
+    requests: list[NewTicket],
+    warmup: list[NewTicket],
+    workers: int,
+    timeout: float,
+    meter: Meter,
+    tasks: int = 1,
 ) -> tuple[Run, dict[str, int], tuple[float, float]]:
     ctx = mp.get_context("spawn")
     ready, go, done = (ctx.Barrier(workers + 1) for _ in range(3))
     results = ctx.Queue()
     shares = [requests[i::workers] for i in range(workers)]
     children = [
-        ctx.Process(target=_child, args=(url, share, warmup[:5], ready, go, done, results), daemon=True)
+        ctx.Process(
+            target=_child, args=(url, share, warmup[:5], ready, go, done, results, tasks), daemon=True
+        )
         for share in shares
     ]
     for child in children:
@@ -465,63 +483,94 @@ def pg_parts(server: str) -> dict[str, str]:
 
 
 def run_backend(backend: str, args: argparse.Namespace, results: list[Result]) -> None:
-    tmp = None
-    name = None
+    """Every mode on a database of each schema revision in args.schemas (one: the usual run), the
+    revisions run back to back for each mode and in alternating order, so the machine's load weighs on
+    both alike."""
+    tmps: list[str] = []
+    names: list[str] = []
     try:
-        if backend == "sqlite":
-            tmp = tempfile.mkdtemp(prefix="minhu_bench_")
-            url = f"sqlite+aiosqlite:///{tmp}/minhu.db"
-        else:
-            name = f"minhu_bench_{uuid.uuid4().hex[:8]}"
-            asyncio.run(pg_admin(args.pg, f'CREATE DATABASE "{name}"'))
-            url = pg_url(args.pg, name)
-        t0 = time.perf_counter()
-        command.upgrade(alembic_config(url), "head")
-        info = asyncio.run(prepare(url, args.org, args.residents_per_grid))
-        print(
-            f"[{backend}] migrated and loaded in {time.perf_counter() - t0:.1f}s: {info['grids']} grids, "
-            f"{info['responders']} responders, {len(info['residents'])} residents"
-            + (f"; added {', '.join(info['added'])}" if info["added"] else ""),
-            flush=True,
-        )
-        requests = plan(info["residents"], args.tickets)
-        warmup = plan(info["residents"], args.warmup)
-        for mode in args.modes:
-            workers = 1 if mode == "single" else args.workers
-            print(f"[{backend}] {mode}: {workers} worker(s), {args.tickets} tickets ...", flush=True)
-            statements: tuple[float | None, float | None] = (None, None)
-            meter = Meter(args.pg, name)
-            if mode == "procs":
-                run, statuses, busy = in_processes(url, requests, warmup, workers, args.timeout, meter)
+        urls: dict[str, str] = {}
+        infos: dict[str, dict[str, Any]] = {}
+        for schema in args.schemas:
+            if backend == "sqlite":
+                tmps.append(tempfile.mkdtemp(prefix="minhu_bench_"))
+                url = f"sqlite+aiosqlite:///{tmps[-1]}/minhu.db"
             else:
-                profile = args.profile if (args.profile and mode == args.profile_mode) else None
-                run, statements, statuses, busy = asyncio.run(
-                    in_process(url, requests, warmup, workers, args.timeout, profile, meter)
-                )
-            result = Result(backend, mode, workers, run, statuses, *statements, *busy)
-            results.append(result)
-            server = (
-                ""
-                if math.isnan(result.postgres_cpu)
-                else f"PostgreSQL CPU {result.per_ticket_ms(result.postgres_cpu):.2f} ms/ticket, "
-            )
+                names.append(f"minhu_bench_{uuid.uuid4().hex[:8]}")
+                asyncio.run(pg_admin(args.pg, f'CREATE DATABASE "{names[-1]}"'))
+                url = pg_url(args.pg, names[-1])
+            t0 = time.perf_counter()
+            command.upgrade(alembic_config(url), schema)
+            info = infos[schema] = asyncio.run(prepare(url, args.org, args.residents_per_grid))
+            urls[schema] = url
             print(
-                f"[{backend}] {mode}: {result.rate:.0f} tickets/s, "
-                f"p50 {pct(run.latencies, 0.5) * 1000:.1f} ms, p95 {pct(run.latencies, 0.95) * 1000:.1f} ms, "
-                f"client CPU {result.per_ticket_ms(run.cpu):.2f} ms/ticket, {server}"
-                + (f"{result.per_transaction:.1f} tickets/transaction, " if result.per_transaction else "")
-                + f"machine CPU {result.per_ticket_ms(result.machine_cpu):.2f} ms/ticket, statuses {statuses}"
-                + (f", {len(run.errors)} errors e.g. {run.errors[0]}" if run.errors else ""),
+                f"[{backend}] schema {schema}: migrated and loaded in {time.perf_counter() - t0:.1f}s: "
+                f"{info['grids']} grids, {info['responders']} responders, {len(info['residents'])} residents"
+                + (f"; added {', '.join(info['added'])}" if info["added"] else ""),
                 flush=True,
             )
-            if meter.sampler.samples:
-                result.waits = meter.sampler.summary()
-                print(f"[{backend}] {mode}: server processes in a transaction, on average: {result.waits}")
+        for m, mode in enumerate(args.modes):
+            order = args.schemas if m % 2 == 0 else args.schemas[::-1]
+            for schema in order:
+                url = urls[schema]
+                database = names[args.schemas.index(schema)] if names else None
+                label = mode if len(args.schemas) == 1 else f"{mode} @{schema}"
+                requests = plan(infos[schema]["residents"], args.tickets)
+                warmup = plan(infos[schema]["residents"], args.warmup)
+                run_mode(backend, mode, label, url, database, requests, warmup, args, results)
     finally:
-        if tmp:
+        for tmp in tmps:
             shutil.rmtree(tmp, ignore_errors=True)
-        if name:
+        for name in names:
             asyncio.run(pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def run_mode(
+    backend: str,
+    mode: str,
+    label: str,
+    url: str,
+    database: str | None,
+    requests: list[NewTicket],
+    warmup: list[NewTicket],
+    args: argparse.Namespace,
+    results: list[Result],
+) -> None:
+    workers = 1 if mode == "single" else args.workers
+    if mode.startswith("procs") and mode != "procs":  # procsKxT: K processes of T tasks each
+        procs, tasks = (int(n) for n in mode[len("procs") :].split("x"))
+        workers = procs * tasks
+    print(f"[{backend}] {label}: {workers} worker(s), {args.tickets} tickets ...", flush=True)
+    statements: tuple[float | None, float | None] = (None, None)
+    meter = Meter(args.pg, database)
+    if mode == "procs":
+        run, statuses, busy = in_processes(url, requests, warmup, workers, args.timeout, meter)
+    elif mode.startswith("procs"):  # each process's calls batched by its own group commit
+        run, statuses, busy = in_processes(url, requests, warmup, procs, args.timeout, meter, tasks)
+    else:
+        profile = args.profile if (args.profile and mode == args.profile_mode) else None
+        run, statements, statuses, busy = asyncio.run(
+            in_process(url, requests, warmup, workers, args.timeout, profile, meter, mode != "unbatched")
+        )
+    result = Result(backend, label, workers, run, statuses, *statements, *busy)
+    results.append(result)
+    server = (
+        ""
+        if math.isnan(result.postgres_cpu)
+        else f"PostgreSQL CPU {result.per_ticket_ms(result.postgres_cpu):.2f} ms/ticket, "
+    )
+    print(
+        f"[{backend}] {label}: {result.rate:.0f} tickets/s, "
+        f"p50 {pct(run.latencies, 0.5) * 1000:.1f} ms, p95 {pct(run.latencies, 0.95) * 1000:.1f} ms, "
+        f"client CPU {result.per_ticket_ms(run.cpu):.2f} ms/ticket, {server}"
+        + (f"{result.per_transaction:.1f} tickets/transaction, " if result.per_transaction else "")
+        + f"machine CPU {result.per_ticket_ms(result.machine_cpu):.2f} ms/ticket, statuses {statuses}"
+        + (f", {len(run.errors)} errors e.g. {run.errors[0]}" if run.errors else ""),
+        flush=True,
+    )
+    if meter.sampler.samples:
+        result.waits = meter.sampler.summary()
+        print(f"[{backend}] {label}: server processes in a transaction, on average: {result.waits}")
 
 
 # ---------------------------------------------------------------------------------------------- pgbench
@@ -595,7 +644,15 @@ def main() -> int:
     parser.add_argument(
         "--modes",
         default="single,tasks,procs",
-        help="comma list: single (1 task), tasks (N asyncio tasks, one engine), procs (N processes)",
+        help="comma list: single (1 task), tasks (N asyncio tasks, one engine), unbatched (N tasks, group"
+        " commit off: one ticket a transaction), procs (N processes of 1 task), procsKxT (K processes of T"
+        " tasks, e.g. procs2x4)",
+    )
+    parser.add_argument(
+        "--schemas",
+        default="head",
+        help="comma list of Alembic revisions: every mode runs on a database of each, back to back"
+        " (e.g. 0009,head: the roll-up updated in place vs appended deltas)",
     )
     parser.add_argument("--pg", default=DEFAULT_PG, help=f"PostgreSQL server (default {DEFAULT_PG})")
     parser.add_argument(
@@ -620,12 +677,12 @@ def main() -> int:
     args = parser.parse_args()
     args.backends = [b for b in args.backends.split(",") if b]
     args.modes = [m for m in args.modes.split(",") if m]
+    args.schemas = [m for m in args.schemas.split(",") if m]
     args.pgbench_clients = [int(c) for c in args.pgbench_clients.split(",") if c]
-    if not set(args.backends) <= {"sqlite", "postgres"} or not set(args.modes) <= {
-        "single",
-        "tasks",
-        "procs",
-    }:
+    modes = {"single", "tasks", "unbatched", "procs"}
+    if not set(args.backends) <= {"sqlite", "postgres"} or not all(
+        m in modes or re.fullmatch(r"procs\d+x\d+", m) for m in args.modes
+    ):
         parser.error("unknown backend or mode")
 
     load_at_start = os.getloadavg()[0]
@@ -639,7 +696,7 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average at start {load_at_start:.2f})"
     )
     header = (
-        f"{'backend':<9} {'mode':<6} {'workers':>7} {'tickets':>7} {'seconds':>8} {'tickets/s':>9} "
+        f"{'backend':<9} {'mode':<14} {'workers':>7} {'tickets':>7} {'seconds':>8} {'tickets/s':>9} "
         f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'stmts/t':>7} {'t/txn':>5} {'cli CPU':>7} {'pg CPU':>7} "
         f"{'all CPU':>7} {'dispatched':>10} {'errors':>6}"
     )
@@ -652,7 +709,7 @@ def main() -> int:
         pg_cpu = "-" if math.isnan(r.postgres_cpu) else f"{r.per_ticket_ms(r.postgres_cpu):.2f}"
         lat = r.run.latencies
         print(
-            f"{r.backend:<9} {r.mode:<6} {r.workers:>7} {r.tickets:>7} {r.run.seconds:>8.2f} {r.rate:>9.0f} "
+            f"{r.backend:<9} {r.mode:<14} {r.workers:>7} {r.tickets:>7} {r.run.seconds:>8.2f} {r.rate:>9.0f} "
             f"{pct(lat, 0.5) * 1000:>7.1f} {pct(lat, 0.95) * 1000:>7.1f} {pct(lat, 0.99) * 1000:>7.1f} "
             f"{stmts:>7} {per_txn:>5} {r.per_ticket_ms(r.run.cpu):>7.2f} {pg_cpu:>7} "
             f"{r.per_ticket_ms(r.machine_cpu):>7.2f} "

@@ -20,6 +20,8 @@ log = structlog.get_logger("minhu.sweeper")
 
 
 async def sweep_once(service: TicketService) -> tuple[list[str], list[str]]:
+    """Escalations and auto-closes (the tickets' numbers); the figures' roll-up deltas folded first."""
+    await service.fold_rollup()
     return await service.escalate_overdue(), await service.auto_close()
 
 

@@ -128,3 +128,22 @@ def test_0004_encrypts_the_plain_phones_already_stored_and_0003_decrypts_them(em
         "+8613912345678",
         "+8613912345678",
     ]
+
+
+# ------------------------------------------------------------------ 0010: roll-up deltas
+
+ROLLUP_TOTALS = (
+    "SELECT SUM(total) FROM ticket_rollup UNION ALL SELECT SUM(total) FROM ticket_rollup_community"
+)
+
+
+def test_0010_downgrade_folds_the_deltas_and_upgrade_appends_them_again(empty_db_url: str) -> None:
+    config = alembic_config(empty_db_url)
+    command.upgrade(config, "0010_rollup_deltas")
+    # A ticket stored at 0010 is a delta, not yet in the roll-up tables.
+    assert _run_sql(empty_db_url, [*LEGACY_ROWS, "SELECT SUM(total) FROM ticket_rollup_delta"]) == [1]
+    command.downgrade(config, "0009")  # folded on the way down: 0008's triggers count in place again
+    assert _run_sql(empty_db_url, [ROLLUP_TOTALS]) == [1, 1]
+    assert _run_sql(empty_db_url, ["DELETE FROM tickets", ROLLUP_TOTALS]) == [0, 0]
+    command.upgrade(config, "head")
+    assert _run_sql(empty_db_url, ["SELECT COUNT(*) FROM ticket_rollup_delta"]) == [0]

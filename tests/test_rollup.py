@@ -6,6 +6,7 @@ random walks through the service (every transition, escalation, auto-close)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import fields
@@ -13,15 +14,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Org
 from tickets import insights, metrics, rollup, trends
+from tickets.catalogue import Catalogue
 from tickets.clock import ManualClock
-from tickets.db import unit_of_work
+from tickets.db import session_factory, unit_of_work
 from tickets.metrics import Dimension, Period, Slice
 from tickets.models import DispatchMode, Grid, Rating, Status, Ticket, TicketRollup, TicketRollupCommunity
-from tickets.service import TicketService
+from tickets.rollup_table import TICKET_ROLLUP_DELTA as DELTA
+from tickets.service import NewTicket, TicketService
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 COUNT_COLUMNS = [
@@ -54,11 +58,31 @@ def _contribution(t: Ticket) -> dict[str, int]:
     return {k: int(v) for k, v in found.items()}
 
 
+async def _rollup_rows(service: TicketService, keys: int) -> dict[tuple[Any, ...], dict[str, int]]:
+    """The roll-up as readers see it: each key's row of the table (`keys` 5: ticket_rollup, 3:
+    ticket_rollup_community) plus the deltas not yet folded, summed in Python; keys that count nothing
+    left out (a key all of whose tickets moved away or went)."""
+    table = TicketRollup if keys == 5 else TicketRollupCommunity
+    names = [c.name for c in table.__table__.primary_key.columns]
+    async with service.sessions() as session:
+        rows = [*await session.execute(select(table.__table__)), *await session.execute(select(DELTA))]
+    found: dict[tuple[Any, ...], dict[str, int]] = {}
+    for row in rows:
+        entry = found.setdefault(tuple(row._mapping[n] for n in names), dict.fromkeys(COUNT_COLUMNS, 0))
+        for name in COUNT_COLUMNS:
+            entry[name] += row._mapping[name]
+    for key, counts in list(found.items()):
+        if counts["total"] == 0:  # no ticket: all zero, never negative
+            assert set(counts.values()) == {0}, f"roll-up row without tickets still counts: {counts}"
+            del found[key]
+    return found
+
+
 async def assert_rollup_is_a_recount(service: TicketService) -> None:
-    """ticket_rollup (rows that count anything) == the tickets recounted in Python."""
+    """ticket_rollup and ticket_rollup_community, with the deltas not yet folded, == the tickets recounted
+    in Python."""
     async with service.sessions() as session:
         tickets = (await session.scalars(select(Ticket))).all()
-        rows = (await session.scalars(select(TicketRollup))).all()
     expected: dict[tuple[Any, ...], dict[str, int]] = {}
     for t in tickets:
         key = (
@@ -71,28 +95,14 @@ async def assert_rollup_is_a_recount(service: TicketService) -> None:
         entry = expected.setdefault(key, dict.fromkeys(COUNT_COLUMNS, 0))
         for name, n in _contribution(t).items():
             entry[name] += n
-    found = {}
-    for r in rows:
-        counts = {name: getattr(r, name) for name in COUNT_COLUMNS}
-        if r.total == 0:  # every ticket of it moved away or was deleted: all zero, never negative
-            assert set(counts.values()) == {0}, f"roll-up row without tickets still counts: {counts}"
-            continue
-        found[(r.day, r.street_id, r.community_id, r.grid_key, r.category)] = counts
-    assert found == expected
+    assert await _rollup_rows(service, 5) == expected
     # The per-community table: the same counts summed over grid and category.
     per_community: dict[tuple[Any, ...], dict[str, int]] = {}
     for key, counts in expected.items():
         entry = per_community.setdefault(key[:3], dict.fromkeys(COUNT_COLUMNS, 0))
         for name, n in counts.items():
             entry[name] += n
-    async with service.sessions() as session:
-        rows_c = (await session.scalars(select(TicketRollupCommunity))).all()
-    found = {
-        (r.day, r.street_id, r.community_id): {name: getattr(r, name) for name in COUNT_COLUMNS}
-        for r in rows_c
-        if r.total or set({name: getattr(r, name) for name in COUNT_COLUMNS}.values()) != {0}
-    }
-    assert found == per_community
+    assert await _rollup_rows(service, 3) == per_community
 
 
 # -------------------------------------------------------------------------------- random tickets
@@ -225,6 +235,15 @@ async def test_the_roll_up_gives_the_plain_figures_over_random_tickets(
 ) -> None:
     rng = random.Random(14)
     await random_tickets(service, org, rng, 400)
+    # Nothing folded yet: every count is still in the deltas, and the figures are already right.
+    async with service.sessions() as session:
+        unfolded = await session.scalar(select(func.count()).select_from(DELTA))
+    assert unfolded and unfolded >= 400
+    await assert_rollup_is_a_recount(service)
+    await assert_fast_equals_plain(service, rng)
+    # Folded: the deltas are gone into the roll-up tables, the figures the same.
+    assert await service.fold_rollup() == unfolded
+    assert await service.fold_rollup() == 0
     await assert_rollup_is_a_recount(service)
     await assert_fast_equals_plain(service, rng)
     # Tickets change in bulk (a hand-run SQL fix, retention), move between grids and days, or go:
@@ -242,6 +261,9 @@ async def test_the_roll_up_gives_the_plain_figures_over_random_tickets(
             .values(created_at=datetime(2026, 10, 31, 16, tzinfo=UTC))
         )
         await session.execute(delete(Ticket).where(Ticket.id % 17 == 0))
+    await assert_rollup_is_a_recount(service)
+    await assert_fast_equals_plain(service, rng)
+    assert await service.fold_rollup() > 0
     await assert_rollup_is_a_recount(service)
     await assert_fast_equals_plain(service, rng)
 
@@ -273,3 +295,40 @@ def test_the_roll_up_serves_whole_beijing_days_without_a_responder() -> None:
     assert insights.Insights.rollup_reads is True
     assert date(2026, 11, 1) == november.start.astimezone(BEIJING).date()
     assert {f.name for f in fields(metrics.Counts)} >= {"response_due", "overdue_now"}
+
+
+async def test_folding_while_tickets_are_created_counts_every_ticket_once(
+    engine: AsyncEngine, service: TicketService, org: Org, clock: ManualClock, catalogue: Catalogue
+) -> None:
+    """Creators (each a service of its own: separate create transactions, as separate processes) and two
+    folders at once, on PostgreSQL truly concurrent: no delta is lost or folded twice."""
+    residents = [await org.resident(f"f{i}", community) for i, community in enumerate(("anju", "jinjiang"))]
+    creators = [TicketService(session_factory(engine), clock=clock, catalogue=catalogue) for _ in range(4)]
+    categories = list(catalogue.categories)
+    done = asyncio.Event()
+    folded: list[int] = []
+
+    async def create(n: int, creator: TicketService) -> None:
+        for i in range(25):
+            resident = residents[(n + i) % len(residents)]
+            await creator.create_ticket(
+                NewTicket(resident, categories[i % len(categories)], f"楼道灯坏了{n}-{i}")
+            )
+
+    async def fold() -> None:
+        while not done.is_set():
+            folded.append(await service.fold_rollup())
+            await asyncio.sleep(0)
+
+    async def creating() -> None:
+        await asyncio.gather(*(create(n, c) for n, c in enumerate(creators)))
+        done.set()
+
+    await asyncio.gather(creating(), fold(), fold())
+    await assert_rollup_is_a_recount(service)
+    folded.append(await service.fold_rollup())
+    async with service.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(DELTA)) == 0
+        assert await session.scalar(select(func.sum(TicketRollup.total))) == 100
+    assert sum(folded) == 100  # one delta a created ticket, each folded exactly once
+    await assert_rollup_is_a_recount(service)

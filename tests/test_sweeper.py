@@ -9,14 +9,15 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
-from minhu.sweeper import sweep_forever
+from minhu.sweeper import sweep_forever, sweep_once
 from tests.conftest import Org
 from tickets.clock import ManualClock
-from tickets.models import Level
+from tickets.models import Level, TicketRollupCommunity
+from tickets.rollup_table import TICKET_ROLLUP_DELTA
 from tickets.service import NewTicket, TicketService
 
 
@@ -64,3 +65,14 @@ async def test_the_sweeper_backs_off_while_the_database_fails_then_escalates(
     assert all(re.fullmatch(r"\w+\.py:\d+", entry["at"]) for entry in logs[:3])
     escalated = await service.ticket(ticket.number, org.service_actor)
     assert escalated.level == Level.COMMUNITY and escalated.assignee_id == org["staff-a"]
+
+
+async def test_a_sweep_folds_the_figures_deltas(service: TicketService, org: Org) -> None:
+    resident = await org.resident(compound="安居苑")
+    await service.create_ticket(NewTicket(resident, "facility_repair", "路灯坏了一个星期"))
+    async with service.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(TICKET_ROLLUP_DELTA)) == 1
+    await sweep_once(service)
+    async with service.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(TICKET_ROLLUP_DELTA)) == 0
+        assert await session.scalar(select(func.sum(TicketRollupCommunity.total))) == 1

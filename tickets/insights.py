@@ -81,6 +81,12 @@ class Insights(ServiceCore):
             name = (await session.get_one(Community, staff.community_id)).name
         return Scope(staff.street_id, staff.community_id, name)
 
+    async def fold_rollup(self) -> int:
+        """The sweeper's housekeeping for the figures (not a staff read): moves the roll-up's deltas into
+        its tables (tickets.rollup.fold) in a transaction of its own; how many delta rows it moved."""
+        async with self._work() as session:
+            return await rollup.fold(session)
+
     async def scope_of(self, staff_id: int) -> Scope:
         async with self.sessions() as session:
             return await self._figures_scope(session, staff_id)

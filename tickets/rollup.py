@@ -4,7 +4,9 @@ period's tickets one by one, and with the percentiles computed by PostgreSQL. Sa
 numbers: tests/test_rollup.py compares every figure with the plain computation over random tickets.
 
 Counts
-    The clock-free counts are sums over `ticket_rollup` rows of the period's Beijing days. The rest come
+    The clock-free counts are sums over `ticket_rollup` rows of the period's Beijing days, plus the rows of
+    `ticket_rollup_delta` the triggers appended since the last `fold` (in the same statement, so in one
+    snapshot: a concurrent fold moves rows from one to the other atomically). The rest come
     from the unsettled tickets (open, or live and never accepted; a partial index holds them):
     response_due = accepted (roll-up) + never accepted but past its first promise at `now`;
     responded_in_time the same with responded_in_time; overdue_now counted outright.
@@ -22,13 +24,14 @@ Durations (PostgreSQL)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select, text
+from sqlalchemy import Float, Subquery, Table, and_, case, cast, func, literal, select, text, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +42,9 @@ from tickets.models import Community, Grid, Status, Street, Ticket
 from tickets.rollup_table import (
     NO_GRID,
     ROLLUP_TIMEZONE,
+    TICKET_ROLLUP_DELTA,
     UNSETTLED_TICKET_SQL,
+    RollupCounts,
     TicketRollup,
     TicketRollupCommunity,
 )
@@ -47,12 +52,21 @@ from tickets.rollup_table import (
 Key = int | str | None
 
 
-def _table(where: Slice | None, group_by: Dimension | None) -> type[TicketRollup | TicketRollupCommunity]:
-    """The per-community roll-up when neither the slice nor the grouping needs grid or category."""
+def _table(where: Slice | None, group_by: Dimension | None) -> Subquery:
+    """The per-community roll-up when neither the slice nor the grouping needs grid or category; with the
+    deltas not yet folded (as rows of its own shape: their sums are the exact counts)."""
     by_place = group_by in (None, Dimension.STREET, Dimension.COMMUNITY)
     if by_place and (where is None or (where.grid_id is None and where.category is None)):
-        return TicketRollupCommunity
-    return TicketRollup
+        return _with_deltas(TicketRollupCommunity)
+    return _with_deltas(TicketRollup)
+
+
+def _with_deltas(table: type[TicketRollup | TicketRollupCommunity]) -> Subquery:
+    names = [column.name for column in table.__table__.columns]
+    return union_all(
+        select(*(table.__table__.c[n] for n in names)),
+        select(*(TICKET_ROLLUP_DELTA.c[n] for n in names)),
+    ).subquery(table.__tablename__)
 
 
 _NAMES: dict[Dimension, Any] = {
@@ -77,7 +91,7 @@ def usable(periods: Sequence[Period], where: Slice | None, group_by: Dimension |
     return all(_day(p.start) is not None and _day(p.end) is not None for p in periods)
 
 
-def _rollup_slice(table: Any, where: Slice | None) -> list[Any]:
+def _rollup_slice(table: Subquery, where: Slice | None) -> list[Any]:
     if where is None:
         return []
     found = []
@@ -88,7 +102,7 @@ def _rollup_slice(table: Any, where: Slice | None) -> list[Any]:
         ("category", where.category),
     ):
         if value is not None:
-            found.append(getattr(table, column) == value)
+            found.append(table.c[column] == value)
     return found
 
 
@@ -109,20 +123,18 @@ async def counts(
     """Counts per (index of the period, group key) for back-to-back periods (`usable` ones)."""
     days = [_day(p.start) for p in periods] + [_day(periods[-1].end)]
     table = _table(where, group_by)
-    which = _which(table.day, days[1:-1]).label("period")
+    which = _which(table.c.day, days[1:-1]).label("period")
     key = literal(None).label("key")
     if group_by is not None:
         column = {Dimension.GRID: "grid_key", Dimension.CATEGORY: "category"}.get(group_by, f"{group_by}_id")
-        key = getattr(table, column).label("key")
-    sums = [func.coalesce(func.sum(getattr(table, n)), 0).label(n) for n in _PLAIN]
-    sums += [
-        func.coalesce(func.sum(getattr(table, f"status_{s.value}")), 0).label(f"s_{s.value}") for s in Status
-    ]
-    sums += [func.coalesce(func.sum(table.accepted), 0).label("live_accepted")]
-    sums += [func.coalesce(func.sum(table.accepted_in_time), 0).label("accepted_in_time")]
+        key = table.c[column].label("key")
+    sums = [func.coalesce(func.sum(table.c[n]), 0).label(n) for n in _PLAIN]
+    sums += [func.coalesce(func.sum(table.c[f"status_{s.value}"]), 0).label(f"s_{s.value}") for s in Status]
+    sums += [func.coalesce(func.sum(table.c.accepted), 0).label("live_accepted")]
+    sums += [func.coalesce(func.sum(table.c.accepted_in_time), 0).label("accepted_in_time")]
     query = (
         select(which, key, *sums)
-        .where(table.day >= days[0], table.day < days[-1], *_rollup_slice(table, where))
+        .where(table.c.day >= days[0], table.c.day < days[-1], *_rollup_slice(table, where))
         .group_by(which, key)
     )
     found: dict[tuple[int, Key], dict[str, Any]] = {}
@@ -185,6 +197,59 @@ async def series(
         )
         for i, p in enumerate(periods)
     ]
+
+
+# ------------------------------------------------------------------------------------------ folding
+
+FOLD_LOCK = 0x4D48_0010  # pg_advisory_xact_lock key: one fold at a time (another one running: skip)
+
+
+def cast_table(model: type[TicketRollup | TicketRollupCommunity]) -> Table:
+    return model.__table__  # type: ignore[return-value]  # a declarative model's table is a Table
+
+
+@functools.cache
+def _fold_statements(dialect: str) -> tuple[str, ...]:
+    """The deltas summed into each roll-up table (one upsert per key), and the deltas gone.
+
+    PostgreSQL: one statement (DELETE … RETURNING feeding both upserts), so exactly the deltas it deletes
+    are the ones it adds, whatever commits meanwhile. SQLite: one writer at a time, so the statements of one
+    transaction see the same deltas."""
+    counts = [name for name in RollupCounts.__annotations__]
+    upserts = []
+    source = "moved" if dialect == "postgresql" else "ticket_rollup_delta"
+    for table in (TicketRollup, TicketRollupCommunity):
+        name: str = table.__tablename__
+        keys = ", ".join(c.name for c in cast_table(table).primary_key)
+        target = f"{name}." if dialect == "postgresql" else ""
+        upserts.append(
+            f"INSERT INTO {name} ({keys}, {', '.join(counts)}) "
+            f"SELECT {keys}, {', '.join(f'SUM({c})' for c in counts)} FROM {source} WHERE 1 = 1 "
+            f"GROUP BY {keys} ORDER BY {keys} "  # the key order: concurrent writers lock rows alike
+            f"ON CONFLICT ({keys}) DO UPDATE SET {', '.join(f'{c} = {target}{c} + excluded.{c}' for c in counts)}"
+        )
+    if dialect == "postgresql":
+        return (
+            "WITH moved AS (DELETE FROM ticket_rollup_delta RETURNING *), "
+            f"grid AS ({upserts[0]}), community AS ({upserts[1]}) SELECT count(*) FROM moved",
+        )
+    return ("SELECT count(*) FROM ticket_rollup_delta", *upserts, "DELETE FROM ticket_rollup_delta")
+
+
+async def fold(session: AsyncSession) -> int:
+    """Moves the deltas the triggers appended into ticket_rollup and ticket_rollup_community, in the
+    caller's transaction; how many delta rows it moved. The figures read the same before and after (readers
+    sum both). On PostgreSQL a fold already running elsewhere makes this one return 0 at once."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        locked = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FOLD_LOCK})
+        if not locked:
+            return 0
+    first, *rest = _fold_statements(dialect)
+    moved = int(await session.scalar(text(first)) or 0)
+    for statement in rest:
+        await session.execute(text(statement))
+    return moved
 
 
 # ------------------------------------------------------------------------------------------ durations

@@ -1,9 +1,13 @@
 """民呼我应 accounting, the roll-up behind the figures page: `ticket_rollup` holds, per Beijing day of
 creation × street × community × grid × category, the counts of `tickets.metrics.Counts` that do not depend
 on the clock. Database triggers (migration 0008, on SQLite and PostgreSQL alike) keep it: every INSERT,
-UPDATE and DELETE of a ticket adds the new row's contribution and takes away the old one's in the same
-statement, so the roll-up is right in every transaction whatever code path wrote the ticket (the batched
-insert of tickets.create, the ORM's transitions, escalation, retention, a hand-run SQL fix).
+UPDATE and DELETE of a ticket appends the new row's contribution (+1) and the old one's (-1) to
+`ticket_rollup_delta` in the same statement (migration 0010_rollup_deltas), whatever code path wrote the ticket
+(the batched insert of tickets.create, the ORM's transitions, escalation, retention, a hand-run SQL fix).
+`tickets.rollup.fold` moves the deltas into the roll-up tables (the sweeper runs it); readers add the deltas
+not yet folded, so the figures are exact in every transaction. Appending, not updating the day's row in place:
+that row was shared by every create of a community's day, and its lock, held to COMMIT, made concurrent
+creating processes queue (issue 16).
 
 The counts that move with the clock (a response judged once the promise has passed, 超期 now) are not in
 it: tickets.rollup counts them from the few unsettled tickets (open, or live and never accepted) through
@@ -12,8 +16,9 @@ the partial index `ix_tickets_unsettled_created`."""
 from __future__ import annotations
 
 from datetime import date
+from typing import cast
 
-from sqlalchemy import Date, Index, Integer, String, text
+from sqlalchemy import Column, Date, Index, Integer, String, Table, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tickets.models import Base, Ticket
@@ -83,3 +88,17 @@ class TicketRollupCommunity(RollupCounts, Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     street_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     community_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+# Appended by the triggers, one row per ticket row added (+1) or taken away (-1); emptied by rollup.fold.
+# No key: nothing looks one row up.
+TICKET_ROLLUP_DELTA = Table(
+    "ticket_rollup_delta",
+    cast(Table, Ticket.__table__).metadata,  # Base.metadata (mypy cannot type that through the import cycle)
+    Column("day", Date, nullable=False),
+    Column("street_id", Integer, nullable=False),
+    Column("community_id", Integer, nullable=False),
+    Column("grid_key", Integer, nullable=False),
+    Column("category", String(32), nullable=False),
+    *(Column(name, Integer, nullable=False) for name in RollupCounts.__annotations__),
+)
