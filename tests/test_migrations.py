@@ -130,19 +130,19 @@ def test_0004_encrypts_the_plain_phones_already_stored_and_0003_decrypts_them(em
     ]
 
 
-# ------------------------------------------------------------------ 0010: roll-up deltas
+# ------------------------------------------------------------------ 0011: roll-up deltas
 
 ROLLUP_TOTALS = (
     "SELECT SUM(total) FROM ticket_rollup UNION ALL SELECT SUM(total) FROM ticket_rollup_community"
 )
 
 
-def test_0010_downgrade_folds_the_deltas_and_upgrade_appends_them_again(empty_db_url: str) -> None:
+def test_0011_downgrade_folds_the_deltas_and_upgrade_appends_them_again(empty_db_url: str) -> None:
     config = alembic_config(empty_db_url)
-    command.upgrade(config, "0010_rollup_deltas")
-    # A ticket stored at 0010 is a delta, not yet in the roll-up tables.
+    command.upgrade(config, "0011")
+    # A ticket stored at 0011 is a delta, not yet in the roll-up tables.
     assert _run_sql(empty_db_url, [*LEGACY_ROWS, "SELECT SUM(total) FROM ticket_rollup_delta"]) == [1]
-    command.downgrade(config, "0009")  # folded on the way down: 0008's triggers count in place again
+    command.downgrade(config, "0010")  # folded on the way down: 0008's triggers count in place again
     assert _run_sql(empty_db_url, [ROLLUP_TOTALS]) == [1, 1]
     assert _run_sql(empty_db_url, ["DELETE FROM tickets", ROLLUP_TOTALS]) == [0, 0]
     command.upgrade(config, "head")

@@ -2,7 +2,7 @@
 creation × street × community × grid × category, the counts of `tickets.metrics.Counts` that do not depend
 on the clock. Database triggers (migration 0008, on SQLite and PostgreSQL alike) keep it: every INSERT,
 UPDATE and DELETE of a ticket appends the new row's contribution (+1) and the old one's (-1) to
-`ticket_rollup_delta` in the same statement (migration 0010_rollup_deltas), whatever code path wrote the ticket
+`ticket_rollup_delta` in the same statement (migration 0011_rollup_deltas), whatever code path wrote the ticket
 (the batched insert of tickets.create, the ORM's transitions, escalation, retention, a hand-run SQL fix).
 `tickets.rollup.fold` moves the deltas into the roll-up tables (the sweeper runs it); readers add the deltas
 not yet folded, so the figures are exact in every transaction. Appending, not updating the day's row in place:

@@ -6,8 +6,8 @@ benchmarks/README.md). An append-only table has no shared row to lock. `tickets.
 deltas into the two roll-up tables (the sweeper runs it); readers sum the roll-up and the deltas not yet
 folded, so the figures stay exact in between.
 
-Revision ID: 0010_rollup_deltas
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-28 17:30:00
 """
 
@@ -19,8 +19,8 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_rollup_deltas"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
