@@ -159,20 +159,30 @@ class Relay(Generic[T]):
     async def _drain(self, target: T, sender: str, fresh_id: int | None) -> int:
         answered = 0
         for message in await retry_if_dropped(lambda: self.store.pending_messages(sender)):
-            is_fresh = message.id == fresh_id
             try:
-                replies = await self._ask(target, sender, message, is_fresh)
+                replies, late = await self._replies(target, sender, message, message.id == fresh_id)
             except RasaUnavailable as error:
                 log.warning("rasa unavailable", reason=str(error), message_id=message.id)
                 await self.store.count_attempt(message.id)
                 if fresh_id is not None:
                     await self.notice(target, sender, STORED_NOTICE)
                 return answered
-            # Before replying: never answered twice.
-            await retry_if_dropped(lambda: self.store.mark_answered(message.id))  # noqa: B023 (awaited here)
+            await self._deliver(target, sender, message, replies, late=late)
             answered += 1
-            await self.answer(target, sender, message, replies, late=not is_fresh)
         return answered
+
+    async def _replies(
+        self, target: T, sender: str, message: InboundMessage, is_fresh: bool
+    ) -> tuple[list[Reply], bool]:
+        """Rasa's answer to a stored message, and whether it comes late (not to the message just sent)."""
+        return await self._ask(target, sender, message, is_fresh), not is_fresh
+
+    async def _deliver(
+        self, target: T, sender: str, message: InboundMessage, replies: list[Reply], *, late: bool
+    ) -> None:
+        # Marked before replying: never answered twice.
+        await retry_if_dropped(lambda: self.store.mark_answered(message.id))
+        await self.answer(target, sender, message, replies, late=late)
 
     async def _ask(self, target: T, sender: str, message: InboundMessage, is_fresh: bool) -> list[Reply]:
         task = asyncio.create_task(self.rasa.send(sender, message.text))

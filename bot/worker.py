@@ -34,7 +34,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from telegram import Update
@@ -43,8 +43,12 @@ from telegram.request import HTTPXRequest, RequestData
 
 from app.loops import run_forever
 from bot.common import App, Minhu
-from bot.rasa import STORED_NOTICE, RasaUnavailable, Relay
+from bot.rasa import Relay
 from tickets.inbox import MAX_ATTEMPTS, Claim, Inbox, handling_now
+
+if TYPE_CHECKING:
+    from app.relay import Reply
+    from tickets.models import InboundMessage
 
 log = structlog.get_logger("bot.worker")
 
@@ -117,34 +121,25 @@ class InboxRelay(Relay):
     def hold(self, sender: str) -> AbstractAsyncContextManager[Any]:
         return self.inbox.sender_lock(sender)
 
-    async def _drain(self, target: ExtBot[Any], sender: str, fresh_id: int | None) -> int:
-        """As the ordered relay does, but a message is marked answered only after its replies went out, and
-        both Rasa's answer and the replies Telegram accepted are journalled (key: -message id): relaying it
-        again after a worker died asks Rasa again only if its answer was not kept, and sends only what
-        Telegram had not accepted."""
-        answered = 0
-        for message in await self.store.pending_messages(sender):
-            key = -message.id
-            kept = await self.inbox.recorded_call(key, 0)
-            if kept is not None:
-                replies, late = json.loads(kept.response), False
-            else:
-                is_fresh = message.id == fresh_id
-                try:
-                    replies = await self._ask(target, sender, message, is_fresh)
-                except RasaUnavailable as error:
-                    log.warning("rasa unavailable", reason=str(error), message_id=message.id)
-                    await self.store.count_attempt(message.id)
-                    if is_fresh:
-                        await self.notice(target, sender, STORED_NOTICE)
-                    return answered
-                await self.inbox.record_call(key, 0, "rasa", 200, json.dumps(replies, ensure_ascii=False))
-                late = not is_fresh
-            async with self.inbox.journal(key, first_seq=1):
-                await self.answer(target, sender, message, replies, late=late)
-            await self.store.mark_answered(message.id)
-            answered += 1
-        return answered
+    # As the ordered relay does, but Rasa's answer and the replies Telegram accepted are journalled (key: -message
+    # id), and a message is marked answered only after its replies went out: relaying it again after a worker
+    # died asks Rasa again only if its answer was not kept, and sends only what Telegram had not accepted.
+    async def _replies(
+        self, target: ExtBot[Any], sender: str, message: InboundMessage, is_fresh: bool
+    ) -> tuple[list[Reply], bool]:
+        kept = await self.inbox.recorded_call(-message.id, 0)
+        if kept is not None:
+            return json.loads(kept.response), False
+        replies = await self._ask(target, sender, message, is_fresh)
+        await self.inbox.record_call(-message.id, 0, "rasa", 200, json.dumps(replies, ensure_ascii=False))
+        return replies, not is_fresh
+
+    async def _deliver(
+        self, target: ExtBot[Any], sender: str, message: InboundMessage, replies: list[Reply], *, late: bool
+    ) -> None:
+        async with self.inbox.journal(-message.id, first_seq=1):
+            await self.answer(target, sender, message, replies, late=late)
+        await self.store.mark_answered(message.id)
 
     async def submit(self, target: ExtBot[Any], sender: str, text: str) -> None:
         handling = handling_now()
