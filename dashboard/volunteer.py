@@ -29,6 +29,7 @@ from aiohttp_session import get_session
 
 from dashboard import live
 from dashboard.auth import LoginLimiter
+from dashboard.clients import client_address
 from dashboard.cookies import SealedCookie
 from dashboard.errors import PageError
 from dashboard.keys import SERVICE
@@ -254,7 +255,7 @@ async def panel_fragment(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    if not request.app[LIMITS].allow(request.remote or "?"):
+    if not request.app[LIMITS].allow(client_address(request)):  # behind the entry: the volunteer's address
         raise PageError(429, TOO_FAST)
     form = await request.post()
     code = clean_text(str(form.get("code", ""))).replace(" ", "").upper()
