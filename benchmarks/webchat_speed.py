@@ -245,7 +245,10 @@ async def web_resident(
             async with http.post(
                 "/chat/messages", json={"text": message}, headers={"X-CSRF-Token": token}
             ) as response:
-                body = await response.json()
+                try:
+                    body = await response.json()
+                except (aiohttp.ContentTypeError, ValueError):  # the error page of a 500
+                    body = {"error": (await response.text())[:120]}
                 if response.status != 200 or body.get("stored"):
                     errors.append(f"{response.status} {str(body)[:120]}")
             return "\n".join(str(b.get("text") or "") for b in body.get("bubbles") or [])
@@ -376,11 +379,13 @@ def print_chat(result: dict[str, Any], args: argparse.Namespace) -> bool:
         print(f"web errors or stored answers: {len(errors)}, e.g. {errors[:3]}")
     web, rest = summary(by_path["web"]), summary(by_path["rest"])
     overhead = web["p95"] - rest["p95"]
-    met = web["p95"] <= 100 and overhead <= 10 and not errors
+    own = pct(inside, 0.95) * 1000
+    met = web["p95"] <= 100 and overhead <= 10 and own <= 10 and not errors
     print(
-        f"relay overhead: p50 {web['p50'] - rest['p50']:+.1f} ms, p95 {overhead:+.1f} ms. "
+        f"relay overhead: web - REST p50 {web['p50'] - rest['p50']:+.1f} ms, p95 {overhead:+.1f} ms (phases apart: "
+        f"Rasa's own queueing differs between them); the web process's own share p95 {own:.1f} ms. "
         f"target web p95 <= 100 ms: {'met' if web['p95'] <= 100 else 'NOT met'} ({web['p95']:.1f} ms); "
-        f"overhead <= 10 ms: {'met' if overhead <= 10 else 'NOT met'}"
+        f"overhead <= 10 ms: {'met' if max(overhead, own) <= 10 else 'NOT met'}"
     )
     return met
 
