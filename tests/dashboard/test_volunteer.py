@@ -203,6 +203,11 @@ async def test_a_volunteer_is_told_only_what_can_change_their_page(
     assert taken["number"] == number and taken["action"] == "accept"
     _, seen = await next_event(streams[1], "ticket")  # the first event the other page gets
     assert seen["action"] == "accept"  # not the request's create, nor its dispatch
+    # The pushed card is escaped as the panel is: what a resident wrote is never markup on the page.
+    sneaky = await eldercare(service, org, "<img src=x onerror=alert(1)>老人想预约助浴")
+    _, pushed = await next_event(streams[0], "offer")
+    assert pushed["number"] == sneaky and "<img src=x" not in pushed["html"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pushed["html"]
     for stream in streams:
         stream.close()
 
