@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -136,8 +137,8 @@ class Relay(Generic[T]):
         async with self.hold(sender):
             # Each statement tried once more on a fresh connection after a database restart (not the call
             # to Rasa: a message is never sent twice for it).
-            fresh = await retry_if_dropped(lambda: self.store.store_message(sender, text))
-            await self._drain(target, sender, fresh.id)
+            fresh, pending = await retry_if_dropped(lambda: self.store.receive(sender, text))
+            await self._drain(target, sender, fresh.id, pending)
 
     async def replay(self, target: T) -> int:
         """Relay this channel's stored messages, oldest sender first; stops at the first sign Rasa is still
@@ -156,9 +157,14 @@ class Relay(Generic[T]):
         async with self.hold(sender):
             return await self._drain(target, sender, fresh_id)
 
-    async def _drain(self, target: T, sender: str, fresh_id: int | None) -> int:
+    async def _drain(
+        self, target: T, sender: str, fresh_id: int | None, pending: Sequence[InboundMessage] | None = None
+    ) -> int:
+        """Relay the sender's unanswered messages in order (`pending`, when the caller has just read them)."""
         answered = 0
-        for message in await retry_if_dropped(lambda: self.store.pending_messages(sender)):
+        if pending is None:
+            pending = await retry_if_dropped(lambda: self.store.pending_messages(sender))
+        for message in pending:
             try:
                 replies, late = await self._replies(target, sender, message, message.id == fresh_id)
             except RasaUnavailable as error:

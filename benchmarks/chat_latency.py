@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,47 @@ REQUESTS = [
 ]
 
 
+Say = Callable[[str], Awaitable[str]]  # one message sent, the replies' text back
+
+
+async def converse(
+    say: Say, sender: str, first: str, samples: list[tuple[str, float]], think: float = 0.0
+) -> bool:
+    """One resident's request conversation through `say` (the REST channel here, the web chat in
+    webchat_speed.py); `think` is the mean pause (reading, typing) before each answer, drawn uniformly from
+    0.5x to 1.5x with a seed per resident; the first message comes at a random moment within one pause.
+    Each message's time to its replies is appended to `samples`, named by the question it answered."""
+    pauses = random.Random(sender)
+    message, answering = first, "request"
+    for turn in range(12):
+        if think:  # residents start at random moments too, not all in the same millisecond
+            await asyncio.sleep(think * (pauses.uniform(0.5, 1.5) if turn else pauses.uniform(0, 1)))
+        start = time.perf_counter()
+        text = await say(message)
+        samples.append((answering, time.perf_counter() - start))
+        if "已受理" in text or "稍等" in text or "已经保存了您的留言" in text:
+            return "已受理" in text
+        answering, message = next(((c, a) for c, a in FORM_ANSWERS.items() if c in text), ("", ""))
+        if not message:
+            return False
+    return False
+
+
+def rest_say(
+    http: aiohttp.ClientSession, url: str, sender: str, headers: dict[str, str] | None = None
+) -> Say:
+    """A message to Rasa's REST channel as `sender` (with `headers`: a relay's, app/relay.py)."""
+
+    async def say(message: str) -> str:
+        async with http.post(
+            f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}, headers=headers
+        ) as r:
+            replies = await r.json()
+        return "\n".join(str(x.get("text") or "") for x in replies)
+
+    return say
+
+
 async def conversation(
     http: aiohttp.ClientSession,
     url: str,
@@ -52,27 +94,8 @@ async def conversation(
     samples: list[tuple[str, float]],
     think: float = 0.0,
 ) -> bool:
-    """One resident's request conversation; `think` is the mean pause (reading, typing) before each
-    answer, drawn uniformly from 0.5x to 1.5x with a seed per resident; the first message comes at a
-    random moment within one pause."""
-    pauses = random.Random(sender)
-    message, answering = first, "request"
-    for turn in range(12):
-        if think:  # residents start at random moments too, not all in the same millisecond
-            await asyncio.sleep(think * (pauses.uniform(0.5, 1.5) if turn else pauses.uniform(0, 1)))
-        start = time.perf_counter()
-        async with http.post(
-            f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}
-        ) as r:
-            replies = await r.json()
-        samples.append((answering, time.perf_counter() - start))
-        text = "\n".join(str(x.get("text") or "") for x in replies)
-        if "已受理" in text or "稍等" in text or "已经保存了您的留言" in text:
-            return "已受理" in text
-        answering, message = next(((c, a) for c, a in FORM_ANSWERS.items() if c in text), ("", ""))
-        if not message:
-            return False
-    return False
+    """One resident's request conversation over the REST channel (see `converse`)."""
+    return await converse(rest_say(http, url, sender), sender, first, samples, think)
 
 
 def stack_processes(port: int) -> list[int]:

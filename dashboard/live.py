@@ -22,11 +22,13 @@ from dashboard.auth import signed_in
 from dashboard.keys import LIVE_EVERY, SERVICE
 from tickets.models import Status, TicketEvent
 from tickets.service import TicketService
+from tickets.transitions import Action
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
 RESUME_LIMIT = 500
 RECHECK_EVERY = 15.0  # seconds: a disabled account's open stream ends within this
+OFFERING = frozenset({Action.DISPATCH, Action.REASSIGN})  # the events whose data may name responders offered
 
 
 class Scope(Protocol):
@@ -45,6 +47,15 @@ class Update:
     street_id: int
     community_id: int
     payload: str  # JSON: number, action, status label
+    number: str = ""
+    action: str = ""
+    offered: frozenset[int] = frozenset()  # the responders a dispatch offered the ticket to (抢单)
+    assignee: int | None = None  # the responder a dispatch assigned it to
+
+    @property
+    def concerns(self) -> frozenset[int]:
+        """The responders a dispatch's event names (offered or assigned)."""
+        return self.offered | {self.assignee} if self.assignee is not None else self.offered
 
     def visible_to(self, scope: Scope) -> bool:
         if scope.community_id is None:
@@ -55,7 +66,21 @@ class Update:
 def _update(event: TicketEvent, number: str, street_id: int, community_id: int) -> Update:
     status = Status(event.to_status).label if event.to_status else ""
     payload = json.dumps({"number": number, "action": event.action, "status": status}, ensure_ascii=False)
-    return Update(event.id, street_id, community_id, payload)
+    data = (event.data or {}) if event.action in OFFERING else {}
+    offered, assignee = data.get("offered"), data.get("assignee")
+    ids = frozenset(i for i in offered if isinstance(i, int)) if isinstance(offered, list) else frozenset()
+    to = assignee if isinstance(assignee, int) else None
+    return Update(event.id, street_id, community_id, payload, number, event.action, ids, to)
+
+
+# How a listener's page is told of an update: (event name, data), or None for nothing; the plain `ticket`
+# event unless the page's own `tell` says otherwise (the volunteer page: an offer to its responder comes
+# with the offer itself, and what cannot change its panel is not sent).
+Tell = Callable[[Update], Awaitable[tuple[str, str] | None]]
+
+
+async def tell_ticket(update: Update) -> tuple[str, str] | None:
+    return "ticket", update.payload
 
 
 @dataclass(eq=False)  # by identity: one per connection
@@ -111,10 +136,14 @@ HUB = web.AppKey("live_hub", Hub)
 
 
 async def stream(
-    request: web.Request, scope: Scope, still_allowed: Callable[[], Awaitable[bool]]
+    request: web.Request,
+    scope: Scope,
+    still_allowed: Callable[[], Awaitable[bool]],
+    tell: Tell = tell_ticket,
 ) -> web.StreamResponse:
     """Server-sent events of the tickets in `scope`'s area until the client goes; `still_allowed` is asked
-    after a quiet while (a disabled account's or unbound browser's stream ends)."""
+    after a quiet while (a disabled account's or unbound browser's stream ends); `tell`: each update as the
+    page is told it."""
     hub = request.app[HUB]
     listener = Listener(scope)
     hub.listeners.add(listener)  # before the catch-up, so nothing falls between the two
@@ -130,8 +159,8 @@ async def stream(
                         update = _update(*row)
                         if update.id > hub.last_id:
                             break
-                        if update.visible_to(scope):
-                            await response.send(update.payload, id=str(update.id), event="ticket")
+                        if update.visible_to(scope) and (told := await tell(update)):
+                            await response.send(told[1], id=str(update.id), event=told[0])
                         sent = update.id
                 await response.send("{}", event="ready")
                 while response.is_connected():
@@ -144,7 +173,8 @@ async def stream(
                     if item is None:
                         break
                     if item.id > sent:
-                        await response.send(item.payload, id=str(item.id), event="ticket")
+                        if told := await tell(item):
+                            await response.send(told[1], id=str(item.id), event=told[0])
                         sent = item.id
     finally:
         hub.listeners.discard(listener)

@@ -19,6 +19,8 @@ event the page's script fetches the panel again.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,12 +28,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
+import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
+from markupsafe import Markup
 
 from dashboard import live, photos
 from dashboard.auth import LoginLimiter
+from dashboard.clients import client_address
 from dashboard.cookies import SealedCookie
+from dashboard.csrf import CSRF_FIELD, csrf_token
 from dashboard.errors import PageError
 from dashboard.keys import SERVICE
 from dashboard.render import render
@@ -78,6 +84,8 @@ ON_DUTY = "已切换为“在岗”,新工单会推送给您。"
 OFF_DUTY = "已切换为“休息”,暂时不会给您派新工单。"
 NO_PHONE = "居民没有留下电话。"
 GONE = (Kind.TAKEN, Kind.WITHDRAWN)
+CARD_TOKEN = "MINHU-CSRF-TOKEN-OF-THE-PAGE"  # in a pushed card, replaced by each page's own token
+KEEP_CARDS = 64  # offer cards kept for the pages still to be told (the newest)
 NEWS = {
     Kind.ASSIGNED: "派给您的工单 {number}",
     Kind.TAKEN: TAKEN,
@@ -109,6 +117,7 @@ class Identity(SealedCookie):
 
 
 IDENTITY = web.AppKey("volunteer_identity", Identity)
+OFFER_CARDS = web.AppKey("volunteer_offer_cards", dict[tuple[int, bool], "asyncio.Task[str | None]"])
 STORE = web.AppKey("volunteer_store", ChannelStore)
 LIMITS = web.AppKey("volunteer_logins", LoginLimiter)
 PHOTO_DIR = web.AppKey("volunteer_photo_dir", Path)
@@ -265,7 +274,7 @@ async def panel_fragment(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    if not request.app[LIMITS].allow(request.remote or "?"):
+    if not request.app[LIMITS].allow(client_address(request)):  # behind the entry: the volunteer's address
         raise PageError(429, TOO_FAST)
     form = await request.post()
     code = clean_text(str(form.get("code", ""))).replace(" ", "").upper()
@@ -450,17 +459,73 @@ async def photo(request: web.Request) -> web.StreamResponse:
     return await photos.send_photo(request, request.app[PHOTO_DIR], who.id)
 
 
+async def _offer_card(request: web.Request, who: Volunteer, number: str) -> str | None:
+    """An offer's card as the panel shows it (with CARD_TOKEN for the CSRF token), or None when it is no
+    longer open (taken or withdrawn meanwhile: the plain event makes the page fetch its panel)."""
+    service = request.app[SERVICE]
+    try:
+        ticket = await service.ticket(number, Actor.responder(who.id))
+    except DomainError:
+        return None
+    if Status(ticket.status) is not Status.DISPATCHED:
+        return None
+    view = {**await card(service, ticket, who.responder), "new": True}
+
+    def csrf_field() -> Markup:
+        return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, CARD_TOKEN)
+
+    context = {"t": view, "reasons": DECLINE_REASONS, "csrf_field": csrf_field}
+    return aiohttp_jinja2.render_string("volunteer/offer.html", request, context)
+
+
+async def offer_card(request: web.Request, who: Volunteer, update: live.Update) -> str | None:
+    """The card of the offer `update` made, rendered once for every page it goes to (a ticket offered to
+    the volunteers of a grid reaches all their open pages at the same moment: one render, not one panel
+    fetch each). The card is the same for every volunteer it is offered to; staff see more."""
+    cards = request.app[OFFER_CARDS]
+    key = (update.id, Role(who.responder.role).is_staff)
+    task = cards.get(key)
+    if task is None:
+        task = cards[key] = asyncio.create_task(_offer_card(request, who, update.number))
+        while len(cards) > KEEP_CARDS:
+            cards.pop(next(iter(cards)))
+    return await asyncio.shield(task)  # a page that goes away does not cancel the others' card
+
+
+def unconcerned(update: live.Update, responder_id: int) -> bool:
+    """What cannot change a (non-staff) volunteer's panel: a new request (nothing offered or assigned yet:
+    its dispatch comes as an event of its own), and a dispatch to others (a first dispatch, or one after a
+    return, whose withdrawal came with the return). Not sending them spares the server a panel fetch from
+    every open page of the community for each new request."""
+    if update.action == Action.CREATE:
+        return True
+    return update.action == Action.DISPATCH and responder_id not in update.concerns
+
+
 async def live_updates(request: web.Request) -> web.StreamResponse:
-    """Server-sent events of the tickets of the volunteer's area, from the dashboard's one poller."""
+    """Server-sent events of the tickets of the volunteer's area, from the dashboard's one poller. An offer
+    to this volunteer comes as an `offer` event carrying its card (the page shows it without asking for its
+    panel); every other change as the plain `ticket` event."""
     who = await volunteer(request)
     if who is None:
         raise web.HTTPUnauthorized()
     store, handle = request.app[STORE], secret_handle(who.token)
+    token = await csrf_token(request)  # the page's, already in its session
 
     async def still_allowed() -> bool:
         return await store.responder_by_contact(Channel.WEB, handle) is not None
 
-    return await live.stream(request, who, still_allowed)
+    staff = Role(who.responder.role).is_staff
+
+    async def tell(update: live.Update) -> tuple[str, str] | None:
+        if who.id in update.offered and (html := await offer_card(request, who, update)) is not None:
+            data = {"number": update.number, "html": html.replace(CARD_TOKEN, token)}
+            return "offer", json.dumps(data, ensure_ascii=False)
+        if not staff and unconcerned(update, who.id):
+            return None
+        return await live.tell_ticket(update)
+
+    return await live.stream(request, who, still_allowed, tell)
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -478,6 +543,7 @@ def setup(
     app[STORE] = ChannelStore(service.sessions, service.clock)
     app[IDENTITY] = Identity(secret, secure=secure_cookies)
     app[LIMITS] = LoginLimiter(LOGINS_PER_MINUTE)
+    app[OFFER_CARDS] = {}
     app.router.add_get(HOME, home, name="volunteer")
     app.router.add_get("/volunteer", to_home)
     app.router.add_post(f"{HOME}/login", login)

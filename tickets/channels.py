@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -260,15 +260,26 @@ class ChannelStore:
             await session.flush()
             return message
 
+    async def receive(self, channel_id: str, text: str) -> tuple[InboundMessage, Sequence[InboundMessage]]:
+        """A message stored, and the sender's unanswered ones (oldest first, it last), in one transaction:
+        what a relay does with every message (app/relay.py)."""
+        async with unit_of_work(self.sessions) as session:
+            message = InboundMessage(channel_id=channel_id, text=text, received_at=self.clock.now())
+            session.add(message)
+            await session.flush()
+            return message, (await session.scalars(self._pending(channel_id))).all()
+
     async def pending_messages(self, channel_id: str) -> Sequence[InboundMessage]:
         async with self.sessions() as session:
-            return (
-                await session.scalars(
-                    select(InboundMessage)
-                    .where(InboundMessage.answered_at.is_(None), InboundMessage.channel_id == channel_id)
-                    .order_by(InboundMessage.id)
-                )
-            ).all()
+            return (await session.scalars(self._pending(channel_id))).all()
+
+    @staticmethod
+    def _pending(channel_id: str) -> Select[InboundMessage]:
+        return (
+            select(InboundMessage)
+            .where(InboundMessage.answered_at.is_(None), InboundMessage.channel_id == channel_id)
+            .order_by(InboundMessage.id)
+        )
 
     async def waiting_senders(self, limit: int = 100, *, channel: str | None = None) -> list[str]:
         """Senders with unanswered messages, the longest-waiting first; `channel`: only that channel's
@@ -285,9 +296,13 @@ class ChannelStore:
             return [row[0] for row in rows]
 
     async def mark_answered(self, message_id: int) -> None:
-        async with unit_of_work(self.sessions) as session:
-            message = await session.get_one(InboundMessage, message_id)
-            message.answered_at = self.clock.now()
+        async with unit_of_work(self.sessions) as session:  # one statement: the relay waits for it each time
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == message_id)
+                .values(answered_at=self.clock.now())
+                .execution_options(synchronize_session=False)
+            )
 
     async def count_attempt(self, message_id: int) -> None:
         async with unit_of_work(self.sessions) as session:

@@ -107,6 +107,27 @@ async def test_login_attempts_are_limited_per_forwarded_client_behind_a_trusted_
     assert await attempt("198.51.100.2") == 401  # another client behind the same proxy is not held up
 
 
+async def test_volunteer_code_attempts_are_limited_per_forwarded_client_behind_a_trusted_proxy(
+    serve: Serve,
+) -> None:
+    """/v/login's limit (10 codes a minute) is per volunteer, not for the whole city behind the entry (it
+    counted the peer, the entry itself, before)."""
+    new_browser = await serve(LOOPBACK)
+    browser = await new_browser()
+
+    async def attempt(forwarded_for: str) -> int:
+        token = await csrf_of(browser, "/v")
+        response = await browser.post(
+            "/v/login",
+            data={"code": "ABCD2345", "csrf_token": token},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        return response.status
+
+    assert [await attempt("198.51.100.1") for _ in range(11)] == [400] * 10 + [429]
+    assert await attempt("198.51.100.2") == 400  # another volunteer behind the same entry is not held up
+
+
 @pytest.mark.parametrize(
     ("trusted", "header", "client"),
     [

@@ -237,13 +237,20 @@ async def test_an_offer_appears_live_and_the_first_accept_wins(
     await next_event(stream, "ready")
 
     number = await eldercare(service, org)
-    _, update = await next_event(stream, "ticket")
-    assert update["number"] == number
+    # The offer comes on the stream with its card (as the panel shows it, this page's CSRF token in its
+    # forms): the page shows it without fetching its panel.
+    _, offer = await next_event(stream, "offer")
     stream.close()
+    card = offer["html"]
+    assert (
+        offer["number"] == number and f'id="offer-{number}"' in card and '<span class="new">新</span>' in card
+    )
+    assert "独居老人需要助餐" in card and "13812345678" not in card  # masked before accepting
+    assert f'value="{await token_of(first)}"' in card and "MINHU-CSRF" not in card
     assert number in await offered_to(service, org["vol-a3"]) & await offered_to(service, org["vol-a1"])
     panel = await (await first.get("/v/panel")).text()
     assert number in panel and "接单" in panel and "独居老人需要助餐" in panel
-    assert "13812345678" not in panel  # masked before accepting
+    assert "13812345678" not in panel
 
     status, page = await post(first, f"/v/tickets/{number}/accept")
     assert status == 200 and f"接单成功!工单 {number}" in page
@@ -252,6 +259,33 @@ async def test_an_offer_appears_live_and_the_first_accept_wins(
     ticket = await service.ticket(number, org.service_actor)
     assert ticket.assignee_id == org["vol-a3"] and Status(ticket.status) is Status.ACCEPTED
     assert number not in await (await second.get("/v/panel")).text()
+
+
+async def test_a_volunteer_is_told_only_what_can_change_their_page(
+    browsers: NewClient, service: TicketService, org: Org
+) -> None:
+    """A new request is not an event for the volunteers' pages, nor a dispatch to others: with a grid's
+    volunteers all on the page, each new request would otherwise make every page fetch its panel. A change
+    to a ticket offered to them is."""
+    offered = await volunteer(browsers, service, "vol-a3")  # anju-1: offered the eldercare requests
+    other = await volunteer(browsers, service, "vol-a2")  # anju-2, same community: not offered
+    streams = [await offered.get("/v/live"), await other.get("/v/live")]
+    for stream in streams:
+        await next_event(stream, "ready")
+    number = await eldercare(service, org)
+    assert (await next_event(streams[0], "offer"))[1]["number"] == number
+    await service.accept(number, org["vol-a1"])  # another volunteer takes it
+    _, taken = await next_event(streams[0], "ticket")
+    assert taken["number"] == number and taken["action"] == "accept"
+    _, seen = await next_event(streams[1], "ticket")  # the first event the other page gets
+    assert seen["action"] == "accept"  # not the request's create, nor its dispatch
+    # The pushed card is escaped as the panel is: what a resident wrote is never markup on the page.
+    sneaky = await eldercare(service, org, "<img src=x onerror=alert(1)>老人想预约助浴")
+    _, pushed = await next_event(streams[0], "offer")
+    assert pushed["number"] == sneaky and "<img src=x" not in pushed["html"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pushed["html"]
+    for stream in streams:
+        stream.close()
 
 
 async def test_declining_an_offer(browsers: NewClient, service: TicketService, org: Org) -> None:
