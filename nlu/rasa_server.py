@@ -14,6 +14,7 @@ Rasa spent much of its CPU per message on work whose result never changes:
 * A custom action that fails (the action server down or timing out) left the resident with no answer at
   all: here they are told the system is busy and their words are kept, and a form does not keep the answer
   its validation never saw (`_answer_when_actions_fail`).
+* Rasa's server gets /healthz, /readyz and /metrics (nlu/health.py), as every Minhu process has.
 * While the conversation store (the SQL tracker store, in the app's database) is away, Rasa saved each
   conversation to memory but read it back only from the store: every message started a new conversation, so
   a form's answer was taken out of the blue (“没太明白”). Here conversations are kept in memory until the
@@ -39,6 +40,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from nlu import health
+
 RASA_VERSION = "3.6.21"
 
 
@@ -49,8 +52,25 @@ def install() -> None:
         raise RuntimeError(f"nlu/rasa_server.py patches Rasa {RASA_VERSION}, found {rasa.__version__}")
     _validate_action_responses_once()
     _resolve_event_types_once()
+    health.time_remote_actions()  # first: the answer for a failed action (next) hides the failure
     _answer_when_actions_fail()
     _keep_conversations_while_the_store_is_away()
+    _serve_health()
+
+
+def _serve_health() -> None:
+    """/healthz, /readyz and /metrics on Rasa's own server (nlu/health.py), added to the app `rasa run`
+    builds."""
+    import rasa.core.run
+
+    configure_app = rasa.core.run.configure_app
+
+    def configure_app_with_health(*args: Any, **kwargs: Any) -> Any:
+        app = configure_app(*args, **kwargs)
+        health.attach(app)
+        return app
+
+    rasa.core.run.configure_app = configure_app_with_health
 
 
 # Said when the action server cannot be reached or fails: never silence. What the resident wrote stays in
@@ -156,6 +176,7 @@ def _keep_conversations_while_the_store_is_away() -> None:
             await memory.save(tracker)
 
     def store_failed(self: FailSafeTrackerStore, error: Exception) -> None:
+        health.note_store_error(error)
         logger.error(
             "the conversation store failed (%s): conversations are kept in memory until it is back",
             type(error).__name__,
