@@ -20,7 +20,7 @@ from alembic import command
 
 from minhu.stack import Child, port_is_free
 from tests.conftest import FIXTURES
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, rasa  # noqa: F401 (the Rasa venv fixture, for the replicas)
 from tests.pgcluster import PrivatePostgres, private_postgres, unavailable
 from tickets.catalogue import Catalogue
 from tickets.db import alembic_config, create_engine, session_factory, unit_of_work

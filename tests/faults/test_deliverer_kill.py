@@ -45,7 +45,7 @@ def deliverer(name: str, cluster: PrivatePostgres, redis: PrivateRedis, api: Fak
     """`minhu deliver` under minhu/guard.py (its own process group, for kill -9), its /healthz on a port."""
     write_test_key_file(data)
     port = free_port()
-    settings = Settings(MINHU_DATA_DIR=data, DATABASE_URL=cluster.url("minhu"))  # type: ignore[call-arg]
+    settings = Settings(MINHU_DATA_DIR=data, DATABASE_URL=cluster.url("minhu"))
     env = server_env(settings, free_port()) | {
         "TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN",
         "TELEGRAM_API_URL": api.url,
