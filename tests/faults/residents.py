@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +46,16 @@ FORM_ANSWERS = {
 # Said by the system when a turn could not be done now: the resident waits a little and says it again.
 TRY_AGAIN = ("系统忙", "请稍后", "稍等", "暂时有点忙", "没能记下", "没有收到")
 SAVED = "已经保存了您的留言"  # the request saved by the action server while the database is away
+# The traces a fault leaves in what a resident sees (a short name -> words of the message).
+NOTICES = {
+    "503 (web chat: database away)": "系统暂时忙不过来,您的这条消息没有收到",
+    "stored (Rasa unreachable)": "助手暂时联系不上",
+    "busy (action server down)": "系统忙,您的话已保存",
+    "busy (action failed)": "暂时有点忙",
+    "late answer": "(回复您 ",
+    "not understood": "没太明白",
+    "saved for later": SAVED,
+}
 
 
 @dataclass
@@ -61,8 +72,8 @@ class Resident:
         self.seen.append(text)
 
     def notices(self) -> list[str]:
-        """What they saw that was not the form's usual questions: the fault's traces."""
-        return [s for s in self.seen if any(word in s for word in (*TRY_AGAIN, "保存", "回复您", "503"))]
+        """What they saw that was not the form's usual questions: the fault's traces, by kind."""
+        return [kind for said in self.seen for kind, words in NOTICES.items() if words in said]
 
 
 class Residents:
@@ -208,8 +219,12 @@ def report(fault: str, people: list[Resident], found: Outcome) -> str:
         f"{sum(1 for r in people if r.stuck)} stuck; tickets {sum(len(t) for t in found.tickets.values())}, "
         f"unanswered messages {found.unanswered}"
     ]
+    seen = Counter(kind for r in people for kind in r.notices())
+    residents_seeing = Counter(kind for r in people for kind in set(r.notices()))
+    for kind, n in seen.most_common():
+        lines.append(f"  {kind}: {n} times, to {residents_seeing[kind]} residents")
     for r in people:
-        marks = " | ".join(n.replace("\n", " ")[:90] for n in r.notices())
+        marks = ", ".join(r.notices())
         end = r.told or ("saved" if r.saved else f"STUCK {r.stuck}")
         lines.append(
             f"  {r.sender}: {end}; tickets {found.tickets[r.sender]}{'; saw: ' + marks if marks else ''}"
