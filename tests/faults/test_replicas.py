@@ -190,20 +190,50 @@ async def test_a_rasa_replica_killed_mid_conversation(deployment: Deployment, co
     await run_with_fault(core, deployment, "rasa-kill", kill, at=3.0)
 
 
+LOST_SUBMIT = (
+    "Known loss (docs/deploy.md, Faults): when the kill lands in action_submit_request, the form is already "
+    "over; Rasa tells the resident 系统忙,您的话已保存…请稍等一两分钟再说一次, but saying 确认 again is "
+    "answered 好的。请问有什么需要帮忙的? and no ticket is made. When the kill lands in the form's validation "
+    "instead, the form asks again and nothing is lost: timing decides, so not strict."
+)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        pytest.param("before the commit", marks=pytest.mark.xfail(reason=LOST_SUBMIT, strict=False)),
+        "at the commit",
+    ],
+)
 async def test_an_action_server_killed_while_it_registers_a_ticket(
-    deployment: Deployment, core: TicketService
+    deployment: Deployment, core: TicketService, moment: str
 ) -> None:
+    """The first resident on replica 1 to confirm their form: its action server is killed 0.15 s after the
+    confirmation is sent (Rasa has read it and called the actions, the ticket is not stored yet), or the
+    moment their ticket is in the database (before or just after the action answered)."""
     victim = deployment.replicas[0]
-    confirming = asyncio.Event()
+    confirming: asyncio.Queue[Resident] = asyncio.Queue()
+    killed: list[str] = []
 
     async def before(resident: Resident, text: str) -> None:
-        if text == "确认" and deployment.replica_of(resident.sender) is victim and not confirming.is_set():
-            confirming.set()  # this turn submits the request through the victim's action server
+        if text == "确认" and deployment.replica_of(resident.sender) is victim and not killed:
+            killed.append(resident.sender)
+            confirming.put_nowait(resident)  # this turn submits the request through the victim's actions
 
     async def kill_on_submit() -> None:
-        await asyncio.wait_for(confirming.wait(), 120)
-        await asyncio.sleep(0.15)  # Rasa has read the words and calls the actions
+        resident = await asyncio.wait_for(confirming.get(), 120)
+        if moment == "before the commit":
+            await asyncio.sleep(0.15)
+        else:
+            for _ in range(12_000):  # at most a minute
+                if (await outcome(core, [resident])).tickets[resident.sender]:
+                    break
+                await asyncio.sleep(0.005)
+        had = (await outcome(core, [resident])).tickets[resident.sender]
         victim.actions.kill()
+        print(f"\n  killed action server 1 {moment} of {resident.sender}: its ticket then {had}")
         await restart(victim.actions)
 
-    await run_with_fault(core, deployment, "actions-kill", kill_on_submit, at=0, before=before)
+    await run_with_fault(
+        core, deployment, f"actions-kill-{moment.split()[0]}", kill_on_submit, at=0, before=before
+    )
