@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from app.relay import replicas_for
@@ -35,6 +36,7 @@ from tests.e2e.conftest import STARTUP_TIMEOUT, _script, free_port
 from tests.faults.conftest import PrivateRedis, restart
 from tests.faults.residents import Resident, Residents, check, outcome, report, residents
 from tests.pgcluster import PrivatePostgres
+from tests.test_health import sample
 from tickets.service import TicketService
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -190,48 +192,45 @@ async def test_a_rasa_replica_killed_mid_conversation(deployment: Deployment, co
     await run_with_fault(core, deployment, "rasa-kill", kill, at=3.0)
 
 
-LOST_SUBMIT = (
-    "Known loss (docs/deploy.md, Faults): when the kill lands in action_submit_request, the form is already "
-    "over; Rasa tells the resident 系统忙,您的话已保存…请稍等一两分钟再说一次, but saying 确认 again is "
-    "answered 好的。请问有什么需要帮忙的? and no ticket is made. When the kill lands in the form's validation "
-    "instead, the form asks again and nothing is lost: timing decides, so not strict."
-)
+VALIDATED = 'minhu_action_duration_seconds_count{action="validate_request_form",outcome="ok"}'
 
 
-@pytest.mark.parametrize(
-    "moment",
-    [
-        pytest.param("before the commit", marks=pytest.mark.xfail(reason=LOST_SUBMIT, strict=False)),
-        "at the commit",
-    ],
-)
+async def validations(actions: Child) -> float:
+    """How many form validations the action server has answered (its /metrics, actions/health.py)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{actions.port}/metrics") as answer,
+    ):
+        return sample(await answer.text(), VALIDATED) or 0.0
+
+
+@pytest.mark.parametrize("moment", ["as it submits", "at the commit"])
 async def test_an_action_server_killed_while_it_registers_a_ticket(
     deployment: Deployment, core: TicketService, moment: str
 ) -> None:
-    """The first resident on replica 1 to confirm their form: its action server is killed 0.15 s after the
-    confirmation is sent (Rasa has read it and called the actions, the ticket is not stored yet), or the
+    """The first resident on replica 1 to confirm their form: its action server is killed the moment it has
+    validated the confirmation (Rasa then calls action_submit_request, which stores the ticket), or the
     moment their ticket is in the database (before or just after the action answered)."""
     victim = deployment.replicas[0]
-    confirming: asyncio.Queue[Resident] = asyncio.Queue()
+    confirming: asyncio.Queue[tuple[Resident, float]] = asyncio.Queue()
     killed: list[str] = []
 
     async def before(resident: Resident, text: str) -> None:
         if text == "确认" and deployment.replica_of(resident.sender) is victim and not killed:
-            killed.append(resident.sender)
-            confirming.put_nowait(resident)  # this turn submits the request through the victim's actions
+            killed.append(resident.sender)  # this turn submits the request through the victim's actions
+            confirming.put_nowait((resident, await validations(victim.actions)))
 
     async def kill_on_submit() -> None:
-        resident = await asyncio.wait_for(confirming.get(), 120)
-        if moment == "before the commit":
-            await asyncio.sleep(0.15)
-        else:
-            for _ in range(12_000):  # at most a minute
-                if (await outcome(core, [resident])).tickets[resident.sender]:
-                    break
-                await asyncio.sleep(0.005)
+        resident, validated = await asyncio.wait_for(confirming.get(), 120)
+        for _ in range(20_000):  # at most about a minute
+            if moment == "as it submits" and await validations(victim.actions) > validated:
+                break
+            if moment == "at the commit" and (await outcome(core, [resident])).tickets[resident.sender]:
+                break
+            await asyncio.sleep(0.002)
         had = (await outcome(core, [resident])).tickets[resident.sender]
         victim.actions.kill()
-        print(f"\n  killed action server 1 {moment} of {resident.sender}: its ticket then {had}")
+        print(f"\n  killed action server 1 {moment} for {resident.sender}: its ticket then {had}")
         await restart(victim.actions)
 
     await run_with_fault(
