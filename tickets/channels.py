@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets import outbox
 from tickets.clock import Clock
-from tickets.db import unit_of_work
+from tickets.db import execute_alone, unit_of_work
 from tickets.errors import NoConsent, NotAllowed, ResponderNotFound, ValidationError
 from tickets.models import (
     ButtonPayload,
@@ -316,13 +316,14 @@ class ChannelStore:
             return [row[0] for row in rows]
 
     async def mark_answered(self, message_id: int) -> None:
-        async with unit_of_work(self.sessions) as session:  # one statement: the relay waits for it each time
-            await session.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id == message_id)
-                .values(answered_at=self.clock.now())
-                .execution_options(synchronize_session=False)
-            )
+        # One statement, committed before the reply goes out: the relay waits for it each time.
+        await execute_alone(
+            self.sessions,
+            update(InboundMessage)
+            .where(InboundMessage.id == message_id)
+            .values(answered_at=self.clock.now())
+            .execution_options(synchronize_session=False),
+        )
 
     async def count_attempt(self, message_id: int) -> None:
         async with unit_of_work(self.sessions) as session:
