@@ -25,8 +25,9 @@ CSRF = re.compile(r'data-csrf="([^"]+)"')
 FORM = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-async def run(db: str, messages: int, residents: int) -> list[float]:
+async def run(db: str, messages: int, residents: int) -> tuple[list[float], dict[str, int]]:
     from alembic import command
+    from sqlalchemy import event
 
     from dashboard.app import ChatConfig, make_app
     from tests.dashboard.conftest import SECRET, browsers_on
@@ -45,6 +46,19 @@ async def run(db: str, messages: int, residents: int) -> list[float]:
         try:
             await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
             engine = create_engine(url)
+            # What the database is asked per message: statements (BEGIN included where the driver sends it
+            # as one) and commits; counted over the timed messages only.
+            counts = {"statements": 0, "commits": 0}
+            timing = False
+
+            @event.listens_for(engine.sync_engine, "before_cursor_execute")
+            def statement(*_: object) -> None:
+                counts["statements"] += timing
+
+            @event.listens_for(engine.sync_engine, "commit")
+            def commit(*_: object) -> None:
+                counts["commits"] += timing
+
             rasa = FakeRasa()
             await rasa.start()
             service = TicketService(session_factory(engine))
@@ -69,6 +83,7 @@ async def run(db: str, messages: int, residents: int) -> list[float]:
                     people.append((client, token.group(1)))
                 for i in range(messages + 20):  # the first 20: warm-up, not timed
                     client, token = people[i % residents]
+                    timing = i >= 20
                     start = time.perf_counter()
                     response = await client.post(
                         "/chat/messages", json={"text": f"你好 {i}"}, headers={"X-CSRF-Token": token}
@@ -80,7 +95,7 @@ async def run(db: str, messages: int, residents: int) -> list[float]:
                         times.append(elapsed)
             await rasa.stop()
             await engine.dispose()
-            return times
+            return times, counts
         finally:
             if name:
                 await pg_admin(DEFAULT_PG, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -93,10 +108,13 @@ def main() -> int:
     p.add_argument("--residents", type=int, default=5)
     p.add_argument("--label", default="")
     args = p.parse_args()
-    ms = [t * 1000 for t in asyncio.run(run(args.db, args.messages, args.residents))]
+    times, counts = asyncio.run(run(args.db, args.messages, args.residents))
+    ms = [t * 1000 for t in times]
+    per = {k: v / len(ms) for k, v in counts.items()}
     print(
         f"{args.label or 'code'} {args.db}: n {len(ms)} p50 {pct(ms, 0.5):.2f} p95 {pct(ms, 0.95):.2f} "
-        f"mean {sum(ms) / len(ms):.2f} ms",
+        f"mean {sum(ms) / len(ms):.2f} ms; per message {per['statements']:.1f} statements, "
+        f"{per['commits']:.1f} commits",
         flush=True,
     )
     return 0
