@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, literal, select, update
+from sqlalchemy import Select, delete, exists, func, insert, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -277,13 +277,27 @@ class ChannelStore:
             row = row.where(
                 exists().where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
             )
-        store = (
-            insert(InboundMessage)
-            .from_select(["channel_id", "text", "received_at", "attempts"], row)
-            .returning(InboundMessage.id)
-        )
+        store = insert(InboundMessage).from_select(["channel_id", "text", "received_at", "attempts"], row)
+        async with self.sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # One statement in autocommit (atomic, as durable as a COMMIT): 1 round trip, not 4. The
+                # pending ones are read from the statement's snapshot, which does not hold the new row:
+                # it comes from the INSERT's RETURNING, flagged.
+                table = InboundMessage.__table__
+                fresh = store.returning(*table.c).cte("fresh")
+                older = select(*table.c, literal(False).label("fresh")).where(
+                    table.c.answered_at.is_(None), table.c.channel_id == channel_id
+                )
+                both = union_all(older, select(*fresh.c, literal(True).label("fresh")))
+                connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                rows = (await connection.execute(both.order_by(both.selected_columns.id))).mappings().all()
+                stored = [InboundMessage(**{k: v for k, v in row.items() if k != "fresh"}) for row in rows]
+                fresh_rows = [m for m, row in zip(stored, rows, strict=True) if row["fresh"]]
+                if not fresh_rows:
+                    raise NoConsent()
+                return fresh_rows[0], stored
         async with unit_of_work(self.sessions) as session:
-            fresh_id = await session.scalar(store)
+            fresh_id = await session.scalar(store.returning(InboundMessage.id))
             if fresh_id is None:
                 raise NoConsent()
             pending = (await session.scalars(self._pending(channel_id))).all()
