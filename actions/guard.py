@@ -17,9 +17,10 @@ and place and answers a bare status, never the request.
 from __future__ import annotations
 
 import functools
-import sys
+import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from types import ModuleType
 from typing import Any, ClassVar
 
 import pluggy
@@ -33,6 +34,7 @@ from sanic import HTTPResponse, Request, Sanic, response
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
 
+from actions.health import note_action
 from app.logs import where
 
 log = structlog.get_logger("actions")
@@ -53,14 +55,18 @@ def guarded(run: Run) -> Run:
         self: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         said = len(dispatcher.messages)
+        started = time.perf_counter()
         try:
-            return await run(self, dispatcher, tracker, domain)
+            events = await run(self, dispatcher, tracker, domain)
         except Exception as error:
+            note_action(self.name(), time.perf_counter() - started, error)
             log.error("action failed", action=self.name(), error=type(error).__name__, at=where(error))
             del dispatcher.messages[said:]
             dispatcher.utter_message(text=self.busy_text)
-            events: list[EventType] = self.failed(tracker)
-            return events
+            failed: list[EventType] = self.failed(tracker)
+            return failed
+        note_action(self.name(), time.perf_counter() - started)
+        return events
 
     safe_run.guarded = True  # type: ignore[attr-defined]
     return safe_run
@@ -117,9 +123,8 @@ def attach_sanic_app_extensions(app: Sanic[Any, Any]) -> None:
     app.error_handler = AnswerWithoutTheRequest()
 
 
-def register_plugin() -> None:
-    """Make this module an rasa-sdk plugin (once per process)."""
+def register_plugin(module: ModuleType) -> None:
+    """Make `module` (with `hookimpl`s) an rasa-sdk plugin (once per process)."""
     manager = plugin_manager()
-    module = sys.modules[__name__]
     if not manager.is_registered(module):
         manager.register(module)

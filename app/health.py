@@ -83,10 +83,21 @@ class Health:
             await client.aclose()
 
     async def _rasa(self) -> None:
+        """One Rasa replica answers (MINHU_RASA_URL may name several: the relay fails over, app/relay.py)."""
+        from app.relay import rasa_urls
+
         timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(str(self.rasa_url)) as response:
-            if response.status != 200:
-                raise RuntimeError(f"HTTP {response.status}")
+        failure: Exception = RuntimeError("no Rasa address")
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for url in rasa_urls(str(self.rasa_url)):
+                try:
+                    async with http.get(url) as response:
+                        if response.status == 200:
+                            return
+                        failure = RuntimeError(f"HTTP {response.status}")
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    failure = error
+        raise failure
 
     async def ready(self) -> dict[str, str]:
         """Each dependency's state: "ok" or why not."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 from collections import defaultdict
 from contextlib import AbstractAsyncContextManager
@@ -57,9 +58,28 @@ class RasaUnavailable(Exception):
     """Rasa did not answer (down, refused, failed or too slow)."""
 
 
+def rasa_urls(url: str) -> list[str]:
+    """The Rasa replicas in MINHU_RASA_URL: one address, or several separated by commas."""
+    return [part.strip().rstrip("/") for part in url.split(",") if part.strip()]
+
+
+def replicas_for(sender: str, urls: list[str]) -> list[str]:
+    """The order in which `sender`'s turns try the replicas: rendezvous hashing, so one sender goes to one
+    replica while it answers (Rasa Open Source's Redis lock is not atomic, RasaHQ/rasa#9213), and a replica
+    going away moves only its own senders, each to the same next one."""
+    return sorted(urls, key=lambda url: hashlib.sha256(f"{url} {sender}".encode()).digest(), reverse=True)
+
+
 class RasaClient:
+    """Rasa's REST channel at one address, or at several replicas (`url` "http://a:5005,http://b:5005", for a
+    deployment without a load balancer in front of them): a sender's turns go to its replica
+    (`replicas_for`), and to the next one only when the connection is refused, i.e. when nothing was sent. A
+    turn sent and not answered (the replica died under it, or timed out) is never sent again here: the relay
+    keeps it and replays it (Relay), as with one Rasa."""
+
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
-        self.url = url.rstrip("/")
+        self.urls = rasa_urls(url)
+        self.url = self.urls[0] if self.urls else url.rstrip("/")
         self.timeout = timeout
         self._http: aiohttp.ClientSession | None = None
 
@@ -74,15 +94,17 @@ class RasaClient:
             await self._http.close()
 
     async def send(self, sender: str, message: str) -> list[Reply]:
+        replicas = replicas_for(sender, self.urls) if len(self.urls) > 1 else [self.url]
         try:
-            async with self.http.post(
-                f"{self.url}/webhooks/rest/webhook",
-                json={"sender": sender, "message": message},
-                headers=relay_headers(sender),
-            ) as response:
-                if response.status != 200:
-                    raise RasaUnavailable(f"HTTP {response.status}")
-                body = await response.json(content_type=None)
+            for i, url in enumerate(replicas):
+                try:
+                    body = await self._post(url, sender, message)
+                except aiohttp.ClientConnectorError as error:  # refused: nothing sent, the next one may
+                    if i == len(replicas) - 1:
+                        raise
+                    note_relay_error(f"{type(error).__name__} (failed over)")
+                    continue
+                break
         except RasaUnavailable as error:
             note_relay_error(str(error))  # the process's /metrics (minhu_relay_errors)
             raise
@@ -91,12 +113,26 @@ class RasaClient:
             raise RasaUnavailable(type(error).__name__) from error
         return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
+    async def _post(self, url: str, sender: str, message: str) -> Any:
+        async with self.http.post(
+            f"{url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            headers=relay_headers(sender),
+        ) as response:
+            if response.status != 200:
+                raise RasaUnavailable(f"HTTP {response.status}")
+            return await response.json(content_type=None)
+
     async def reachable(self) -> bool:
-        try:
-            async with self.http.get(self.url, timeout=aiohttp.ClientTimeout(total=5)) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+        """True when a replica answers."""
+        for url in self.urls or [self.url]:
+            try:
+                async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                    if response.status == 200:
+                        return True
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+        return False
 
 
 def late_heading(message: InboundMessage, tz: Any) -> str:

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str = Field(default="", alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_webhook_listen: str = Field(default="127.0.0.1", alias="TELEGRAM_WEBHOOK_LISTEN")
     telegram_webhook_port: int = Field(default=8443, alias="TELEGRAM_WEBHOOK_PORT")
+    # Several replicas without a load balancer: their addresses separated by commas (app/relay.RasaClient).
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="MINHU_RASA_URL")
     # Replicas (docs/deploy.md): Redis shared by the processes (e.g. redis://127.0.0.1:6379/0), for the
     # Telegram rate limit of all deliverers together (app/ratelimit.py); unset: each process its own.

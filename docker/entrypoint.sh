@@ -9,8 +9,9 @@
 #   migrate    `minhu db upgrade`, Rasa's tracker schema, the demo org on an empty database; then exits
 #   health     liveness: the /healthz of the process this container runs (the image's HEALTHCHECK)
 #   ready      readiness: its /readyz (database, Redis when set, Rasa when it relays): compose's checks
-# web serves /healthz and /readyz on its own port (MINHU_DASHBOARD_PORT); bot, deliverer and sweeper on
-# MINHU_HEALTH_PORT (set in the image); the action server has rasa-sdk's /health only.
+# web and the action server serve /healthz and /readyz on their own ports (MINHU_DASHBOARD_PORT,
+# MINHU_ACTION_PORT; the action server's from actions/health.py); bot, deliverer and sweeper on
+# MINHU_HEALTH_PORT (set in the image).
 #   minhu ARGS the command line (`minhu staff add …`); anything else is run as a command (`sh`).
 set -eu
 role="${1:-web}"
@@ -47,7 +48,7 @@ case "$role" in
     path=/healthz
     [ "$role" = ready ] && path=/readyz
     case "$(cat /tmp/minhu-role 2>/dev/null || true)" in
-      actions) probe "http://127.0.0.1:${MINHU_ACTION_PORT:-5055}/health" ;;
+      actions) probe "http://127.0.0.1:${MINHU_ACTION_PORT:-5055}$path" ;;
       web) probe "http://127.0.0.1:${MINHU_DASHBOARD_PORT:-8080}$path" ;;
       bot|deliverer|sweeper) probe "http://127.0.0.1:${MINHU_HEALTH_PORT:-9100}$path" ;;
       *) exit 0 ;;

@@ -367,19 +367,27 @@ def assistant(
     relay_secret, rasa_token = run_secret(RELAY_SECRET_ENV), run_secret(RASA_TOKEN_ENV)
     env = {**server_env(settings, action_port), RELAY_SECRET_ENV: relay_secret}
     env["SANIC_REQUEST_MAX_SIZE"] = str(REQUEST_MAX_SIZE)
-    # nlu.rasa_server is `rasa` with a fix to its per-message hot path (see that module).
-    rasa_command = [str(venv / "bin" / "python"), "-m", "nlu.rasa_server", "run", "--enable-api"]
-    rasa_command += ["--model", model, "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"]
-    # One argument with "=": a token starting with "-" would otherwise read as an option (argparse).
-    rasa_command += ["--interface", "127.0.0.1", "--port", str(rasa_port), f"--auth-token={rasa_token}"]
-    rasa = Child(
-        "Rasa", "Rasa", rasa_command, rasa_port, "MINHU_RASA_PORT", "/status", log_dir / "rasa.log", env,
-        needle="model_file", health_token=rasa_token,
-    )  # fmt: skip
+    rasa = rasa_server(venv, model, rasa_port, log_dir / "rasa.log", env, rasa_token)
     # The action server receives Rasa's tracker (the whole conversation session), which may be far larger
     # than any resident's message: its own, looser cap.
     actions_env = env | {"SANIC_REQUEST_MAX_SIZE": str(ACTIONS_REQUEST_MAX_SIZE)}
     return Assistant(action_server(action_port, log_dir, actions_env), rasa, wait_s)
+
+
+def rasa_server(
+    venv: Path, model: str, port: int, log_file: Path, env: dict[str, str], token: str,
+    endpoints: str = "endpoints.yml",
+) -> Child:  # fmt: skip
+    """Rasa (the Rasa venv), its HTTP API behind `token`, its endpoints from the file `endpoints`."""
+    # nlu.rasa_server is `rasa` with a fix to its per-message hot path (see that module).
+    command = [str(venv / "bin" / "python"), "-m", "nlu.rasa_server", "run", "--enable-api"]
+    command += ["--model", model, "--endpoints", endpoints, "--credentials", "credentials.yml"]
+    # One argument with "=": a token starting with "-" would otherwise read as an option (argparse).
+    command += ["--interface", "127.0.0.1", "--port", str(port), f"--auth-token={token}"]
+    return Child(
+        "Rasa", "Rasa", command, port, "MINHU_RASA_PORT", "/status", log_file, env,
+        needle="model_file", health_token=token,
+    )  # fmt: skip
 
 
 def run_secret(name: str) -> str:

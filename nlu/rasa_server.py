@@ -14,6 +14,7 @@ Rasa spent much of its CPU per message on work whose result never changes:
 * A custom action that fails (the action server down or timing out) left the resident with no answer at
   all: here they are told the system is busy and their words are kept, and a form does not keep the answer
   its validation never saw (`_answer_when_actions_fail`).
+* Rasa's server gets /healthz, /readyz and /metrics (nlu/health.py), as every Minhu process has.
 * While the conversation store (the SQL tracker store, in the app's database) is away, Rasa saved each
   conversation to memory but read it back only from the store: every message started a new conversation, so
   a form's answer was taken out of the blue (“没太明白”). Here conversations are kept in memory until the
@@ -39,6 +40,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from nlu import health
+
 RASA_VERSION = "3.6.21"
 
 
@@ -49,8 +52,25 @@ def install() -> None:
         raise RuntimeError(f"nlu/rasa_server.py patches Rasa {RASA_VERSION}, found {rasa.__version__}")
     _validate_action_responses_once()
     _resolve_event_types_once()
+    health.time_remote_actions()  # first: the answer for a failed action (next) hides the failure
     _answer_when_actions_fail()
     _keep_conversations_while_the_store_is_away()
+    _serve_health()
+
+
+def _serve_health() -> None:
+    """/healthz, /readyz and /metrics on Rasa's own server (nlu/health.py), added to the app `rasa run`
+    builds."""
+    import rasa.core.run
+
+    configure_app = rasa.core.run.configure_app
+
+    def configure_app_with_health(*args: Any, **kwargs: Any) -> Any:
+        app = configure_app(*args, **kwargs)
+        health.attach(app)
+        return app
+
+    rasa.core.run.configure_app = configure_app_with_health
 
 
 # Said when the action server cannot be reached or fails: never silence. What the resident wrote stays in
@@ -63,12 +83,16 @@ ACTIONS_DOWN = (
 def _answer_when_actions_fail() -> None:
     """Rasa 3.6 logs a failed custom action and carries on with no reply at all; a form then keeps the
     answer its validation never saw (the address slot became 确认). Here the resident is told the system is
-    busy, and a failed form validation clears the slot it was asked about, so the question is asked again."""
+    busy, and a failed form validation clears the slot it was asked about, so the question is asked again.
+    An action that fails just after a form ended (the form's submit: the action server died while it
+    registered the request) opens the form again at its last question, so the resident's repeated answer
+    submits it again (found by tests/faults: the request was lost). A submit that had been stored before the
+    failure is then the ticket core's duplicate, answered with its number, never a second ticket."""
     import logging
 
     from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
     from rasa.shared.core.constants import REQUESTED_SLOT
-    from rasa.shared.core.events import BotUttered, SlotSet
+    from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
 
     logger = logging.getLogger("nlu.rasa_server")
     original = RemoteAction.run
@@ -89,11 +113,48 @@ def _answer_when_actions_fail() -> None:
         except Exception as error:  # the action server is down, timed out, or answered with an error
             # The error's type only: its text may carry the resident's words.
             logger.error("custom action %s failed: %s", self.name(), type(error).__name__)
-            events: list[Any] = [BotUttered(ACTIONS_DOWN)]
+            said = []  # said once a turn, however many actions fail in it
+            for event in reversed(tracker.events):
+                if isinstance(event, UserUttered):
+                    break
+                said.append(isinstance(event, BotUttered) and event.text == ACTIONS_DOWN)
+            events: list[Any] = [] if any(said) else [BotUttered(ACTIONS_DOWN)]
             asked = tracker.get_slot(REQUESTED_SLOT)
             if self.name().startswith("validate_") and asked:
                 events.append(SlotSet(asked, None))
+            elif tracker.active_loop_name is None and (ended := _form_ended_this_turn(tracker)):
+                form, last = ended  # e.g. the submit after the form: open the form again at its last question
+                events += [ActiveLoop(form), SlotSet(last, None), SlotSet(REQUESTED_SLOT, last)]
             return events
+
+    def _form_ended_this_turn(tracker: Any) -> tuple[str, str] | None:
+        """(form, the slot it last asked) when a form completed since the resident's last message (the form
+        itself ended it, not a rule such as an emergency's action_deactivate_loop): the action that failed
+        ran after it (the form's submit), so nothing would carry the request on."""
+        events = list(tracker.events)
+        start = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=-1)
+        form = next((e.name for e in reversed(events[: start + 1]) if isinstance(e, ActiveLoop)), None)
+        asked = next(
+            (
+                e.value
+                for e in reversed(events[: start + 1])
+                if isinstance(e, SlotSet) and e.key == REQUESTED_SLOT
+            ),
+            None,
+        )
+        last_action = None
+        for event in events[start + 1 :]:
+            if isinstance(event, ActionExecuted):
+                last_action = event.action_name
+            elif (
+                isinstance(event, ActiveLoop)
+                and event.name is None
+                and form
+                and last_action == form
+                and asked
+            ):
+                return str(form), str(asked)
+        return None
 
     RemoteAction.run = run
 
@@ -156,6 +217,7 @@ def _keep_conversations_while_the_store_is_away() -> None:
             await memory.save(tracker)
 
     def store_failed(self: FailSafeTrackerStore, error: Exception) -> None:
+        health.note_store_error(error)
         logger.error(
             "the conversation store failed (%s): conversations are kept in memory until it is back",
             type(error).__name__,

@@ -23,7 +23,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONSTRAINTS="$REPO_ROOT/nlu/rasa-constraints.txt"
 # Top-level requirements; every version (these and their dependencies) is pinned by $CONSTRAINTS.
-REQUIREMENTS=("rasa==3.6.21" "jieba" "opencc")
+REQUIREMENTS=("rasa==3.6.21" "jieba" "opencc" "prometheus-client")
 CACHE_ROOT="${MINHU_CACHE:-$HOME/.cache/minhu}"
 
 # Telemetry and (telemetry-gated) Sentry error reporting off for everything we start.

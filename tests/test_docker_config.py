@@ -64,7 +64,7 @@ def test_every_process_runs_a_minhu_command_and_the_senders_share_one_rate_limit
 ) -> None:
     """The roles the entrypoint maps to `minhu` commands (no docker/roles.py but the one-off migrate step);
     every process that sends to Telegram has the same Redis, so the per-bot limit holds across them; the
-    processes without a port of their own are checked on their /readyz."""
+    action servers and the processes without a port of their own are checked on their /readyz."""
     done = config(*files, profiles=("telegram",))
     assert done.returncode == 0, done.stderr
     services = yaml.safe_load(done.stdout)["services"]
@@ -88,8 +88,9 @@ def test_every_process_runs_a_minhu_command_and_the_senders_share_one_rate_limit
     assert services["deliverer"]["deploy"]["replicas"] >= 2
     redis = {services[name]["environment"]["MINHU_REDIS_URL"] for name in ("bot-worker", "deliverer")}
     assert redis == {"redis://redis:6379/0"}
-    for name in ("sweeper", "deliverer", "bot-receiver", "bot-worker"):
+    for name in ("actions", "sweeper", "deliverer", "bot-receiver", "bot-worker"):
         assert services[name]["healthcheck"]["test"] == ["CMD", "minhu-entrypoint", "ready"], name
+    assert 'actions) probe "http://127.0.0.1:${MINHU_ACTION_PORT:-5055}$path"' in entrypoint
 
 
 def test_the_web_replicas_trust_the_forwarded_for_of_the_entry_only() -> None:

@@ -71,6 +71,7 @@ class FakeBotAPI:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _texts: dict[tuple[int, int], Any] = field(default_factory=dict)  # what each message says now
     hung: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call hangs (status 0)
+    delay: float = 0.0  # seconds each sending call takes before Telegram accepts it
     _release: asyncio.Event = field(default_factory=asyncio.Event)  # lets hung calls go at stop()
 
     async def start(self) -> str:
@@ -137,6 +138,8 @@ class FakeBotAPI:
             else:
                 body["description"] = "Internal Server Error"
             return web.json_response(body, status=failure.status)
+        if method in SENDING and self.delay:
+            await asyncio.sleep(self.delay)
         call.result = await self._result(method, params)
         if method in ("sendMessage", "editMessageText") and isinstance(call.result, dict):
             self._texts[(call.result["chat"]["id"], call.result["message_id"])] = call.result.get("text")
