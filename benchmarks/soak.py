@@ -8,7 +8,7 @@ greeting's button, the request form, a ticket number checked on 我的诉求), e
 `--root`: the processes whose whole tree is the deployment (`minhu run`'s pid; for compose, the
 containerd-shim pids: `pgrep -f containerd-shim`). Memory is each process's private RSS (RssAnon) from /proc;
 its level is taken when the warm-up ends, and the soak fails if a process there from then to the end ends more
-than 10 % above it.
+than 10 % (and 2 MiB) above it.
 `--addresses`: each resident sends its own X-Forwarded-For (10.x.y.z) so that the per-address limits see
 residents, not the load generator: start the entry with MINHU_TRUSTED_PROXIES=127.0.0.1.
 
@@ -33,6 +33,7 @@ from common import pct
 from docker_conversation import resident
 
 GROWTH_LIMIT = 0.10
+GROWTH_FLOOR_KIB = 2048  # a few-MiB helper (a containerd shim, an idle backend) growing by 0.5 MiB is no leak
 
 
 def rss_kib(pid: int) -> int | None:
@@ -130,6 +131,10 @@ class Memory:
     def growth(self, pid: int) -> float:
         return self.last[pid] / self.level[pid] - 1
 
+    def grown(self, pid: int) -> bool:
+        """More than 10 % above its level, and by more than 2 MiB."""
+        return self.growth(pid) > GROWTH_LIMIT and self.last[pid] - self.level[pid] > GROWTH_FLOOR_KIB
+
     def report(self) -> list[str]:
         lines = []
         for pid in sorted(self.judged(), key=lambda p: self.names[p]):
@@ -208,7 +213,7 @@ async def main() -> int:
     )
     for error, count in tally.errors.most_common(5):
         print(f"  error ×{count}: {error}")
-    grown = [pid for pid in memory.judged() if memory.growth(pid) > GROWTH_LIMIT]
+    grown = [pid for pid in memory.judged() if memory.grown(pid)]
     if memory.level:
         print(
             f"private memory (RssAnon) of the {len(memory.judged())} processes there from the warm-up to the end:"

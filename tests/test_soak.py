@@ -38,7 +38,10 @@ def test_memory_is_measured_from_the_level_after_the_warm_up(child: subprocess.P
     memory.sample(warm=True)
     assert memory.level[child.pid] > 0
     memory.level[child.pid], memory.last[child.pid] = 100_000, 120_000  # as if it had grown by 20 % since
-    assert memory.growth(child.pid) == pytest.approx(0.2)
+    assert memory.growth(child.pid) == pytest.approx(0.2) and memory.grown(child.pid)
+    # +20 %, but 0.6 MiB: a small helper's noise
+    memory.level[child.pid], memory.last[child.pid] = 3_000, 3_600
+    assert not memory.grown(child.pid)
     assert "(+20.0%)" in memory.report()[0]
 
 
