@@ -6,8 +6,9 @@ greeting's button, the request form, a ticket number checked on 我的诉求), e
     python benchmarks/soak.py --url http://127.0.0.1:8088 --residents 200 --minutes 10 --root <pid>…
 
 `--root`: the processes whose whole tree is the deployment (`minhu run`'s pid; for compose, the
-containerd-shim pids: `pgrep -f containerd-shim`). Memory is each process's RSS from /proc; its level is
-taken when the warm-up ends, and the soak fails if a process ends more than 10 % above it.
+containerd-shim pids: `pgrep -f containerd-shim`). Memory is each process's private RSS (RssAnon) from /proc;
+its level is taken when the warm-up ends, and the soak fails if a process there from then to the end ends more
+than 10 % (and 2 MiB) above it.
 `--addresses`: each resident sends its own X-Forwarded-For (10.x.y.z) so that the per-address limits see
 residents, not the load generator: start the entry with MINHU_TRUSTED_PROXIES=127.0.0.1.
 
@@ -32,17 +33,28 @@ from common import pct
 from docker_conversation import resident
 
 GROWTH_LIMIT = 0.10
+GROWTH_FLOOR_KIB = 2048  # a few-MiB helper (a containerd shim, an idle backend) growing by 0.5 MiB is no leak
 
 
 def rss_kib(pid: int) -> int | None:
-    """The process's resident memory in KiB; None once it is gone."""
+    """The process's private resident memory in KiB (RssAnon: its heap and stacks; not the files it maps nor
+    shared memory, such as PostgreSQL's shared buffers, which every backend's VmRSS counts once it has read
+    them); None once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1])
     except OSError:
         return None
-    return 0  # a zombie has no VmRSS line
+    return 0  # a zombie has no RssAnon line
+
+
+def started(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): a pid used again by a new process differs."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def process_tree(roots: list[int]) -> dict[int, str]:
@@ -82,34 +94,50 @@ def process_tree(roots: list[int]) -> dict[int, str]:
 
 @dataclass
 class Memory:
-    """RSS samples of a process tree: its level when the warm-up ends, the last sample and the highest."""
+    """Private memory samples of a process tree. A process is judged when it was there at the first sample after
+    the warm-up (its level) and still is at the last one: probes, `runc` and other short-lived processes that a
+    sample happens to catch are not, nor a pid that a new process has taken since."""
 
     roots: list[int]
     names: dict[int, str] = field(default_factory=dict)
     level: dict[int, int] = field(default_factory=dict)
     last: dict[int, int] = field(default_factory=dict)
     most: dict[int, int] = field(default_factory=dict)
+    starts: dict[int, int | None] = field(default_factory=dict)
+    alive: set[int] = field(default_factory=set)  # the pids of the latest sample
+    warmed: bool = False
 
     def sample(self, *, warm: bool) -> None:
+        self.alive = set()
         for pid, name in process_tree(self.roots).items():
-            kib = rss_kib(pid)
+            kib, start = rss_kib(pid), started(pid)
             if not kib:
                 continue
+            if self.starts.setdefault(pid, start) != start:  # another process on a used pid: not the same
+                self.level.pop(pid, None)
+                continue
             self.names.setdefault(pid, name)
-            if warm:
-                self.level.setdefault(pid, kib)
+            self.alive.add(pid)
+            if warm and not self.warmed:
+                self.level[pid] = kib
             self.last[pid] = kib
             if pid in self.level:
                 self.most[pid] = max(self.most.get(pid, 0), kib)
+        self.warmed = self.warmed or warm
+
+    def judged(self) -> list[int]:
+        return [pid for pid in self.level if pid in self.alive]
 
     def growth(self, pid: int) -> float:
         return self.last[pid] / self.level[pid] - 1
 
+    def grown(self, pid: int) -> bool:
+        """More than 10 % above its level, and by more than 2 MiB."""
+        return self.growth(pid) > GROWTH_LIMIT and self.last[pid] - self.level[pid] > GROWTH_FLOOR_KIB
+
     def report(self) -> list[str]:
         lines = []
-        for pid in sorted(self.level, key=lambda p: self.names[p]):
-            if pid not in self.last:
-                continue
+        for pid in sorted(self.judged(), key=lambda p: self.names[p]):
             lines.append(
                 f"  {self.names[pid][:60]:60} pid {pid:>7}: {self.level[pid] / 1024:7.1f} MiB after warm-up, "
                 f"{self.last[pid] / 1024:7.1f} at the end ({self.growth(pid):+.1%}), "
@@ -185,9 +213,11 @@ async def main() -> int:
     )
     for error, count in tally.errors.most_common(5):
         print(f"  error ×{count}: {error}")
-    grown = [pid for pid in memory.level if pid in memory.last and memory.growth(pid) > GROWTH_LIMIT]
+    grown = [pid for pid in memory.judged() if memory.grown(pid)]
     if memory.level:
-        print(f"memory of {len(memory.level)} processes (RSS):")
+        print(
+            f"private memory (RssAnon) of the {len(memory.judged())} processes there from the warm-up to the end:"
+        )
         print("\n".join(memory.report()))
     elif args.root:
         print("no memory samples after the warm-up: is --warmup shorter than --minutes?")
