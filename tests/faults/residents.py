@@ -104,6 +104,11 @@ class Residents:
             except Exception:  # the database away too: the next round
                 continue
 
+    async def consent(self, resident: Resident) -> None:
+        """What the chat page's 同意 does (dashboard/chat.consent): the web relay keeps nothing before it."""
+        who = await self.core.resident_for(resident.sender)
+        await self.core.remember_resident(who.id, consent=True)
+
     async def say(self, resident: Resident, text: str) -> str:
         """One turn as the page shows it; late answers to earlier stored messages are polled for."""
         answer = Answer()

@@ -138,6 +138,8 @@ async def run_with_fault(
     people = residents(name, RESIDENTS)
     started = time.monotonic()
     async with Residents(core, deployment.rasa_url) as chat:
+        for resident in people:  # each consented on the page before the fault
+            await chat.consent(resident)
 
         async def one(i: int, resident: Resident) -> Resident:
             await asyncio.sleep(0.3 * i)
