@@ -155,8 +155,6 @@ class Relay(Generic[T]):
     stored message, not the one just sent)."""
 
     channel = ""
-    # Only residents who consented may be relayed (the web chat): checked as the message is stored.
-    consented_only = False
 
     def __init__(self, rasa: RasaClient, store: ChannelStore, tz: Any, *, notice_after: float = 8.0) -> None:
         self.rasa, self.store, self.tz = rasa, store, tz
@@ -177,14 +175,11 @@ class Relay(Generic[T]):
         return self._locks[sender]
 
     async def submit(self, target: T, sender: str, text: str) -> None:
-        """A resident's message (or button payload): stored, then relayed after any older stored ones.
-        NoConsent (nothing kept) when the relay is `consented_only` and the sender has not consented."""
+        """A resident's message (or button payload): stored, then relayed after any older stored ones."""
         async with self.hold(sender):
             # Each statement tried once more on a fresh connection after a database restart (not the call
             # to Rasa: a message is never sent twice for it).
-            fresh, pending = await retry_if_dropped(
-                lambda: self.store.receive(sender, text, consented_only=self.consented_only)
-            )
+            fresh, pending = await retry_if_dropped(lambda: self.store.receive(sender, text))
             await self._drain(target, sender, fresh.id, pending)
 
     async def replay(self, target: T) -> int:

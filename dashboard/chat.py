@@ -45,7 +45,7 @@ from dashboard.render import render
 from tickets.actors import Actor
 from tickets.channels import ChannelStore
 from tickets.db import retry_if_dropped
-from tickets.errors import DatabaseUnavailable, DomainError, NoConsent
+from tickets.errors import DatabaseUnavailable, DomainError
 from tickets.models import Rating, Resident, Status, Ticket, TicketEvent
 from tickets.privacy import (
     CONSENT_QUESTION,
@@ -79,7 +79,7 @@ NOTICE = (
     ),
     CONSENT_QUESTION,
 )
-NEED_CONSENT = NoConsent.default_message
+NEED_CONSENT = "请先阅读说明并点“同意”,再开始聊天。"
 TOO_FAST = "您发得太快了,请稍等一分钟再发。我们会认真看每一条消息。"
 EMPTY = "请写一写您遇到的问题,内容不能为空。"
 TOO_LONG = f"消息太长了(最多 {MAX_MESSAGE} 个字),请分几次发。"
@@ -205,11 +205,10 @@ def polite_when_the_database_is_down(message: str | None = None) -> Callable[[Ha
 
 @polite_when_the_database_is_down()
 async def post_message(request: web.Request) -> web.Response:
-    # The consent is checked where the message is stored (WebRelay.consented_only: one transaction, not a
-    # lookup before it); without the identity cookie there is nobody to look up.
-    sender = request.app[IDENTITY].sender(request)
-    if sender is None:
+    who = await consented(request)
+    if who is None:
         return json_error(403, NEED_CONSENT)
+    sender, _ = who
     if not request.app[MESSAGE_LIMITS].allow(request, sender):
         return json_error(429, TOO_FAST)
     try:
@@ -224,10 +223,7 @@ async def post_message(request: web.Request) -> web.Response:
         return json_error(400, TOO_LONG)
     relay = request.app[RELAY]
     answer = Answer()
-    try:
-        await relay.submit(answer, sender, text)
-    except NoConsent:
-        return json_error(403, NEED_CONSENT)
+    await relay.submit(answer, sender, text)
     transport = request.transport
     if transport is None or transport.is_closing():  # the page went away meanwhile: kept for its return
         with contextlib.suppress(Exception):

@@ -120,7 +120,6 @@ class WebRelay(Relay["Answer | None"]):
     ASSISTANT) and shown on the page's next poll or visit."""
 
     channel = Channel.WEB
-    consented_only = True  # the consent is checked in the transaction that stores the message
 
     def __init__(self, rasa: RasaClient, store: ChannelStore, service: TicketService, **kwargs: Any) -> None:
         super().__init__(rasa, store, service.calendar.tz, **kwargs)

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, insert, literal, select, union_all, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets import outbox
 from tickets.clock import Clock
-from tickets.db import execute_alone, unit_of_work
-from tickets.errors import NoConsent, NotAllowed, ResponderNotFound, ValidationError
+from tickets.db import unit_of_work
+from tickets.errors import NotAllowed, ResponderNotFound, ValidationError
 from tickets.models import (
     ButtonPayload,
     InboundMessage,
@@ -260,48 +260,14 @@ class ChannelStore:
             await session.flush()
             return message
 
-    async def receive(
-        self, channel_id: str, text: str, *, consented_only: bool = False
-    ) -> tuple[InboundMessage, Sequence[InboundMessage]]:
+    async def receive(self, channel_id: str, text: str) -> tuple[InboundMessage, Sequence[InboundMessage]]:
         """A message stored, and the sender's unanswered ones (oldest first, it last), in one transaction:
-        what a relay does with every message (app/relay.py). `consented_only`: only if the sender is a
-        resident who consented (the web chat), checked by the INSERT itself; else NoConsent, nothing kept."""
-        columns = InboundMessage.__table__.c
-        row = select(
-            literal(channel_id, columns.channel_id.type),
-            literal(text, columns.text.type),
-            literal(self.clock.now(), columns.received_at.type),
-            literal(0, columns.attempts.type),
-        )
-        if consented_only:
-            row = row.where(
-                exists().where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
-            )
-        store = insert(InboundMessage).from_select(["channel_id", "text", "received_at", "attempts"], row)
-        async with self.sessions() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # One statement in autocommit (atomic, as durable as a COMMIT): 1 round trip, not 4. The
-                # pending ones are read from the statement's snapshot, which does not hold the new row:
-                # it comes from the INSERT's RETURNING, flagged.
-                table = InboundMessage.__table__
-                fresh = store.returning(*table.c).cte("fresh")
-                older = select(*table.c, literal(False).label("fresh")).where(
-                    table.c.answered_at.is_(None), table.c.channel_id == channel_id
-                )
-                both = union_all(older, select(*fresh.c, literal(True).label("fresh")))
-                connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                rows = (await connection.execute(both.order_by(both.selected_columns.id))).mappings().all()
-                stored = [InboundMessage(**{k: v for k, v in row.items() if k != "fresh"}) for row in rows]
-                fresh_rows = [m for m, row in zip(stored, rows, strict=True) if row["fresh"]]
-                if not fresh_rows:
-                    raise NoConsent()
-                return fresh_rows[0], stored
+        what a relay does with every message (app/relay.py)."""
         async with unit_of_work(self.sessions) as session:
-            fresh_id = await session.scalar(store.returning(InboundMessage.id))
-            if fresh_id is None:
-                raise NoConsent()
-            pending = (await session.scalars(self._pending(channel_id))).all()
-            return next(m for m in pending if m.id == fresh_id), pending
+            message = InboundMessage(channel_id=channel_id, text=text, received_at=self.clock.now())
+            session.add(message)
+            await session.flush()
+            return message, (await session.scalars(self._pending(channel_id))).all()
 
     async def pending_messages(self, channel_id: str) -> Sequence[InboundMessage]:
         async with self.sessions() as session:
@@ -330,14 +296,13 @@ class ChannelStore:
             return [row[0] for row in rows]
 
     async def mark_answered(self, message_id: int) -> None:
-        # One statement, committed before the reply goes out: the relay waits for it each time.
-        await execute_alone(
-            self.sessions,
-            update(InboundMessage)
-            .where(InboundMessage.id == message_id)
-            .values(answered_at=self.clock.now())
-            .execution_options(synchronize_session=False),
-        )
+        async with unit_of_work(self.sessions) as session:  # one statement: the relay waits for it each time
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == message_id)
+                .values(answered_at=self.clock.now())
+                .execution_options(synchronize_session=False)
+            )
 
     async def count_attempt(self, message_id: int) -> None:
         async with unit_of_work(self.sessions) as session:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Executable, event, exc
+from sqlalchemy import Connection, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from tickets.errors import DatabaseNotMigrated, DatabaseUnavailable
@@ -104,20 +104,6 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """A transaction: commits when the block ends, rolls everything back on any error."""
     async with sessions() as session, session.begin():
         yield session
-
-
-async def execute_alone(sessions: async_sessionmaker[AsyncSession], statement: Executable) -> None:
-    """One write statement in a transaction of its own. On PostgreSQL it is sent in autocommit mode: the
-    server commits it as it runs it, as durably as a COMMIT (synchronous_commit is untouched: the answer
-    comes after the WAL flush), without the BEGIN and COMMIT round trips. Elsewhere (SQLite, whose BEGIN
-    IMMEDIATE queues writers) a unit of work."""
-    async with sessions() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            await connection.execute(statement)
-            return
-    async with unit_of_work(sessions) as session:
-        await session.execute(statement)
 
 
 def alembic_config(url: str) -> Config:

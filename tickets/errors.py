@@ -55,13 +55,6 @@ class NotAllowed(DomainError):
     default_message = "您没有权限进行这个操作。"
 
 
-class NoConsent(NotAllowed):
-    """A web resident who has not consented (or is unknown): nothing of theirs is kept."""
-
-    code = "no_consent"
-    default_message = "请先阅读说明并点“同意”,再开始聊天。"
-
-
 class IllegalTransition(DomainError):
     code = "illegal_transition"
     default_message = "工单 {number} 当前状态为“{status}”,不能{action}。"

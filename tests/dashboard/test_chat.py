@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from app.relay import STORED_NOTICE
 from dashboard.app import ChatConfig, make_app
-from dashboard.chat import NEED_CONSENT, RELAY
-from dashboard.chat_relay import COOKIE, Identity, new_sender
+from dashboard.chat import RELAY
+from dashboard.chat_relay import COOKIE, Identity
 from tests.conftest import Org, count
 from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, sign_in
 from tests.fake_rasa import FakeRasa
@@ -190,26 +190,6 @@ async def test_a_tampered_or_foreign_cookie_is_a_new_anonymous_visitor(
     assert (await intruder.get("/chat/tickets", allow_redirects=False)).status == 303
     await say(intruder, await consent(intruder), "我是新来的")
     assert rasa.received[-1][0] != rasa.received[0][0]  # never the owner's sender
-
-
-@pytest.mark.parametrize("known", [False, True])
-async def test_a_genuine_cookie_without_consent_keeps_nothing(
-    browsers: NewClient, rasa: FakeRasa, service: TicketService, known: bool
-) -> None:
-    """The consent is checked in the transaction that stores the message (WebRelay.consented_only): a
-    genuine cookie of a sender who never consented (unknown, or a resident without consent) is refused and
-    nothing is stored or relayed."""
-    sender = new_sender()
-    if known:
-        await service.resident_for(sender)
-    response = web.Response()
-    Identity(SECRET).keep(response, sender)
-    browser = await browsers()
-    browser.session.cookie_jar.update_cookies({COOKIE: response.cookies[COOKIE].value})
-    token = await form_token(browser)
-    refused = await browser.post("/chat/messages", json={"text": "你好"}, headers={"X-CSRF-Token": token})
-    assert refused.status == 403 and (await refused.json())["error"] == NEED_CONSENT
-    assert rasa.received == [] and await count(service, InboundMessage) == 0
 
 
 # ------------------------------------------------------------------------------------------ tickets
