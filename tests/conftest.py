@@ -21,6 +21,7 @@ from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.fake_rasa import FakeRasa
 from tickets import crypto
 from tickets.actors import SYSTEM
 from tickets.catalogue import Catalogue
@@ -199,3 +200,12 @@ async def actions(service: TicketService, number: str) -> list[tuple[str, str | 
 
 
 __all__ = ["MONDAY_9AM", "Org", "Resident", "actions", "count", "notifications"]
+
+
+@pytest.fixture
+async def rasa() -> AsyncIterator[FakeRasa]:
+    """The tests' stand-in for Rasa's REST channel on a free port (tests/fake_rasa.py)."""
+    fake = FakeRasa()
+    await fake.start()
+    yield fake
+    await fake.stop()

@@ -7,7 +7,6 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,14 +24,6 @@ from tickets.clock import ManualClock
 from tickets.service import NewTicket, TicketService
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def rasa() -> AsyncIterator[FakeRasa]:
-    fake = FakeRasa()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 def sample(metrics: str, name: str) -> float | None:

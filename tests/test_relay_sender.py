@@ -4,20 +4,10 @@ Rasa on a real port (tests/fake_rasa.py), which records the header as the entry 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from app.relay import RasaClient, RasaUnavailable
 from tests.fake_rasa import FakeRasa
-
-
-@pytest.fixture
-async def rasa() -> AsyncIterator[FakeRasa]:
-    fake = FakeRasa()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def test_each_call_names_its_sender_and_a_non_ascii_one_is_percent_encoded(rasa: FakeRasa) -> None:

@@ -115,14 +115,6 @@ async def api() -> AsyncIterator[FakeBotAPI]:
     await fake.stop()
 
 
-@pytest.fixture
-async def rasa() -> AsyncIterator[FakeRasa]:
-    fake = FakeRasa()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 def config_for(api: FakeBotAPI, rasa_url: str, **extra: Any) -> BotConfig:
     return BotConfig(token="123456:TEST-TOKEN", api_url=api.url, rasa_url=rasa_url, notice_after=0.3, **extra)
 

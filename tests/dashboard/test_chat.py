@@ -37,14 +37,6 @@ FORM_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-async def rasa() -> AsyncIterator[FakeRasa]:
-    fake = FakeRasa()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 def photo_dir(tmp_path: Path) -> Path:
     return tmp_path / "photos"
 

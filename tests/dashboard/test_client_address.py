@@ -27,14 +27,6 @@ Serve = Callable[[tuple[Network, ...]], Awaitable[NewBrowser]]
 
 
 @pytest.fixture
-async def rasa() -> AsyncIterator[FakeRasa]:
-    fake = FakeRasa()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def serve(
     service: TicketService, clock: ManualClock, rasa: FakeRasa, tmp_path: Path
 ) -> AsyncIterator[Serve]:
