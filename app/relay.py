@@ -3,7 +3,11 @@ bot/rasa.py, the web chat in dashboard/chat.py): each edge says only how a reply
 
 Every message is stored before it is relayed and marked answered once Rasa has answered it, so when Rasa is
 down nothing is lost: the resident is told it will be handled, and stored messages are replayed in order
-when Rasa is back. A slow answer is waited for, never asked twice. One resident's messages go one at a time,
+when Rasa is back. A slow answer is waited for, never asked twice. Each message goes to Rasa with its own
+id (`message_key`): a message sent again because its answer could not be kept (Rasa, Redis or this
+database failed after the turn was taken) is answered from the conversation's record, not taken as the
+resident's next words (nlu/channels.py). Once a message is stored, a failure is never told to the resident as
+"not received": they would say it again, and the conversation would take it twice. One resident's messages go one at a time,
 in order; different residents do not wait for each other. A channel replays only its own residents' stored
 messages (`Relay.channel`): another channel's reply could not reach them.
 """
@@ -12,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -26,11 +32,19 @@ import structlog
 from app.health import note_relay_error
 from tickets.channels import ChannelStore
 from tickets.db import retry_if_dropped
+from tickets.errors import DatabaseUnavailable
 from tickets.models import InboundMessage
 
 log = structlog.get_logger("app.relay")
 
-STORED_NOTICE = "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。"
+# Both end with the emergency numbers: the assistant's life-safety reply cannot be given while it is away.
+STORED_NOTICE = (
+    "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。"
+    "情况紧急请直接拨打 110 / 119 / 120。"
+)
+KEPT_NOTICE = (  # Rasa answered, but the answer could not be recorded: it comes with the stored replay
+    "系统有点忙,您的消息已经保存,稍后会按顺序回复您,不用重复发送。情况紧急请直接拨打 110 / 119 / 120。"
+)
 WAIT_NOTICE = "收到,正在为您处理,请稍候……"
 # Rasa's REST channel (nlu/channels.py) keeps a `telegram:`/`web:` sender only from a relay sending this
 # header with the secret `minhu run` generates (minhu/stack.py); others are answered as `rest:<sender>`.
@@ -100,12 +114,17 @@ class RasaClient:
         if self._http is not None:
             await self._http.close()
 
-    async def send(self, sender: str, message: str) -> list[Reply]:
+    async def send(self, sender: str, message: str, message_id: str | None = None) -> list[Reply]:
+        """Rasa's replies to one message; `message_id` (the relay's `message_key`) makes a repeat of the same
+        message answered from the conversation's record (nlu/channels.py)."""
         replicas = replicas_for(sender, self.urls) if len(self.urls) > 1 else [self.url]
+        payload = {"sender": sender, "message": message}
+        if message_id is not None:
+            payload["message_id"] = message_id
         try:
             for i, url in enumerate(replicas):
                 try:
-                    body = await self._post(url, sender, message)
+                    body = await self._post(url, sender, payload)
                 except aiohttp.ClientConnectorError as error:  # refused: nothing sent, the next one may
                     if i == len(replicas) - 1:
                         raise
@@ -120,10 +139,10 @@ class RasaClient:
             raise RasaUnavailable(type(error).__name__) from error
         return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
-    async def _post(self, url: str, sender: str, message: str) -> Any:
+    async def _post(self, url: str, sender: str, payload: dict[str, str]) -> Any:
         async with self.http.post(
             f"{url}/webhooks/rest/webhook",
-            json={"sender": sender, "message": message},
+            json=payload,
             headers=relay_headers(sender),
         ) as response:
             if response.status != 200:
@@ -140,6 +159,12 @@ class RasaClient:
             except (aiohttp.ClientError, TimeoutError):
                 continue
         return False
+
+
+def message_key(message: InboundMessage) -> str:
+    """The stored message's name for Rasa: its row and when it came (so a database begun again, whose ids
+    start over, does not name an old message of the same sender)."""
+    return f"{message.id}.{message.received_at.astimezone(UTC):%Y%m%d%H%M%S%f}"
 
 
 def late_heading(message: InboundMessage, tz: Any) -> str:
@@ -211,11 +236,23 @@ class Relay(Generic[T]):
                 replies, late = await self._replies(target, sender, message, message.id == fresh_id)
             except RasaUnavailable as error:
                 log.warning("rasa unavailable", reason=str(error), message_id=message.id)
-                await self.store.count_attempt(message.id)
+                with contextlib.suppress(DatabaseUnavailable):  # only a count: the message is stored
+                    await retry_if_dropped(functools.partial(self.store.count_attempt, message.id))
                 if fresh_id is not None:
                     await self.notice(target, sender, STORED_NOTICE)
                 return answered
-            await self._deliver(target, sender, message, replies, late=late)
+            except DatabaseUnavailable:  # after the message was stored: it stays, for the replay
+                log.warning("database unavailable while relaying", message_id=message.id)
+                if fresh_id is not None:
+                    await self.notice(target, sender, KEPT_NOTICE)
+                return answered
+            try:
+                await self._deliver(target, sender, message, replies, late=late)
+            except DatabaseUnavailable:  # Rasa took it, the answer is not recorded: the replay brings it
+                log.warning("answer not recorded: the database is unavailable", message_id=message.id)
+                if fresh_id is not None:
+                    await self.notice(target, sender, KEPT_NOTICE)
+                return answered
             answered += 1
         return answered
 
@@ -233,7 +270,7 @@ class Relay(Generic[T]):
         await self.answer(target, sender, message, replies, late=late)
 
     async def _ask(self, target: T, sender: str, message: InboundMessage, is_fresh: bool) -> list[Reply]:
-        task = asyncio.create_task(self.rasa.send(sender, message.text))
+        task = asyncio.create_task(self.rasa.send(sender, message.text, message_key(message)))
         done, _ = await asyncio.wait({task}, timeout=self.notice_after)
         if not done and is_fresh:
             with contextlib.suppress(Exception):

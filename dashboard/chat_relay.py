@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from app.notices import rated_heading, resident_text
-from app.relay import STORED_NOTICE, RasaClient, Relay, Reply, late_heading
+from app.relay import KEPT_NOTICE, STORED_NOTICE, RasaClient, Relay, Reply, late_heading
 from dashboard.auth import LoginLimiter
 from dashboard.clients import client_address
 from dashboard.cookies import SealedCookie
@@ -128,7 +128,7 @@ class WebRelay(Relay["Answer | None"]):
     async def notice(self, target: Answer | None, sender: str, text: str) -> None:
         if target is None:
             return
-        if text == STORED_NOTICE:
+        if text in (STORED_NOTICE, KEPT_NOTICE):  # kept for later: the page waits for the late answer
             target.stored = True
             target.bubbles.append(bubble(text))
         # The wait notice: the page shows its own "正在处理" while the POST is open.

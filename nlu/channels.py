@@ -13,7 +13,14 @@ This channel:
   namespace keeps Rasa's REST channel usable by hand and by tests without the secret.) Without a secret in
   Rasa's environment no request is a relay;
 * keeps the first MAX_TEXT characters of a longer message and says so in its first reply (TRUNCATED_NOTICE).
-  The request body itself is capped by Sanic (SANIC_REQUEST_MAX_SIZE, set by minhu/stack.py): 413.
+  The request body itself is capped by Sanic (SANIC_REQUEST_MAX_SIZE, set by minhu/stack.py): 413;
+* answers a relayed message once: a relay names each message it stores (`message_id`, kept only from a
+  relay) and sends it again when it got no answer it could keep (Rasa, the relay's database or Redis failed
+  after the turn was taken); a message the conversation already holds is answered with what was said to it
+  then, and the conversation does not take it a second time (nlu/rasa_server.py
+  `_answer_each_relayed_message_once`);
+* answers 503 `{"error": ...}` while the conversation cannot be read (its store is away: CONVERSATION_AWAY),
+  so the relay keeps the message and sends it again later, instead of a conversation begun from nothing.
 
 Runs in the Rasa venv (imports nothing from the app).
 """
@@ -24,6 +31,7 @@ import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -37,6 +45,11 @@ RELAY_SECRET_ENV = "MINHU_RELAY_SECRET"
 UNTRUSTED_PREFIX = "rest:"
 MAX_TEXT = 2000
 MAX_SENDER = 100
+MAX_MESSAGE_ID = 100
+# Prefix of the message ids this channel gives relayed messages: only those are looked up in the conversation
+# (Rasa gives every other message a random id of its own).
+RELAYED_ID = "minhu:"
+CONVERSATION_AWAY = "the conversation store is unavailable; send the message again later"
 TRUNCATED_NOTICE = f"您的消息太长,只保留了前 {MAX_TEXT} 个字。"
 
 
@@ -44,8 +57,20 @@ def bad_request(error: str) -> HTTPResponse:
     return response.json({"error": error}, status=400)
 
 
-def parse_body(body: bytes) -> tuple[str, str] | str:
-    """(sender, message) from a request body, or the error to answer with."""
+class ConversationAway(Exception):
+    """The sender's conversation cannot be read now (its store is away) and may hold earlier turns: raised by
+    nlu/rasa_server.py's conversation store, answered 503 here."""
+
+
+@dataclass(frozen=True)
+class Body:
+    sender: str
+    message: str
+    message_id: str | None  # the relay's name for the message, if it gave one
+
+
+def parse_body(body: bytes) -> Body | str:
+    """The request's sender, message and message id, or the error to answer with."""
     try:
         data = json.loads(body or b"")
     except (ValueError, UnicodeDecodeError):
@@ -59,7 +84,12 @@ def parse_body(body: bytes) -> tuple[str, str] | str:
         return f"sender must be at most {MAX_SENDER} characters"
     if not isinstance(message, str) or not message.strip():
         return "message must be a non-empty string"
-    return sender.strip(), message
+    message_id = data.get("message_id")
+    if message_id is not None and (
+        not isinstance(message_id, str) or not message_id or len(message_id) > MAX_MESSAGE_ID
+    ):
+        return f"message_id must be a non-empty string of at most {MAX_MESSAGE_ID} characters"
+    return Body(sender.strip(), message, message_id)
 
 
 class MinhuRest(RestInput):
@@ -92,13 +122,18 @@ class MinhuRest(RestInput):
             parsed = parse_body(request.body)
             if isinstance(parsed, str):
                 return bad_request(parsed)
-            sender, text = parsed
+            sender, text, message_id = parsed.sender, parsed.message, parsed.message_id
             if not self.from_relay(request):
-                sender = UNTRUSTED_PREFIX + sender
+                sender, message_id = UNTRUSTED_PREFIX + sender, None
             truncated = len(text) > MAX_TEXT
             text = text[:MAX_TEXT]
             collector = CollectingOutputChannel()
-            await on_new_message(UserMessage(text, collector, sender, input_channel=self.name()))
+            named = RELAYED_ID + message_id if message_id else None
+            message = UserMessage(text, collector, sender, input_channel=self.name(), message_id=named)
+            try:
+                await on_new_message(message)
+            except ConversationAway:
+                return response.json({"error": CONVERSATION_AWAY}, status=503)
             replies = collector.messages
             if truncated:
                 replies = [{"recipient_id": sender, "text": TRUNCATED_NOTICE}, *replies]

@@ -14,11 +14,18 @@ Rasa spent much of its CPU per message on work whose result never changes:
 * A custom action that fails (the action server down or timing out) left the resident with no answer at
   all: here they are told the system is busy and their words are kept, and a form does not keep the answer
   its validation never saw (`_answer_when_actions_fail`).
+* A relay sends a message again when it got no answer it could keep (tests/faults found it: Redis failing
+  as Rasa let go of a conversation's lock, after the turn was saved, made a 500; the relay's database
+  failing as it marked the answer); Rasa took the repeated answer as the form's next one and the form went
+  off track. Here a relayed message (named by the relay, nlu/channels.py) that the conversation already
+  holds is answered with what was said to it then (`_answer_each_relayed_message_once`).
 * Rasa's server gets /healthz, /readyz and /metrics (nlu/health.py), as every Minhu process has.
 * While the conversation store (the SQL tracker store, in the app's database) is away, Rasa saved each
   conversation to memory but read it back only from the store: every message started a new conversation, so
   a form's answer was taken out of the blue (“没太明白”). Here conversations are kept in memory until the
-  store is back, then written to it (`_keep_conversations_while_the_store_is_away`).
+  store is back, then written to it (`_keep_conversations_while_the_store_is_away`). A conversation this
+  process has seen in the store is not begun again from nothing meanwhile (its form would go off track): its
+  message is answered 503, and the relay keeps it and sends it again once the store is back.
 
 Not patched: Rasa's new aiohttp session (and TCP connection) per action call. A third patch kept one session
 per endpoint; measured alone (issue 11; benchmarks/README.md, "Third round", every run and the commands), it
@@ -43,6 +50,7 @@ from typing import Any
 from nlu import health
 
 RASA_VERSION = "3.6.21"
+KNOWN_CONVERSATIONS = 100_000  # senders remembered as being in the conversation store (~100 bytes each)
 
 
 def install() -> None:
@@ -55,6 +63,7 @@ def install() -> None:
     health.time_remote_actions()  # first: the answer for a failed action (next) hides the failure
     _answer_when_actions_fail()
     _keep_conversations_while_the_store_is_away()
+    _answer_each_relayed_message_once()
     _serve_health()
 
 
@@ -169,11 +178,17 @@ def _keep_conversations_while_the_store_is_away() -> None:
     * the store's errors are logged as their type only: their text quotes the SQL parameters (the sender,
       the events).
 
-    A conversation the store held before it went away starts afresh in memory (its earlier turns cannot be
-    read); after the store is back it goes on from the turns said meanwhile."""
+    A conversation the store held before it went away cannot be read meanwhile: if this process has seen it
+    in the store (the last KNOWN_CONVERSATIONS it read or wrote there), its message is refused
+    (ConversationAway: a 503 to the relay, which keeps the message and sends it again); one it has not seen
+    is taken as new, in memory (a resident's first words: they can still file a request while the database
+    is away, which the action server keeps for later)."""
     import logging
+    from collections import OrderedDict
 
     from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+
+    from nlu.channels import ConversationAway
 
     logger = logging.getLogger("nlu.rasa_server")
 
@@ -182,6 +197,14 @@ def _keep_conversations_while_the_store_is_away() -> None:
         assert isinstance(memory, InMemoryTrackerStore)
         return memory
 
+    seen: OrderedDict[str, None] = OrderedDict()  # senders whose conversation is in the store, newest last
+
+    def saw(sender_id: str) -> None:
+        seen[sender_id] = None
+        seen.move_to_end(sender_id)
+        if len(seen) > KNOWN_CONVERSATIONS:
+            seen.popitem(last=False)
+
     async def retrieve(self: FailSafeTrackerStore, sender_id: str) -> Any:
         memory = kept(self)
         in_memory = await memory.retrieve(sender_id)
@@ -189,8 +212,12 @@ def _keep_conversations_while_the_store_is_away() -> None:
             stored = await self._tracker_store.retrieve(sender_id)
         except Exception as error:
             self.on_tracker_store_retrieve_error(error)
+            if in_memory is None and sender_id in seen:
+                raise ConversationAway() from None  # the store's error text quotes the sender: not kept
             return in_memory
         if in_memory is None:
+            if stored is not None:
+                saw(sender_id)
             return stored
         if stored is None:
             stored = in_memory
@@ -202,6 +229,7 @@ def _keep_conversations_while_the_store_is_away() -> None:
             self.on_tracker_store_error(error)
             return in_memory
         memory.store.pop(sender_id, None)
+        saw(sender_id)
         logger.info("a conversation kept in memory while the conversation store was away is stored again")
         return stored
 
@@ -215,6 +243,8 @@ def _keep_conversations_while_the_store_is_away() -> None:
         except Exception as error:
             self.on_tracker_store_error(error)
             await memory.save(tracker)
+        else:
+            saw(tracker.sender_id)
 
     def store_failed(self: FailSafeTrackerStore, error: Exception) -> None:
         health.note_store_error(error)
@@ -227,6 +257,60 @@ def _keep_conversations_while_the_store_is_away() -> None:
     FailSafeTrackerStore.save = save
     FailSafeTrackerStore.on_tracker_store_error = store_failed
     FailSafeTrackerStore.on_tracker_store_retrieve_error = store_failed
+
+
+def _answer_each_relayed_message_once() -> None:
+    """A relayed message (its id given by the relay, nlu/channels.RELAYED_ID) that the conversation already
+    holds is not taken again: the bot's replies that followed it then are sent again, and nothing is added to
+    the conversation. Looked for in the tracker Rasa reads for the message anyway, under the conversation's
+    lock, so a message still being answered is waited for, not taken twice."""
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    from nlu.channels import RELAYED_ID
+
+    class Answered(Exception):
+        def __init__(self, replies: list[BotUttered]) -> None:
+            self.replies = replies
+
+    def answered_before(tracker: Any, message_id: str) -> list[BotUttered] | None:
+        """The bot's replies to the message, or None if the conversation does not hold it."""
+        events = list(tracker.events)
+        for i in range(len(events) - 1, -1, -1):
+            event = events[i]
+            if isinstance(event, UserUttered) and event.message_id == message_id:
+                replies = []
+                for later in events[i + 1 :]:
+                    if isinstance(later, UserUttered):
+                        break
+                    if isinstance(later, BotUttered):
+                        replies.append(later)
+                return replies
+        return None
+
+    take_message = MessageProcessor._handle_message_with_tracker
+    handle_message = MessageProcessor.handle_message
+
+    async def take_once(self: MessageProcessor, message: Any, tracker: Any) -> None:
+        if str(message.message_id or "").startswith(RELAYED_ID):
+            replies = answered_before(tracker, message.message_id)
+            if replies is not None:
+                raise Answered(replies)  # before the tracker is changed or saved: out of handle_message
+        await take_message(self, message, tracker)
+
+    async def handle_once(self: MessageProcessor, message: Any) -> Any:
+        try:
+            return await handle_message(self, message)
+        except Answered as answered:
+            for reply in answered.replies:
+                await message.output_channel.send_response(message.sender_id, reply.message())
+            if isinstance(message.output_channel, CollectingOutputChannel):
+                return message.output_channel.messages
+            return None
+
+    MessageProcessor._handle_message_with_tracker = take_once  # type: ignore[method-assign]
+    MessageProcessor.handle_message = handle_once  # type: ignore[method-assign]
 
 
 def _validate_action_responses_once() -> None:

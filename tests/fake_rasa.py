@@ -19,6 +19,7 @@ class FakeRasa:
     up: bool = True
     delay: float = 0.0
     received: list[tuple[str, str]] = field(default_factory=list)
+    message_ids: list[str | None] = field(default_factory=list)  # the relay's name for each message received
     # The X-Minhu-Sender header of each call, as the deployment's entry hashes it (None: not sent).
     sender_headers: list[str | None] = field(default_factory=list)
     script: Callable[[str, str], list[dict[str, Any]]] | None = None
@@ -49,5 +50,6 @@ class FakeRasa:
         if self.delay:
             await asyncio.sleep(self.delay)
         self.received.append((sender, message))
+        self.message_ids.append(body.get("message_id"))
         replies = self.script(sender, message) if self.script else [{"text": f"收到:{message}"}]
         return web.json_response([{"recipient_id": sender, **r} for r in replies])

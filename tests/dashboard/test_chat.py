@@ -18,7 +18,7 @@ from aiohttp import FormData, web
 from PIL import Image
 from sqlalchemy import select
 
-from app.relay import STORED_NOTICE
+from app.relay import KEPT_NOTICE, STORED_NOTICE
 from dashboard.app import ChatConfig, make_app
 from dashboard.chat import RELAY
 from dashboard.chat_relay import COOKIE, Identity
@@ -28,6 +28,7 @@ from tests.fake_rasa import FakeRasa
 from tickets import outbox
 from tickets.actors import SYSTEM
 from tickets.clock import ManualClock
+from tickets.errors import DatabaseUnavailable
 from tickets.models import InboundMessage, Resident, Status
 from tickets.privacy import DATA_DELETION, DATA_KEPT
 from tickets.service import NewTicket, TicketService
@@ -425,6 +426,33 @@ async def test_rasa_down_stores_the_messages_and_answers_them_in_order_later(
         "收到:在3栋",
     ]
     assert (await (await browser.get("/chat/updates")).json())["bubbles"] == []
+
+
+async def test_an_answer_the_database_could_not_record_comes_later_never_as_not_received(
+    browser: Client, rasa: FakeRasa, chat_app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rasa answered, then the database failed as the relay marked the message answered: the resident is told
+    it is kept (not "没有收到", which would make them say it twice), and the replay asks Rasa again with the
+    same message id (Rasa answers it from the conversation's record: nlu/channels.py)."""
+    token = await consent(browser)
+    store = chat_app[RELAY].store
+    mark_answered = store.mark_answered
+
+    async def database_away(message_id: int) -> None:
+        raise DatabaseUnavailable()
+
+    monkeypatch.setattr(store, "mark_answered", database_away)
+    status, body = await say(browser, token, "不急")
+    assert status == 200 and body["stored"] and texts(body) == [KEPT_NOTICE]
+
+    monkeypatch.setattr(store, "mark_answered", mark_answered)  # the database is back
+    assert await chat_app[RELAY].replay(None) == 1
+    assert [m for _, m in rasa.received] == ["不急", "不急"]
+    first, again = rasa.message_ids
+    assert first is not None and again == first
+    shown = texts(await (await browser.get("/chat/updates")).json())
+    assert shown == ["(回复您 09:00 的留言:“不急”)", "收到:不急"]
+    assert await chat_app[RELAY].replay(None) == 0  # answered once: nothing more to send
 
 
 async def test_each_channel_replays_only_its_own_residents_messages(

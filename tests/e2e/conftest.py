@@ -175,10 +175,13 @@ class Chat:
         self.http, self.stack, self.sender = http, stack, sender
         self.replies: list[dict[str, Any]] = []
 
-    async def say(self, text: str) -> list[dict[str, Any]]:
+    async def say(self, text: str, message_id: str | None = None) -> list[dict[str, Any]]:
+        body = {"sender": f"web:{self.sender}", "message": text}
+        if message_id is not None:  # as app/relay.py names a stored message
+            body["message_id"] = message_id
         async with self.http.post(
             self.stack.webhook,
-            json={"sender": f"web:{self.sender}", "message": text},
+            json=body,
             headers=relay_headers(),
         ) as response:
             assert response.status == 200, await response.text()

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.rasa import RELAY_HEADER
-from tests.e2e.conftest import Chat, Stack
+from tests.e2e.conftest import Chat, Stack, form_reply
 
 MALFORMED: dict[str, Any] = {
     "array": [{"sender": "x", "message": "你好"}],
@@ -61,6 +61,27 @@ async def test_a_sender_without_the_relay_secret_cannot_act_as_a_telegram_reside
 async def test_a_relay_keeps_its_sender(stack: Stack, http: aiohttp.ClientSession) -> None:
     await Chat(http, stack, "relayed").say("你好")
     assert await tracker_senders(http, stack, "web:relayed") == 1
+
+
+async def test_a_relayed_message_sent_again_is_answered_from_the_record(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    """A relay sends a message again when it could not keep the answer (tests/faults): the conversation takes
+    it once, the repeat gets the same replies, and the form goes on from where it was."""
+    chat = Chat(http, stack, "said-twice")
+    first = await chat.say("小区电梯坏了三天了物业不管", message_id="1.20261128200000000000")
+    assert "我来帮您登记" in chat.text
+    answer = form_reply(chat.text)
+    assert answer is not None
+    question = await chat.say(answer, message_id="2.20261128200001000000")  # the form's first answer
+    again = await chat.say(answer, message_id="2.20261128200001000000")
+    assert again == question and again != first
+    assert await tracker_senders(http, stack, "web:said-twice") == 2
+    assert "已受理" in await chat.answer_form()  # the repeat was not taken as the next answer
+    # Another sender's message of the same id is its own: ids are looked up in the sender's conversation.
+    other = Chat(http, stack, "said-once")
+    await other.say("小区电梯坏了三天了物业不管", message_id="2.20261128200001000000")
+    assert "我来帮您登记" in other.text
 
 
 @pytest.mark.parametrize("path", ["/conversations/web:x/tracker", "/status", "/domain"])

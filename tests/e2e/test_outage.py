@@ -2,7 +2,8 @@
 on a private PostgreSQL server that this test crashes and starts again): residents are answered politely, not with silence or
 “没太明白”; what they submit is saved; the logs keep none of their words; once the database is back the
 action server registers what was saved by itself, at the time it was made, and writes each resident the
-number (outbox, Kind.REGISTERED)."""
+number (outbox, Kind.REGISTERED). A resident already in the conversation store is answered 503 meanwhile:
+the relays keep their message and send it again (app/relay.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from alembic import command
 from sqlalchemy import select, text
 
+from app.relay import relay_headers
 from app.settings import Settings
 from minhu.stack import running
 from tests.e2e.conftest import FORM_ANSWERS, REPO, STARTUP_TIMEOUT, Chat, Stack, _script, free_port
@@ -87,8 +89,14 @@ async def test_the_database_away_and_back(outage: tuple[Stack, PrivatePostgres])
         assert "请稍后再试" in resident.text
         await resident.say("转人工")
         assert "已经保存了您的留言和转人工的请求" in resident.text
-        await known.say("查一下我的工单")
-        assert "请稍后再试" in known.text
+        # A resident whose conversation is in the store it cannot read: not begun again from nothing (their
+        # form would go off track) but refused, so the relay keeps the message and sends it again later.
+        async with http.post(
+            stack.webhook,
+            json={"sender": "web:outage-a", "message": "查一下我的工单"},
+            headers=relay_headers(),
+        ) as refused:
+            assert refused.status == 503 and "unavailable" in (await refused.json())["error"]
         saved = [
             json.loads(line) for line in (stack.data_dir / "pending_requests.jsonl").read_text().splitlines()
         ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from app.relay import STORED_NOTICE, RasaClient
+from app.relay import KEPT_NOTICE, STORED_NOTICE, RasaClient
 from dashboard.chat_relay import Answer, WebRelay, waiting_bubbles
 from tickets.channels import ChannelStore
 from tickets.errors import DatabaseUnavailable
@@ -50,6 +50,7 @@ SAVED = "已经保存了您的留言"  # the request saved by the action server 
 NOTICES = {
     "503 (web chat: database away)": "系统暂时忙不过来,您的这条消息没有收到",
     "stored (Rasa unreachable)": "助手暂时联系不上",
+    "kept (answer not recorded)": "系统有点忙,您的消息已经保存",
     "busy (action server down)": "系统忙,您的话已保存",
     "busy (action failed)": "暂时有点忙",
     "late answer": "(回复您 ",
@@ -158,7 +159,7 @@ class Residents:
             if SAVED in said:
                 resident.saved = True
                 return resident
-            if said == STORED_NOTICE or any(word in said for word in TRY_AGAIN):
+            if said in (STORED_NOTICE, KEPT_NOTICE) or any(word in said for word in TRY_AGAIN):
                 await asyncio.sleep(1.0)  # as asked: a moment, then the same words again
                 continue
             answers = {**FORM_ANSWERS, "几栋": resident.address}
