@@ -3,9 +3,10 @@
 Concurrent `create_ticket` calls of a process share one transaction (group commit, `_Coalescer`): a call made
 while none is in flight starts one at once; calls made meanwhile go together in the next. Each request is
 still all or nothing on its own: a request that fails validation fails alone, and a failed batch is retried
-one request at a time. A batch writes one multi-row INSERT per table; each ticket is dispatched by the same
-`tickets.dispatch.decide` as the one-ticket path, in request order against the loads the tickets before it
-left, exactly as if they were created one by one.
+one request at a time. A batch writes one multi-row INSERT per table (PostgreSQL: all of them in one
+statement, with no BEGIN/COMMIT around the batch: `_write_postgresql`); each ticket is dispatched by the
+same `tickets.dispatch.decide` as the one-ticket path, in request order against the loads the tickets
+before it left, exactly as if they were created one by one.
 """
 
 from __future__ import annotations
@@ -508,9 +509,9 @@ class Creating(ServiceCore):
             yield conn
 
     async def _create_batch(self, items: Sequence[_Request]) -> list[Ticket | Exception]:
-        """One transaction for the batch: residents (with the org token), responders and their loads of
-        the batch's communities, the day's numbers, then one multi-row INSERT per table and one UPDATE of
-        the responders given work."""
+        """The batch (see `_batch_connection`): residents (with the org token), responders and their loads
+        of the batch's communities, the day's numbers, then one multi-row INSERT per table and one UPDATE
+        of the responders given work (PostgreSQL: one statement for all of them)."""
         outcomes: list[Ticket | Exception | None] = [None] * len(items)
         async with self._batch_connection() as conn:
             ids = sorted({p.request.resident_id for p in items})
