@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
+    BindParameter,
     Column,
     DateTime,
     Integer,
@@ -30,8 +31,12 @@ from sqlalchemy import (
     TypeDecorator,
     bindparam,
     insert,
+    literal,
+    null,
     select,
     text,
+    type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -72,14 +77,39 @@ TICKETS, EVENTS, OFFERS, OUTBOX = (
     cast(Table, m.__table__) for m in (Ticket, TicketEvent, Offer, Notification)
 )
 # The create path's statements, built once (building costs more CPU than sending them).
+# The batch's residents (with the org token) and the responders of their home communities with their loads,
+# in one statement (a round trip fewer a batch): kind 0 rows are residents, kind 1 responders (read by
+# routing.pooled). Where a request is filed elsewhere (another community named), that community's
+# responders are read after it (routing.pool).
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_RESPONDER_ONLY = routing.POOL_COLUMNS[3:]  # on_duty ... last_assigned_at
 _RESIDENTS = select(
+    literal(0).label("kind"),
     Resident.id,
-    Resident.channel_id,
-    Resident.phone,
     Resident.community_id,
     Resident.grid_id,
+    Resident.channel_id,
+    Resident.phone,
     orgchart.version_column().label("org_version"),
-).where(Resident.id.in_(bindparam("ids", expanding=True)))
+    type_coerce(null(), Responder.role.type).label("role"),
+    *(type_coerce(null(), c.type).label(c.key) for c in _RESPONDER_ONLY),
+    type_coerce(null(), Integer()).label("load"),
+).where(Resident.id.in_(_IDS))
+_HOME_RESPONDERS = select(
+    literal(1),
+    Responder.id,
+    Responder.community_id,
+    null(),
+    null(),
+    null(),
+    null(),
+    Responder.role,
+    *_RESPONDER_ONLY,
+    routing.open_load(),
+).where(
+    Responder.active, Responder.community_id.in_(select(Resident.community_id).where(Resident.id.in_(_IDS)))
+)
+_RESIDENTS_AND_RESPONDERS = union_all(_RESIDENTS, _HOME_RESPONDERS).order_by(text("kind"), text("id"))
 _INSERT_TICKETS = insert(TICKETS).returning(TICKETS.c.id, TICKETS.c.number)
 _INSERT_EVENTS, _INSERT_OFFERS, _INSERT_OUTBOX = insert(EVENTS), insert(OFFERS), insert(OUTBOX)
 
@@ -515,8 +545,10 @@ class Creating(ServiceCore):
         outcomes: list[Ticket | Exception | None] = [None] * len(items)
         async with self._batch_connection() as conn:
             ids = sorted({p.request.resident_id for p in items})
-            rows = (await conn.execute(_RESIDENTS, {"ids": ids})).all()
+            found = (await conn.execute(_RESIDENTS_AND_RESPONDERS, {"ids": ids})).all()
+            rows = [row for row in found if row.kind == 0]
             residents = {row.id: row for row in rows}
+            home = (routing.pooled([row for row in found if row.kind == 1]), {r.community_id for r in rows})
             chart = await self._org(conn, rows[0].org_version) if rows else None
             placed: list[tuple[int, _Placed]] = []
             for i, item in enumerate(items):
@@ -539,15 +571,24 @@ class Creating(ServiceCore):
                 placed.append((i, _Placed(item, resident, community, grid)))
             if placed:
                 assert chart is not None
-                tickets = await self._insert_dispatched(conn, chart, [p for _, p in placed])
+                tickets = await self._insert_dispatched(conn, chart, [p for _, p in placed], home)
                 for (i, _), ticket in zip(placed, tickets, strict=True):
                     outcomes[i] = ticket
         return [o for o in outcomes if o is not None]
 
     async def _insert_dispatched(
-        self, conn: AsyncConnection, chart: orgchart.OrgChart, placed: Sequence[_Placed]
+        self,
+        conn: AsyncConnection,
+        chart: orgchart.OrgChart,
+        placed: Sequence[_Placed],
+        home: tuple[tuple[list[routing.Pooled], routing.Loads], set[int]],
     ) -> list[Ticket]:
-        pooled, loads = await routing.pool(conn, {p.community.id for p in placed})
+        """`home`: the responders and loads of the residents' home communities, and those communities."""
+        (pooled, loads), read = home
+        elsewhere = {p.community.id for p in placed} - read
+        if elsewhere:  # requests filed in another community than their resident's
+            more, more_loads = await routing.pool(conn, elsewhere)
+            pooled, loads = sorted([*pooled, *more], key=lambda r: r.id), loads | more_loads
         by_community: dict[int | None, list[routing.Pooled]] = {}
         for responder in pooled:
             by_community.setdefault(responder.community_id, []).append(responder)
