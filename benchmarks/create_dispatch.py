@@ -311,7 +311,7 @@ class StatementCounter:
 
     def _on(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.count += 1
-        if statement.lstrip().upper().startswith("INSERT INTO TICKETS"):
+        if "INSERT INTO TICKETS" in statement.upper():  # the PostgreSQL write is one WITH statement
             self.transactions += 1
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from tickets import orgchart
@@ -81,7 +81,7 @@ class ServiceCore:
         except StaleDataError:
             raise ConcurrentChange() from None
 
-    async def _org(self, session: AsyncSession, version: str | None) -> orgchart.OrgChart:
+    async def _org(self, session: AsyncSession | AsyncConnection, version: str | None) -> orgchart.OrgChart:
         """The cached org chart, reloaded in this session when `version` (the database's token, read by
         the caller) says it changed, or when it is older than orgchart.MAX_AGE."""
         now = self.clock.now()

@@ -3,21 +3,41 @@
 Concurrent `create_ticket` calls of a process share one transaction (group commit, `_Coalescer`): a call made
 while none is in flight starts one at once; calls made meanwhile go together in the next. Each request is
 still all or nothing on its own: a request that fails validation fails alone, and a failed batch is retried
-one request at a time. A batch writes one multi-row INSERT per table; each ticket is dispatched by the same
-`tickets.dispatch.decide` as the one-ticket path, in request order against the loads the tickets before it
-left, exactly as if they were created one by one.
+one request at a time. A batch writes one multi-row INSERT per table (PostgreSQL: all of them in one
+statement, with no BEGIN/COMMIT around the batch: `_write_postgresql`); each ticket is dispatched by the
+same `tickets.dispatch.decide` as the one-ticket path, in request order against the loads the tickets
+before it left, exactly as if they were created one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Integer, Table, bindparam, insert, select
+from sqlalchemy import (
+    JSON,
+    BindParameter,
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    TypeDecorator,
+    bindparam,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
@@ -34,6 +54,7 @@ from tickets.models import (
     Notification,
     Offer,
     Resident,
+    Responder,
     Status,
     Ticket,
     TicketCounter,
@@ -56,14 +77,39 @@ TICKETS, EVENTS, OFFERS, OUTBOX = (
     cast(Table, m.__table__) for m in (Ticket, TicketEvent, Offer, Notification)
 )
 # The create path's statements, built once (building costs more CPU than sending them).
+# The batch's residents (with the org token) and the responders of their home communities with their loads,
+# in one statement (a round trip fewer a batch): kind 0 rows are residents, kind 1 responders (read by
+# routing.pooled). Where a request is filed elsewhere (another community named), that community's
+# responders are read after it (routing.pool).
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_RESPONDER_ONLY = routing.POOL_COLUMNS[3:]  # on_duty ... last_assigned_at
 _RESIDENTS = select(
+    literal(0).label("kind"),
     Resident.id,
-    Resident.channel_id,
-    Resident.phone,
     Resident.community_id,
     Resident.grid_id,
+    Resident.channel_id,
+    Resident.phone,
     orgchart.version_column().label("org_version"),
-).where(Resident.id.in_(bindparam("ids", expanding=True)))
+    type_coerce(null(), Responder.role.type).label("role"),
+    *(type_coerce(null(), c.type).label(c.key) for c in _RESPONDER_ONLY),
+    type_coerce(null(), Integer()).label("load"),
+).where(Resident.id.in_(_IDS))
+_HOME_RESPONDERS = select(
+    literal(1),
+    Responder.id,
+    Responder.community_id,
+    null(),
+    null(),
+    null(),
+    null(),
+    Responder.role,
+    *_RESPONDER_ONLY,
+    routing.open_load(),
+).where(
+    Responder.active, Responder.community_id.in_(select(Resident.community_id).where(Resident.id.in_(_IDS)))
+)
+_RESIDENTS_AND_RESPONDERS = union_all(_RESIDENTS, _HOME_RESPONDERS).order_by(text("kind"), text("id"))
 _INSERT_TICKETS = insert(TICKETS).returning(TICKETS.c.id, TICKETS.c.number)
 _INSERT_EVENTS, _INSERT_OFFERS, _INSERT_OUTBOX = insert(EVENTS), insert(OFFERS), insert(OUTBOX)
 
@@ -186,6 +232,146 @@ def _detached(model: type[M], values: Mapping[str, Any]) -> M:
     return instance
 
 
+Rows = list[dict[str, Any]]
+
+
+async def _write(
+    conn: AsyncConnection,
+    tickets: Rows,
+    events: Rows,
+    offers: Rows,
+    notes: Rows,
+    given: list[tuple[int, datetime]],
+) -> list[int]:
+    """The create path's writes, one multi-row statement a table (SQLite); the ids of the tickets. The
+    other rows' ticket_id is the index of their ticket in `tickets` until then."""
+    inserted = await conn.execute(_INSERT_TICKETS, tickets)
+    ids_by_number = {number: id_ for id_, number in inserted.all()}
+    ids = [ids_by_number[row["number"]] for row in tickets]
+    for rows, statement in ((events, _INSERT_EVENTS), (offers, _INSERT_OFFERS), (notes, _INSERT_OUTBOX)):
+        if rows:
+            for row in rows:
+                row["ticket_id"] = ids[row["ticket_id"]]
+            await conn.execute(statement, rows)
+    if given:
+        await conn.execute(routing.GIVEN_WORK, [{"responder": r, "at": at} for r, at in given])
+    return ids
+
+
+async def _write_postgresql(
+    conn: AsyncConnection,
+    tickets: Rows,
+    events: Rows,
+    offers: Rows,
+    notes: Rows,
+    given: list[tuple[int, datetime]],
+) -> list[int]:
+    """The same writes as `_write` in one statement, one round trip (PostgreSQL): each table's rows go as
+    one JSON parameter, read back by `json_to_recordset` in a data-modifying CTE; the other rows find their
+    ticket by its number. Sent one statement a table through SQLAlchemy (or as one array parameter a
+    column: asyncpg checks each array's type in Python), the writes of a one-ticket transaction cost more
+    client CPU than everything else in it (issue 16: 8 processes of one worker each are CPU bound)."""
+    tables = {"t": tickets, "e": events, "o": offers, "n": notes}
+    shape = tuple((name, tuple(rows[0]) if rows else ()) for name, rows in tables.items())
+    statement, columns = _postgresql_statement(conn.dialect, shape, bool(given))
+    numbers = [row["number"] for row in tickets]
+    params: dict[str, Any] = {}
+    for name, rows in tables.items():
+        if rows:
+            convert = columns[name]
+            link = name != "t"
+            params[name] = json.dumps(
+                [
+                    {key: f(row[key]) if f else row[key] for key, f in convert}
+                    | ({"ord": n, "ticket_id": numbers[row["ticket_id"]]} if link else {"ord": n})
+                    for n, row in enumerate(rows)
+                ]
+            )
+    if given:
+        at = columns["g"][0][1]
+        assert at is not None
+        params["g"] = json.dumps([{"id": r, "at": at(when)} for r, when in given])
+    ids_by_number = {number: id_ for id_, number in (await conn.execute(statement, params)).all()}
+    return [ids_by_number[number] for number in numbers]
+
+
+_WRITTEN = {"t": TICKETS, "e": EVENTS, "o": OFFERS, "n": OUTBOX}
+Convert = Callable[[Any], Any] | None
+
+
+def _to_json(column: Column[Any], dialect: Any) -> tuple[str, Convert]:
+    """A column's type in json_to_recordset's column list and how a row's value becomes JSON for it: its
+    bind processor (encryption, UTC), times as ISO 8601; a JSON column's value goes in as it is (its text
+    is what json.dumps makes of it, as SQLAlchemy's own JSON type would store)."""
+    type_ = column.type
+    impl = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
+    if isinstance(impl, JSON):
+        return "JSON", None
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if isinstance(impl, DateTime):
+
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else (process(value) if process else value).isoformat()
+
+        return type_.compile(dialect=dialect), iso
+    # TEXT, not VARCHAR(n): the INSERT refuses a value that is too long (its request fails, alone).
+    return ("TEXT" if isinstance(impl, String) else type_.compile(dialect=dialect)), process
+
+
+@functools.cache
+def _postgresql_statement(
+    dialect: Any, shape: tuple[tuple[str, tuple[str, ...]], ...], given: bool
+) -> tuple[Any, dict[str, list[tuple[str, Convert]]]]:
+    """The one-statement write for rows of this shape (which tables have rows, and their keys), built once
+    a shape, with how each column's values become JSON."""
+    quote = dialect.identifier_preparer.quote
+    ctes: list[str] = []
+    columns: dict[str, list[tuple[str, Convert]]] = {}
+    for name, keys in shape:
+        table = _WRITTEN[name]
+        columns[name] = []
+        if not keys:
+            continue
+        missing = [c.key for c in table.columns if c.default is not None and c.key not in keys]
+        if missing:  # a default SQLAlchemy would have filled in: the rows must say it
+            raise ValueError(f"{table.name} rows without {missing}")
+        link = name != "t"  # ticket_id: the ticket's number until the ticket has an id
+        defined, selected = [], []
+        for key in keys:
+            if link and key == "ticket_id":
+                defined.append("ticket_id TEXT")
+                selected.append("t.id")
+                continue
+            sql_type, convert = _to_json(table.c[key], dialect)
+            defined.append(f"{quote(key)} {sql_type}")
+            selected.append(f"x.{quote(key)}")
+            columns[name].append((key, convert))
+        source = f"json_to_recordset(CAST(:{name} AS JSON)) AS x({', '.join(defined)}, ord INTEGER)"
+        insert_ = (
+            f"INSERT INTO {table.name} ({', '.join(quote(k) for k in keys)}) "
+            f"SELECT {', '.join(selected)} FROM {source}"
+        )
+        # Ids in the rows' order, as multi-row INSERTs give them (the outbox is delivered in id order).
+        if link:
+            ctes.append(f"{name} AS ({insert_} JOIN t ON t.number = x.ticket_id ORDER BY x.ord)")
+        else:
+            ctes.append(f"t AS ({insert_} ORDER BY x.ord RETURNING id, number)")
+    columns["g"] = []
+    if given:
+        # Locked in id order first (FOR NO KEY UPDATE, as the UPDATE itself locks): concurrent creates
+        # lock responders in one order (no deadlock).
+        at_type, at = _to_json(cast(Table, Responder.__table__).c.last_assigned_at, dialect)
+        columns["g"] = [("at", at)]
+        ctes.append(
+            "g AS (UPDATE responders SET last_assigned_at = w.at "
+            "FROM (SELECT id FROM responders WHERE id IN (SELECT id FROM json_to_recordset(CAST(:g AS JSON)) "
+            "AS v(id INTEGER)) ORDER BY id FOR NO KEY UPDATE) AS l, "
+            f"json_to_recordset(CAST(:g AS JSON)) AS w(id INTEGER, at {at_type}) "
+            "WHERE responders.id = l.id AND w.id = l.id)"
+        )
+    return text(f"WITH {', '.join(ctes)} SELECT id, number FROM t"), columns
+
+
 class _Coalescer:
     """Group commit for create_ticket: requests made while a batch is in flight wait and go together in
     the next one; a request made when nothing is in flight starts a batch at once (no added latency when
@@ -255,6 +441,12 @@ class Creating(ServiceCore):
         super().__init__(*args, **kwargs)
         self._coalescer = _Coalescer(self._create_all, max_batch=MAX_BATCH)
         self._numbers = NumberBlocks()
+        bind = self.sessions.kw.get("bind")
+        self._autocommit: AsyncEngine | None = (
+            bind.execution_options(isolation_level="AUTOCOMMIT")
+            if bind is not None and bind.dialect.name == "postgresql"
+            else None
+        )
 
     async def create_ticket(self, request: NewTicket) -> Ticket:
         """Register the request and dispatch it at once. The returned ticket says honestly whether a
@@ -333,17 +525,31 @@ class Creating(ServiceCore):
                 outcomes.append(error)
         return outcomes
 
+    @contextlib.asynccontextmanager
+    async def _batch_connection(self) -> AsyncIterator[AsyncConnection]:
+        """Where a batch runs. SQLite: a transaction (a unit of work). PostgreSQL: a pooled connection
+        without one (BEGIN and COMMIT are two round trips of the three or four a one-ticket batch needs):
+        the batch's writes are one statement (`_write_postgresql`), atomic by itself, and its reads take no
+        lock, each seeing what is committed when it runs, as it would in a READ COMMITTED transaction."""
+        if self._autocommit is None:
+            async with self._work() as session:
+                yield await session.connection()
+            return
+        async with self._autocommit.connect() as conn:
+            yield conn
+
     async def _create_batch(self, items: Sequence[_Request]) -> list[Ticket | Exception]:
-        """One transaction for the batch: residents (with the org token), responders and their loads of
-        the batch's communities, the day's numbers, then one multi-row INSERT per table and one UPDATE of
-        the responders given work."""
+        """The batch (see `_batch_connection`): residents (with the org token), responders and their loads
+        of the batch's communities, the day's numbers, then one multi-row INSERT per table and one UPDATE
+        of the responders given work (PostgreSQL: one statement for all of them)."""
         outcomes: list[Ticket | Exception | None] = [None] * len(items)
-        async with self._work() as session:
-            conn = await session.connection()
+        async with self._batch_connection() as conn:
             ids = sorted({p.request.resident_id for p in items})
-            rows = (await conn.execute(_RESIDENTS, {"ids": ids})).all()
+            found = (await conn.execute(_RESIDENTS_AND_RESPONDERS, {"ids": ids})).all()
+            rows = [row for row in found if row.kind == 0]
             residents = {row.id: row for row in rows}
-            chart = await self._org(session, rows[0].org_version) if rows else None
+            home = (routing.pooled([row for row in found if row.kind == 1]), {r.community_id for r in rows})
+            chart = await self._org(conn, rows[0].org_version) if rows else None
             placed: list[tuple[int, _Placed]] = []
             for i, item in enumerate(items):
                 resident = residents.get(item.request.resident_id)
@@ -365,15 +571,24 @@ class Creating(ServiceCore):
                 placed.append((i, _Placed(item, resident, community, grid)))
             if placed:
                 assert chart is not None
-                tickets = await self._insert_dispatched(conn, chart, [p for _, p in placed])
+                tickets = await self._insert_dispatched(conn, chart, [p for _, p in placed], home)
                 for (i, _), ticket in zip(placed, tickets, strict=True):
                     outcomes[i] = ticket
         return [o for o in outcomes if o is not None]
 
     async def _insert_dispatched(
-        self, conn: AsyncConnection, chart: orgchart.OrgChart, placed: Sequence[_Placed]
+        self,
+        conn: AsyncConnection,
+        chart: orgchart.OrgChart,
+        placed: Sequence[_Placed],
+        home: tuple[tuple[list[routing.Pooled], routing.Loads], set[int]],
     ) -> list[Ticket]:
-        pooled, loads = await routing.pool(conn, {p.community.id for p in placed})
+        """`home`: the responders and loads of the residents' home communities, and those communities."""
+        (pooled, loads), read = home
+        elsewhere = {p.community.id for p in placed} - read
+        if elsewhere:  # requests filed in another community than their resident's
+            more, more_loads = await routing.pool(conn, elsewhere)
+            pooled, loads = sorted([*pooled, *more], key=lambda r: r.id), loads | more_loads
         by_community: dict[int | None, list[routing.Pooled]] = {}
         for responder in pooled:
             by_community.setdefault(responder.community_id, []).append(responder)
@@ -447,19 +662,12 @@ class Creating(ServiceCore):
                 }
             )
 
-        inserted = await conn.execute(_INSERT_TICKETS, values)
-        ids_by_number = {number: id_ for id_, number in inserted.all()}
-        ids = [ids_by_number[row["number"]] for row in values]
-        for rows, statement in ((events, _INSERT_EVENTS), (offers, _INSERT_OFFERS), (notes, _INSERT_OUTBOX)):
-            if rows:
-                for row in rows:
-                    row["ticket_id"] = ids[row["ticket_id"]]
-                await conn.execute(statement, rows)
-        if given:
-            # In id order: concurrent transactions lock responders in one order (no deadlock).
-            await conn.execute(
-                routing.GIVEN_WORK, [{"responder": r, "at": at} for r, at in sorted(given.items())]
-            )
+        # In id order: concurrent transactions lock responders in one order (no deadlock).
+        work = sorted(given.items())
+        if conn.dialect.name == "postgresql":
+            ids = await _write_postgresql(conn, values, events, offers, notes, work)
+        else:
+            ids = await _write(conn, values, events, offers, notes, work)
         return [_detached(Ticket, row | {"id": id_}) for row, id_ in zip(values, ids, strict=True)]
 
     def _day(self, when: datetime) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tickets.errors import ValidationError
 from tickets.models import Community, Compound, Grid, OrgVersion, ResponderGrid
@@ -86,7 +86,7 @@ async def current_version(session: AsyncSession) -> str | None:
     return await session.scalar(select(version_column()))
 
 
-async def load(session: AsyncSession, version: str | None, now: datetime) -> OrgChart:
+async def load(session: AsyncSession | AsyncConnection, version: str | None, now: datetime) -> OrgChart:
     chart = OrgChart(version, now)
     for c in (
         await session.execute(select(Community.id, Community.code, Community.name, Community.street_id))

@@ -119,7 +119,7 @@ class Pooled:
 
 # Built once: the create path runs it for every batch, and building the statement costs more CPU than
 # sending it.
-_POOLED = select(
+POOL_COLUMNS = (
     Responder.id,
     Responder.role,
     Responder.community_id,
@@ -127,8 +127,8 @@ _POOLED = select(
     Responder.capacity,
     Responder.categories,
     Responder.last_assigned_at,
-    open_load(),
-).where(Responder.active)
+)
+_POOLED = select(*POOL_COLUMNS, open_load()).where(Responder.active)
 _POOL = _POOLED.where(Responder.community_id.in_(bindparam("communities", expanding=True))).order_by(
     Responder.id
 )
@@ -146,13 +146,14 @@ GIVEN_WORK = (
 Loads = dict[int, int]  # responder id -> open tickets assigned to them
 
 
-def _pooled(rows: Sequence[Row[Any]] | Sequence[Any]) -> tuple[list[Pooled], Loads]:
-    pooled = [
+def pooled(rows: Sequence[Row[Any]] | Sequence[Any]) -> tuple[list[Pooled], Loads]:
+    """Rows with POOL_COLUMNS by name and the load last, as responders and their loads."""
+    responders = [
         Pooled(r.id, str(r.role), r.community_id, bool(r.on_duty), r.capacity, list(r.categories or []),
                r.last_assigned_at)
         for r in rows
     ]  # fmt: skip
-    return pooled, {r.id: int(r[-1] or 0) for r in rows}
+    return responders, {r.id: int(r[-1] or 0) for r in rows}
 
 
 async def pool(
@@ -162,14 +163,14 @@ async def pool(
     when nobody can take a ticket) and their loads, by id, in one statement."""
     if not community_ids:
         return [], {}
-    return _pooled((await session.execute(_POOL, {"communities": sorted(community_ids)})).all())
+    return pooled((await session.execute(_POOL, {"communities": sorted(community_ids)})).all())
 
 
 async def area(session: AsyncSession, ticket: Ticket) -> tuple[list[Pooled], Loads]:
     """Whoever may answer the ticket at its level, with their loads, in one statement: the responders of
     its community (grid and community level), or of its whole street (street level)."""
     if ticket.level >= Level.STREET:
-        return _pooled((await session.execute(_STREET_POOL, {"street": ticket.street_id})).all())
+        return pooled((await session.execute(_STREET_POOL, {"street": ticket.street_id})).all())
     return await pool(session, {ticket.community_id})
 
 
