@@ -102,10 +102,12 @@ def serve() -> None:
     rasa_s: list[float] = []
     real_send = RasaClient.send
 
-    async def timed_send(self: RasaClient, sender: str, message: str) -> list[dict[str, Any]]:
+    async def timed_send(
+        self: RasaClient, sender: str, message: str, message_id: str | None = None
+    ) -> list[dict[str, Any]]:
         started = time.perf_counter()
         try:
-            return await real_send(self, sender, message)
+            return await real_send(self, sender, message, message_id)
         finally:
             rasa_s.append(time.perf_counter() - started)
 
