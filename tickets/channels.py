@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets import outbox
 from tickets.clock import Clock
-from tickets.db import unit_of_work
+from tickets.db import reading, unit_of_work
 from tickets.errors import NotAllowed, ResponderNotFound, ValidationError
 from tickets.models import (
     ButtonPayload,
@@ -222,6 +222,34 @@ class ChannelStore:
                 .order_by(Notification.id.desc())
                 .limit(1)
             )
+
+    async def consented_resident(self, channel_id: str) -> Resident | None:
+        """The resident behind a channel identity if they consented, else None: a read only (nothing is made
+        for an unknown one), without the write lock on SQLite. The web chat asks it on every request."""
+        async with reading(self.sessions) as session:
+            return await session.scalar(
+                select(Resident).where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
+            )
+
+    async def residents_with_news(self, resident_ids: Collection[int]) -> set[int]:
+        """Which of these residents have notifications waiting (what `outbox.take_for_resident` would take):
+        one read for all the open chat pages of a process, so that each page need not ask on its own."""
+        found: set[int] = set()
+        ids = list(resident_ids)
+        async with reading(self.sessions) as session:
+            for start in range(0, len(ids), 500):
+                found.update(
+                    await session.scalars(
+                        select(Notification.recipient_id)
+                        .where(
+                            Notification.delivered_at.is_(None),
+                            Notification.recipient_type == Recipient.RESIDENT,
+                            Notification.recipient_id.in_(ids[start : start + 500]),
+                        )
+                        .distinct()
+                    )
+                )
+        return found
 
     async def channel_of_resident(self, resident_id: int) -> str:
         async with self.sessions() as session:
