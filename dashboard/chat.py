@@ -46,7 +46,7 @@ from dashboard.errors import PageError
 from dashboard.keys import SERVICE
 from dashboard.render import render
 from tickets.actors import Actor
-from tickets.channels import ChannelStore
+from tickets.channels import ChannelStore, NoConsent
 from tickets.db import retry_if_dropped
 from tickets.errors import DatabaseUnavailable, DomainError
 from tickets.models import Rating, Resident, Status, Ticket, TicketEvent
@@ -215,10 +215,11 @@ def polite_when_the_database_is_down(message: str | None = None) -> Callable[[Ha
 
 @polite_when_the_database_is_down()
 async def post_message(request: web.Request) -> web.Response:
-    who = await consented(request)
-    if who is None:
+    # The consent is checked by the transaction that stores the message (the relay's store is
+    # consented_only: NoConsent, nothing kept), not looked up first: one transaction before Rasa, not two.
+    sender = request.app[IDENTITY].sender(request)
+    if sender is None:
         return json_error(403, NEED_CONSENT)
-    sender, _ = who
     if not request.app[MESSAGE_LIMITS].allow(request, sender):
         return json_error(429, TOO_FAST)
     try:
@@ -233,7 +234,10 @@ async def post_message(request: web.Request) -> web.Response:
         return json_error(400, TOO_LONG)
     relay = request.app[RELAY]
     answer = Answer()
-    await relay.submit(answer, sender, text)
+    try:
+        await relay.submit(answer, sender, text)
+    except NoConsent:
+        return json_error(403, NEED_CONSENT)
     transport = request.transport
     if transport is None or transport.is_closing():  # the page went away meanwhile: kept for its return
         with contextlib.suppress(Exception):
@@ -478,7 +482,7 @@ async def _stop(app: web.Application) -> None:
 
 def setup(app: web.Application, config: ChatConfig, *, secret: bytes, secure_cookies: bool = False) -> None:
     service = app[SERVICE]
-    store = ChannelStore(service.sessions, service.clock)
+    store = ChannelStore(service.sessions, service.clock, consented_only=True)  # nothing kept without consent
     app[CONFIG] = config
     app[RELAY] = WebRelay(RasaClient(config.rasa_url, timeout=config.rasa_timeout), store, service)
     app[IDENTITY] = Identity(secret, secure=secure_cookies)

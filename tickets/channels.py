@@ -73,6 +73,12 @@ async def remove_binding(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+class NoConsent(NotAllowed):
+    """A message from a sender who has not consented (or whose resident is not there): nothing kept."""
+
+    code = "no_consent"
+
+
 @dataclass(frozen=True)
 class Backlog:
     """Outbox delivery: how many notifications wait and since when."""
@@ -85,9 +91,16 @@ class Backlog:
 
 
 class ChannelStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    """`consented_only`: `receive` keeps a message only from a sender whose resident consented, checked in
+    the transaction that stores it (the web chat's: one transaction before the assistant is asked, not a
+    lookup and then another)."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, *, consented_only: bool = False
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.consented_only = consented_only
 
     # ------------------------------------------------------------------ invites
 
@@ -227,9 +240,11 @@ class ChannelStore:
         """The resident behind a channel identity if they consented, else None: a read only (nothing is made
         for an unknown one), without the write lock on SQLite. The web chat asks it on every request."""
         async with reading(self.sessions) as session:
-            return await session.scalar(
-                select(Resident).where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
-            )
+            return await session.scalar(self._consented(channel_id))
+
+    @staticmethod
+    def _consented(channel_id: str) -> Select[Resident]:
+        return select(Resident).where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
 
     async def residents_with_news(self, resident_ids: Collection[int]) -> set[int]:
         """Which of these residents have notifications waiting (what `outbox.take_for_resident` would take):
@@ -290,8 +305,11 @@ class ChannelStore:
 
     async def receive(self, channel_id: str, text: str) -> tuple[InboundMessage, Sequence[InboundMessage]]:
         """A message stored, and the sender's unanswered ones (oldest first, it last), in one transaction:
-        what a relay does with every message (app/relay.py)."""
+        what a relay does with every message (app/relay.py). NoConsent, nothing stored, when the store is
+        `consented_only` and the sender's resident has not consented."""
         async with unit_of_work(self.sessions) as session:
+            if self.consented_only and await session.scalar(self._consented(channel_id)) is None:
+                raise NoConsent()
             message = InboundMessage(channel_id=channel_id, text=text, received_at=self.clock.now())
             session.add(message)
             await session.flush()

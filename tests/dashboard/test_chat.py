@@ -250,6 +250,19 @@ async def test_the_feedback_waits_for_the_next_visit_and_unsatisfied_reopens(
 # ------------------------------------------------------------------------------------------ security
 
 
+async def test_a_message_under_a_cookie_without_consent_behind_it_is_refused_and_not_kept(
+    browser: Client, rasa: FakeRasa, service: TicketService
+) -> None:
+    token = await consent(browser)
+    async with service.sessions() as session:  # the consent withdrawn behind the page's back
+        resident = (await session.scalars(select(Resident))).one()
+        resident.consent_at = None
+        await session.commit()
+    status, body = await say(browser, token, "你好")
+    assert status == 403 and "同意" in body["error"]
+    assert rasa.received == [] and await count(service, InboundMessage) == 0
+
+
 async def test_the_live_stream_brings_what_waited_then_what_comes_once(
     browser: Client, rasa: FakeRasa, chat_app: web.Application
 ) -> None:
