@@ -240,11 +240,14 @@ class ChannelStore:
         """The resident behind a channel identity if they consented, else None: a read only (nothing is made
         for an unknown one), without the write lock on SQLite. The web chat asks it on every request."""
         async with reading(self.sessions) as session:
-            return await session.scalar(self._consented(channel_id))
+            resident: Resident | None = await session.scalar(self._consented(channel_id))
+            return resident
 
     @staticmethod
-    def _consented(channel_id: str) -> Select[Resident]:
-        return select(Resident).where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
+    def _consented(channel_id: str, what: Any = Resident) -> Select[Any]:
+        """`what` of the resident behind the channel identity, if they consented (the row, or a column: the
+        id alone skips loading and decrypting the row)."""
+        return select(what).where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
 
     async def residents_with_news(self, resident_ids: Collection[int]) -> set[int]:
         """Which of these residents have notifications waiting (what `outbox.take_for_resident` would take):
@@ -308,7 +311,7 @@ class ChannelStore:
         what a relay does with every message (app/relay.py). NoConsent, nothing stored, when the store is
         `consented_only` and the sender's resident has not consented."""
         async with unit_of_work(self.sessions) as session:
-            if self.consented_only and await session.scalar(self._consented(channel_id)) is None:
+            if self.consented_only and await session.scalar(self._consented(channel_id, Resident.id)) is None:
                 raise NoConsent()
             message = InboundMessage(channel_id=channel_id, text=text, received_at=self.clock.now())
             session.add(message)
