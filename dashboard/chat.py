@@ -273,7 +273,8 @@ async def live_updates(request: web.Request) -> web.StreamResponse:
         if bubbles:
             await response.send(json.dumps({"bubbles": bubbles}, ensure_ascii=False), event="bubbles")
 
-    with request.app[NEWS].listening(resident_id) as woken:  # before the first take: nothing falls between
+    news = request.app[NEWS]
+    with news.listening(resident_id) as woken:  # before the first take: nothing falls between
         async with sse_response(request) as response:
             # The page went away mid-send (a reload, a link): nothing to report, the stream just ends.
             with contextlib.suppress(ConnectionResetError):
@@ -283,6 +284,8 @@ async def live_updates(request: web.Request) -> web.StreamResponse:
                 while response.is_connected():
                     with contextlib.suppress(TimeoutError):  # now and then: is the page still there?
                         await asyncio.wait_for(woken.wait(), NEWS_RECHECK)
+                    if news.closing:
+                        break
                     if woken.is_set():
                         woken.clear()
                         await send_waiting()
@@ -470,6 +473,10 @@ async def _start(app: web.Application) -> None:
     )
 
 
+async def _end_streams(app: web.Application) -> None:
+    app[NEWS].stop()  # open pages' streams end before the server waits for its handlers
+
+
 async def _stop(app: web.Application) -> None:
     for key in (REPLAY_TASK, NEWS_TASK):
         task = app.get(key)
@@ -491,6 +498,7 @@ def setup(app: web.Application, config: ChatConfig, *, secret: bytes, secure_coo
     app[PHOTO_LIMITS] = Limits(config.photos_per_minute, config.posts_per_minute_per_address)
     app[CONSENT_LIMITS] = Limits(config.consents_per_minute, config.consents_per_minute)
     app.on_startup.append(_start)
+    app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_stop)
     app.router.add_get("/chat", chat_page, name="chat")
     app.router.add_post("/chat/consent", consent)

@@ -172,6 +172,7 @@ class News:
     def __init__(self, store: ChannelStore) -> None:
         self.store = store
         self.listeners: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
+        self.closing = False
 
     @contextlib.contextmanager
     def listening(self, resident_id: int) -> Iterator[asyncio.Event]:
@@ -185,6 +186,13 @@ class News:
             self.listeners[resident_id].discard(woken)
             if not self.listeners[resident_id]:
                 del self.listeners[resident_id]
+
+    def stop(self) -> None:
+        """The server is stopping: every stream is woken to end (it sees `closing`), not waited for."""
+        self.closing = True
+        for events in self.listeners.values():
+            for woken in events:
+                woken.set()
 
     async def poll(self) -> None:
         if not self.listeners:

@@ -6,6 +6,7 @@ the 回访 and forgetting, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from app.relay import STORED_NOTICE
 from dashboard.app import ChatConfig, make_app
-from dashboard.chat import RELAY
+from dashboard.chat import NEWS, RELAY
 from dashboard.chat_relay import COOKIE, Identity
 from tests.conftest import Org, count
 from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, sign_in
@@ -281,6 +282,15 @@ async def test_the_live_stream_brings_what_waited_then_what_comes_once(
     stream.close()
     assert texts(waited) == ["您不在时的回复"] and texts(later) == ["(回复您 10:00 的留言)", "后来的回复"]
     assert (await (await browser.get("/chat/updates")).json())["bubbles"] == []  # each shown once
+
+
+async def test_open_streams_end_when_the_server_stops(browser: Client, chat_app: web.Application) -> None:
+    await consent(browser)
+    stream = await browser.get("/chat/live")
+    await next_event(stream, "ready")
+    chat_app[NEWS].stop()  # on_shutdown: the server does not wait for the open pages
+    assert await asyncio.wait_for(stream.content.read(), 5) == b""
+    stream.close()
 
 
 async def test_a_post_without_the_csrf_token_is_refused(browser: Client, rasa: FakeRasa) -> None:
