@@ -360,7 +360,7 @@ async def chat(
         for url, _ in webs.values():
             await (await http.get(f"{url}{STATS_PATH}")).read()  # reset
     phases: list[dict[str, Any]] = []
-    paths = [*webs, "rest"]
+    paths = [*(reversed(webs) if args.old_first else webs), "rest"]
     order = [paths if r % 2 == 0 else paths[::-1] for r in range(args.rounds)]
     for n, path in enumerate(p for pair in order for p in pair):
         url = webs.get(path, webs["web"])[0]
@@ -767,6 +767,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a model file (default: scripts/rasa-train.sh's for the current inputs)")
     p.add_argument("--rasa-url", help="a running Rasa (REST channel) instead of starting the stack")
     p.add_argument("--old", help="also an older commit's web process, its phases interleaved (web-old)")
+    p.add_argument("--old-first", action="store_true", help="web-old's phase first in each round (not web's)")
     p.add_argument("--profile", action="store_true", help="print the web process's CPU profile (cProfile)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the web process
