@@ -10,7 +10,8 @@ with the health middleware), this script re-run with --serve. The clients are in
 
 chat — residents are browsers: each has its own cookie jar, opens /chat, consents (the form and its CSRF token),
     then, like static/chat.js, POSTs each message to /chat/messages (the replies come in that POST's answer:
-    that is what is timed) and asks /chat/updates every 3 s in the background. Each resident has an address of
+    that is what is timed) and keeps /chat/live open in the background (a code without it: asks
+    /chat/updates every 3 s, as its page did). Each resident has an address of
     its own (X-Forwarded-For from a trusted proxy, as behind docker/nginx.conf), so the per-address limits are
     the production ones. A conversation files a request (benchmarks/chat_latency.py's texts and form answers).
     In the same run, the same conversations go straight to Rasa's REST channel as the relay sends them
@@ -18,6 +19,8 @@ chat — residents are browsers: each has its own cookie jar, opens /chat, conse
     concurrency. The relay's overhead is the difference; the web process also times, per message, its
     handler and the Rasa call inside it (so the server's own share is measured, not inferred).
     Targets: web p95 <= 100 ms; web p95 - REST p95 <= 10 ms.
+    --old REF: an older commit's web process too (`git archive`, same database, same Rasa), its phases
+    ("web-old") interleaved with the new one's, so old and new are compared in the same minutes.
 
 offers — N volunteers (party volunteers of grid anju-1, loaded with tickets.org.load_org beside the test org),
     each with an invite code (ChannelStore.create_invite, what `minhu responders invite` does) redeemed on /v
@@ -171,15 +174,21 @@ def print_profile(path: Path, lines: int = 35) -> None:
 
 @contextlib.contextmanager
 def web_process(
-    data_dir: Path, db_url: str, rasa_url: str, live_every: float | None, profile: Path | None
+    data_dir: Path,
+    db_url: str,
+    rasa_url: str,
+    live_every: float | None,
+    profile: Path | None,
+    code: Path = REPO,
 ) -> Any:
-    """This script with --serve in a process of its own; yields (its URL, its pid)."""
+    """This script with --serve in a process of its own (`code`: the checkout it runs from); yields (its
+    URL, its pid)."""
     from tests.e2e.conftest import free_port
 
     port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": str(code),
         "MINHU_DATA_DIR": str(data_dir),
         "DATABASE_URL": db_url,
         "MINHU_DASHBOARD_HOST": "127.0.0.1",
@@ -190,7 +199,7 @@ def web_process(
         **({PROFILE_ENV: str(profile)} if profile else {}),
     }
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
+        [sys.executable, str(code / "benchmarks" / "webchat_speed.py"), "--serve"],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -263,7 +272,18 @@ async def web_resident(
                         errors.append(f"updates {response.status}")
                     await response.read()
 
-        poller = asyncio.create_task(poll())
+        async def listen() -> None:  # the page's live stream; a code without one: its poll
+            timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+            async with http.get("/chat/live", timeout=timeout) as response:
+                if response.status == 404:
+                    await poll()
+                if response.status != 200:
+                    errors.append(f"live {response.status}")
+                    return
+                async for _ in response.content:  # what comes is shown; nothing else to do
+                    pass
+
+        poller = asyncio.create_task(listen())
         try:
             return await converse(say, f"web-{i}", first, samples, think)
         finally:
@@ -327,55 +347,75 @@ async def chat_phase(
 
 
 async def chat(
-    web_url: str, rasa_url: str, args: argparse.Namespace, pids: dict[str, list[int]]
+    webs: dict[str, tuple[str, int]], rasa_url: str, args: argparse.Namespace, pids: dict[str, list[int]]
 ) -> dict[str, Any]:
+    """`webs`: the web processes by path ("web", and "web-old" with --old): (URL, pid)."""
+
+    def phase_pids(path: str) -> dict[str, list[int]]:  # "web": the process of the phase's path
+        return {**pids, "web": [webs.get(path, webs["web"])[1]]}
+
     # Warm-up, not counted: the model's first predictions, the web process's pools and templates.
-    await chat_phase("rest", web_url, rasa_url, 2, 0.0, 900, pids)
-    await chat_phase("web", web_url, rasa_url, 2, 0.0, 950, pids)
+    await chat_phase("rest", webs["web"][0], rasa_url, 2, 0.0, 900, phase_pids("rest"))
+    for n, (path, (url, _)) in enumerate(webs.items()):
+        await chat_phase("web", url, rasa_url, 2, 0.0, 950 + 20 * n, phase_pids(path))
     async with aiohttp.ClientSession() as http:
-        await (await http.get(f"{web_url}{STATS_PATH}")).read()  # reset
+        for url, _ in webs.values():
+            await (await http.get(f"{url}{STATS_PATH}")).read()  # reset
     phases: list[dict[str, Any]] = []
-    order = [("web", "rest") if r % 2 == 0 else ("rest", "web") for r in range(args.rounds)]
+    paths = [*(reversed(webs) if args.old_first else webs), "rest"]
+    order = [paths if r % 2 == 0 else paths[::-1] for r in range(args.rounds)]
     for n, path in enumerate(p for pair in order for p in pair):
-        phase = await chat_phase(path, web_url, rasa_url, args.residents, args.think, n * 1000, pids)
+        url = webs.get(path, webs["web"])[0]
+        kind = "rest" if path == "rest" else "web"
+        phase = await chat_phase(kind, url, rasa_url, args.residents, args.think, n * 1000, phase_pids(path))
+        phase["path"] = path
         print(
-            f"  {time.strftime('%H:%M:%S')} {path:<4} {len(phase['seconds'])} messages, {phase['tickets']} tickets, "
+            f"  {time.strftime('%H:%M:%S')} {path:<7} {len(phase['seconds'])} messages, {phase['tickets']} tickets, "
             f"p95 {summary(phase['seconds'])['p95']:.1f} ms, {load_line()}",
             flush=True,
         )
         phases.append(phase)
+    servers = {}
     async with aiohttp.ClientSession() as http:
-        server = await (await http.get(f"{web_url}{STATS_PATH}")).json()
-    return {"phases": phases, "server": server}
+        for path, (url, _) in webs.items():
+            servers[path] = await (await http.get(f"{url}{STATS_PATH}")).json()
+    return {"phases": phases, "server": servers["web"], "servers": servers}
 
 
 def print_chat(result: dict[str, Any], args: argparse.Namespace) -> bool:
     phases = result["phases"]
-    by_path: dict[str, list[float]] = {"web": [], "rest": []}
+    by_path: dict[str, list[float]] = {}
     for phase in phases:
-        by_path[phase["path"]] += phase["seconds"]
+        by_path.setdefault(phase["path"], []).extend(phase["seconds"])
     print(
         f"\nweb chat, {args.residents} concurrent residents, think {args.think} s, {args.rounds} rounds ({load_line()})"
     )
-    header = f"{'path':<28} {'messages':>8} {'tickets':>7} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}  CPU ms/msg (web / rasa / actions)"
+    header = f"{'path':<32} {'messages':>8} {'tickets':>7} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}  CPU ms/msg (web / rasa / actions)"
     print(header)
     print("-" * len(header))
-    names = {"web": "web chat (POST /chat/messages)", "rest": "Rasa REST channel"}
-    for path, seconds in by_path.items():
+    names = {
+        "web": "web chat (POST /chat/messages)",
+        "web-old": f"web chat, old code ({args.old})",
+        "rest": "Rasa REST channel",
+    }
+    for path, seconds in sorted(by_path.items(), key=lambda item: list(names).index(item[0])):
         s = summary(seconds)
-        own = [p for p in phases if p["path"] == path]
-        cpu = {k: sum(p["cpu_ms_per_msg"][k] for p in own) / len(own) for k in own[0]["cpu_ms_per_msg"]}
+        mine = [p for p in phases if p["path"] == path]
+        cpu = {k: sum(p["cpu_ms_per_msg"][k] for p in mine) / len(mine) for k in mine[0]["cpu_ms_per_msg"]}
         print(
-            f"{names[path]:<28} {s['n']:>8} {sum(p['tickets'] for p in own):>7} {s['p50']:>7.1f} {s['p95']:>7.1f} "
+            f"{names[path]:<32} {s['n']:>8} {sum(p['tickets'] for p in mine):>7} {s['p50']:>7.1f} {s['p95']:>7.1f} "
             f"{s['max']:>7.1f}  {cpu.get('web', 0):.1f} / {cpu.get('rasa', 0):.1f} / {cpu.get('actions', 0):.1f}"
+        )
+    for path, server in result.get("servers", {"web": result["server"]}).items():
+        handler, rasa = server["handler_s"], server["rasa_s"]
+        inside = [h - r for h, r in zip(handler, rasa, strict=False)]
+        print(
+            f"in the {path} process: handler p50/p95 {pct(handler, 0.5) * 1000:.1f}/{pct(handler, 0.95) * 1000:.1f} "
+            f"ms, its Rasa call {pct(rasa, 0.5) * 1000:.1f}/{pct(rasa, 0.95) * 1000:.1f} ms, the rest (cookie, "
+            f"resident, stored and marked, JSON) {pct(inside, 0.5) * 1000:.1f}/{pct(inside, 0.95) * 1000:.1f} ms"
         )
     handler, rasa = result["server"]["handler_s"], result["server"]["rasa_s"]
     inside = [h - r for h, r in zip(handler, rasa, strict=False)]
-    print(
-        f"in the web process: handler p50/p95 {pct(handler, 0.5) * 1000:.1f}/{pct(handler, 0.95) * 1000:.1f} ms, "
-        f"its Rasa call {pct(rasa, 0.5) * 1000:.1f}/{pct(rasa, 0.95) * 1000:.1f} ms, the rest (cookie, resident, "
-        f"stored and marked, JSON) {pct(inside, 0.5) * 1000:.1f}/{pct(inside, 0.95) * 1000:.1f} ms"
-    )
     errors = [e for p in phases for e in p["errors"]]
     if errors:
         print(f"web errors or stored answers: {len(errors)}, e.g. {errors[:3]}")
@@ -676,10 +716,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             settings = Settings.model_validate({"MINHU_DATA_DIR": tmp, "DATABASE_URL": db_url})
             async with assistant(args, settings) as (rasa_url, pids):
                 profile = tmp / "web.prof" if args.profile else None
-                with web_process(tmp, db_url, rasa_url, args.live_every, profile) as (web_url, web_pid):
+                with contextlib.ExitStack() as processes:
+                    web_url, web_pid = processes.enter_context(
+                        web_process(tmp, db_url, rasa_url, args.live_every, profile)
+                    )
+                    webs = {"web": (web_url, web_pid)}
+                    if args.old:
+                        old = old_code(args.old, tmp / "old")
+                        webs["web-old"] = processes.enter_context(
+                            web_process(tmp, db_url, rasa_url, args.live_every, None, old)
+                        )
                     pids = {"web": [web_pid], **pids}
                     if "chat" in args.parts:
-                        results["chat"] = await chat(web_url, rasa_url, args, pids)
+                        results["chat"] = await chat(webs, rasa_url, args, pids)
                         results["chat_met"] = print_chat(results["chat"], args)
                     if "offers" in args.parts:
                         results["offers"] = await offers(web_url, db_url, args, web_pid)
@@ -688,6 +737,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     print_profile(profile)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} done, {load_line()}")
     return results
+
+
+def old_code(ref: str, folder: Path) -> Path:
+    """The checkout of an older commit (`git archive`) for --old."""
+    folder.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
 
 
 def parser() -> argparse.ArgumentParser:
@@ -711,6 +768,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="a model file (default: scripts/rasa-train.sh's for the current inputs)")
     p.add_argument("--rasa-url", help="a running Rasa (REST channel) instead of starting the stack")
+    p.add_argument("--old", help="also an older commit's web process, its phases interleaved (web-old)")
+    p.add_argument("--old-first", action="store_true", help="web-old's phase first in each round (not web's)")
     p.add_argument("--profile", action="store_true", help="print the web process's CPU profile (cProfile)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the web process

@@ -18,12 +18,14 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 from aiohttp_session import get_session
+from aiohttp_sse import sse_response
 
 from app.loops import run_forever
 from app.relay import RasaClient
@@ -35,6 +37,7 @@ from dashboard.chat_relay import (
     ChatConfig,
     Identity,
     Limits,
+    News,
     WebRelay,
     new_sender,
     waiting_bubbles,
@@ -43,7 +46,7 @@ from dashboard.errors import PageError
 from dashboard.keys import SERVICE
 from dashboard.render import render
 from tickets.actors import Actor
-from tickets.channels import ChannelStore
+from tickets.channels import ChannelStore, NoConsent
 from tickets.db import retry_if_dropped
 from tickets.errors import DatabaseUnavailable, DomainError
 from tickets.models import Rating, Resident, Status, Ticket, TicketEvent
@@ -67,6 +70,12 @@ MESSAGE_LIMITS = web.AppKey("chat_message_limits", Limits)
 PHOTO_LIMITS = web.AppKey("chat_photo_limits", Limits)
 CONSENT_LIMITS = web.AppKey("chat_consent_limits", Limits)
 REPLAY_TASK = web.AppKey("chat_replay", asyncio.Task[None])
+NEWS = web.AppKey("chat_news", News)
+NEWS_TASK = web.AppKey("chat_news_poll", asyncio.Task[None])
+NEWS_RECHECK = 15.0  # seconds: a quiet stream checks this often that its page is still there
+NEWS_MAX_BACKOFF = (
+    30.0  # seconds: the news poller after failures (the database away), not run_forever's 10 min
+)
 ELDER_COOKIE = "minhu_elder"
 FLASH = "chat_flash"
 PRUNE_EVERY = 720  # replay rounds (about an hour) between prunings of what the channels keep
@@ -100,10 +109,11 @@ async def consented(request: web.Request) -> tuple[str, Resident] | None:
     sender = request.app[IDENTITY].sender(request)
     if sender is None:
         return None
-    service = request.app[SERVICE]
+    store = request.app[RELAY].store
     # The first statement of a turn: the one that finds a pooled connection dead after a database restart.
-    resident = await retry_if_dropped(lambda: service.resident_for(sender))
-    return (sender, resident) if resident.consent_at is not None else None
+    # A read (no write lock on SQLite): nothing is made for a cookie whose resident is not there.
+    resident = await retry_if_dropped(lambda: store.consented_resident(sender))
+    return (sender, resident) if resident is not None else None
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -205,10 +215,11 @@ def polite_when_the_database_is_down(message: str | None = None) -> Callable[[Ha
 
 @polite_when_the_database_is_down()
 async def post_message(request: web.Request) -> web.Response:
-    who = await consented(request)
-    if who is None:
+    # The consent is checked by the transaction that stores the message (the relay's store is
+    # consented_only: NoConsent, nothing kept), not looked up first: one transaction before Rasa, not two.
+    sender = request.app[IDENTITY].sender(request)
+    if sender is None:
         return json_error(403, NEED_CONSENT)
-    sender, _ = who
     if not request.app[MESSAGE_LIMITS].allow(request, sender):
         return json_error(429, TOO_FAST)
     try:
@@ -223,7 +234,10 @@ async def post_message(request: web.Request) -> web.Response:
         return json_error(400, TOO_LONG)
     relay = request.app[RELAY]
     answer = Answer()
-    await relay.submit(answer, sender, text)
+    try:
+        await relay.submit(answer, sender, text)
+    except NoConsent:
+        return json_error(403, NEED_CONSENT)
     transport = request.transport
     if transport is None or transport.is_closing():  # the page went away meanwhile: kept for its return
         with contextlib.suppress(Exception):
@@ -233,13 +247,49 @@ async def post_message(request: web.Request) -> web.Response:
 
 @polite_when_the_database_is_down(UPDATES_LATER)
 async def updates(request: web.Request) -> web.Response:
-    """What waited for the resident (late answers, news of their tickets); the page asks every few
-    seconds while it is open, and once when it opens."""
+    """What waited for the resident (late answers, news of their tickets); the page asks while its live
+    stream (/chat/live) is down, and without EventSource every few seconds."""
     who = await consented(request)
     if who is None:
         return json_error(403, NEED_CONSENT)
     bubbles = await waiting_bubbles(request.app[SERVICE], who[1].id)
     return web.json_response({"bubbles": bubbles}, headers={"Cache-Control": "no-store"})
+
+
+async def live_updates(request: web.Request) -> web.StreamResponse:
+    """What waits for the resident, pushed while the page is open (server-sent events, `bubbles`): first
+    what waited already, then what comes (late answers, news of their tickets) when the one poller of
+    `News` sees it. The page asks /chat/updates only while this stream is down."""
+    who = await consented(request)
+    if who is None:
+        return json_error(403, NEED_CONSENT)
+    service, resident_id = request.app[SERVICE], who[1].id
+
+    async def send_waiting() -> None:
+        try:
+            bubbles = await retry_if_dropped(lambda: waiting_bubbles(service, resident_id))
+        except DatabaseUnavailable:
+            return  # still waiting in the outbox: the poller wakes this stream again when it sees it
+        if bubbles:
+            await response.send(json.dumps({"bubbles": bubbles}, ensure_ascii=False), event="bubbles")
+
+    news = request.app[NEWS]
+    with news.listening(resident_id) as woken:  # before the first take: nothing falls between
+        async with sse_response(request) as response:
+            # The page went away mid-send (a reload, a link): nothing to report, the stream just ends.
+            with contextlib.suppress(ConnectionResetError):
+                woken.clear()
+                await send_waiting()
+                await response.send("{}", event="ready")
+                while response.is_connected():
+                    with contextlib.suppress(TimeoutError):  # now and then: is the page still there?
+                        await asyncio.wait_for(woken.wait(), NEWS_RECHECK)
+                    if news.closing:
+                        break
+                    if woken.is_set():
+                        woken.clear()
+                        await send_waiting()
+    return response
 
 
 async def upload_photo(request: web.Request) -> web.Response:
@@ -416,27 +466,39 @@ async def _replay_forever(app: web.Application) -> None:
 
 async def _start(app: web.Application) -> None:
     app[REPLAY_TASK] = asyncio.create_task(_replay_forever(app))
+    app[NEWS_TASK] = asyncio.create_task(
+        run_forever(
+            app[NEWS].poll, app[CONFIG].news_every, name="web chat news", max_backoff=NEWS_MAX_BACKOFF
+        )
+    )
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[NEWS].stop()  # open pages' streams end before the server waits for its handlers
 
 
 async def _stop(app: web.Application) -> None:
-    task = app.get(REPLAY_TASK)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for key in (REPLAY_TASK, NEWS_TASK):
+        task = app.get(key)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await app[RELAY].rasa.close()
 
 
 def setup(app: web.Application, config: ChatConfig, *, secret: bytes, secure_cookies: bool = False) -> None:
     service = app[SERVICE]
-    store = ChannelStore(service.sessions, service.clock)
+    store = ChannelStore(service.sessions, service.clock, consented_only=True)  # nothing kept without consent
     app[CONFIG] = config
     app[RELAY] = WebRelay(RasaClient(config.rasa_url, timeout=config.rasa_timeout), store, service)
     app[IDENTITY] = Identity(secret, secure=secure_cookies)
+    app[NEWS] = News(store)
     app[MESSAGE_LIMITS] = Limits(config.messages_per_minute, config.posts_per_minute_per_address)
     app[PHOTO_LIMITS] = Limits(config.photos_per_minute, config.posts_per_minute_per_address)
     app[CONSENT_LIMITS] = Limits(config.consents_per_minute, config.consents_per_minute)
     app.on_startup.append(_start)
+    app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_stop)
     app.router.add_get("/chat", chat_page, name="chat")
     app.router.add_post("/chat/consent", consent)
@@ -444,6 +506,7 @@ def setup(app: web.Application, config: ChatConfig, *, secret: bytes, secure_coo
     app.router.add_post("/chat/forget", forget)
     app.router.add_post("/chat/messages", post_message)
     app.router.add_get("/chat/updates", updates)
+    app.router.add_get("/chat/live", live_updates)
     app.router.add_post("/chat/photos", upload_photo)
     app.router.add_get("/chat/tickets", my_tickets, name="chat_tickets")
     app.router.add_get("/chat/tickets/{number}", one_ticket)

@@ -11,8 +11,12 @@ new anonymous one, never somebody else.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import secrets
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +163,45 @@ async def waiting_bubbles(service: TicketService, resident_id: int) -> list[dict
     ]
 
 
+class News:
+    """The residents whose chat pages are open here (their streams, /chat/live) and one poller that asks,
+    while any is open, which of them have something waiting (ChannelStore.residents_with_news): one read a
+    round for all the pages, instead of each page asking /chat/updates every few seconds. A resident's
+    streams are woken to take it (`waiting_bubbles`); what one of them took is gone for the next round."""
+
+    def __init__(self, store: ChannelStore) -> None:
+        self.store = store
+        self.listeners: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
+        self.closing = False
+
+    @contextlib.contextmanager
+    def listening(self, resident_id: int) -> Iterator[asyncio.Event]:
+        """An event set when the resident may have something waiting; set at first: what waited already."""
+        woken = asyncio.Event()
+        woken.set()
+        self.listeners[resident_id].add(woken)
+        try:
+            yield woken
+        finally:
+            self.listeners[resident_id].discard(woken)
+            if not self.listeners[resident_id]:
+                del self.listeners[resident_id]
+
+    def stop(self) -> None:
+        """The server is stopping: every stream is woken to end (it sees `closing`), not waited for."""
+        self.closing = True
+        for events in self.listeners.values():
+            for woken in events:
+                woken.set()
+
+    async def poll(self) -> None:
+        if not self.listeners:
+            return
+        for resident_id in await self.store.residents_with_news(list(self.listeners)):
+            for woken in self.listeners.get(resident_id, ()):
+                woken.set()
+
+
 class Limits:
     """Per-client sliding windows (the login limiter's): each client (its sender, or its address before it
     has one) and each address, so a visitor who keeps dropping the cookie is still limited."""
@@ -180,6 +223,7 @@ class ChatConfig:
     photo_dir: Path
     rasa_timeout: float = 60.0
     replay_every: float = 5.0
+    news_every: float = 1.0  # the open pages' poller (News): the most a late answer waits to be shown
     messages_per_minute: int = 20
     posts_per_minute_per_address: int = 120
     photos_per_minute: int = 5

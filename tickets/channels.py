@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets import outbox
 from tickets.clock import Clock
-from tickets.db import unit_of_work
+from tickets.db import reading, unit_of_work
 from tickets.errors import NotAllowed, ResponderNotFound, ValidationError
 from tickets.models import (
     ButtonPayload,
@@ -73,6 +73,12 @@ async def remove_binding(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+class NoConsent(NotAllowed):
+    """A message from a sender who has not consented (or whose resident is not there): nothing kept."""
+
+    code = "no_consent"
+
+
 @dataclass(frozen=True)
 class Backlog:
     """Outbox delivery: how many notifications wait and since when."""
@@ -85,9 +91,16 @@ class Backlog:
 
 
 class ChannelStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    """`consented_only`: `receive` keeps a message only from a sender whose resident consented, checked in
+    the transaction that stores it (the web chat's: one transaction before the assistant is asked, not a
+    lookup and then another)."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, *, consented_only: bool = False
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.consented_only = consented_only
 
     # ------------------------------------------------------------------ invites
 
@@ -223,6 +236,39 @@ class ChannelStore:
                 .limit(1)
             )
 
+    async def consented_resident(self, channel_id: str) -> Resident | None:
+        """The resident behind a channel identity if they consented, else None: a read only (nothing is made
+        for an unknown one), without the write lock on SQLite. The web chat asks it on every request."""
+        async with reading(self.sessions) as session:
+            resident: Resident | None = await session.scalar(self._consented(channel_id))
+            return resident
+
+    @staticmethod
+    def _consented(channel_id: str, what: Any = Resident) -> Select[Any]:
+        """`what` of the resident behind the channel identity, if they consented (the row, or a column: the
+        id alone skips loading and decrypting the row)."""
+        return select(what).where(Resident.channel_id == channel_id, Resident.consent_at.is_not(None))
+
+    async def residents_with_news(self, resident_ids: Collection[int]) -> set[int]:
+        """Which of these residents have notifications waiting (what `outbox.take_for_resident` would take):
+        one read for all the open chat pages of a process, so that each page need not ask on its own."""
+        found: set[int] = set()
+        ids = list(resident_ids)
+        async with reading(self.sessions) as session:
+            for start in range(0, len(ids), 500):
+                found.update(
+                    await session.scalars(
+                        select(Notification.recipient_id)
+                        .where(
+                            Notification.delivered_at.is_(None),
+                            Notification.recipient_type == Recipient.RESIDENT,
+                            Notification.recipient_id.in_(ids[start : start + 500]),
+                        )
+                        .distinct()
+                    )
+                )
+        return found
+
     async def channel_of_resident(self, resident_id: int) -> str:
         async with self.sessions() as session:
             return (await session.get_one(Resident, resident_id)).channel_id
@@ -262,8 +308,11 @@ class ChannelStore:
 
     async def receive(self, channel_id: str, text: str) -> tuple[InboundMessage, Sequence[InboundMessage]]:
         """A message stored, and the sender's unanswered ones (oldest first, it last), in one transaction:
-        what a relay does with every message (app/relay.py)."""
+        what a relay does with every message (app/relay.py). NoConsent, nothing stored, when the store is
+        `consented_only` and the sender's resident has not consented."""
         async with unit_of_work(self.sessions) as session:
+            if self.consented_only and await session.scalar(self._consented(channel_id, Resident.id)) is None:
+                raise NoConsent()
             message = InboundMessage(channel_id=channel_id, text=text, received_at=self.clock.now())
             session.add(message)
             await session.flush()

@@ -92,7 +92,22 @@ def _sqlite_write_transactions(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+# Execution option of a session that only reads (`reading`).
+READ_ONLY = "minhu_read_only"
+
+
+@asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session that only reads. On SQLite its transaction is a plain (deferred) BEGIN: it takes no write
+    lock, so it does not queue behind the writers' BEGIN IMMEDIATE (WAL: it reads a snapshot). Never write
+    in it: a deferred transaction that turns into a write can fail at once with SQLITE_BUSY. Elsewhere an
+    ordinary session."""
+    async with sessions() as session:
+        await session.connection(execution_options={READ_ONLY: True})
+        yield session
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

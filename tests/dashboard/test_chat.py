@@ -6,6 +6,7 @@ the 回访 and forgetting, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
@@ -20,10 +21,11 @@ from sqlalchemy import select
 
 from app.relay import KEPT_NOTICE, STORED_NOTICE
 from dashboard.app import ChatConfig, make_app
-from dashboard.chat import RELAY
+from dashboard.chat import NEWS, RELAY
 from dashboard.chat_relay import COOKIE, Identity
 from tests.conftest import Org, count
 from tests.dashboard.conftest import SECRET, Client, NewClient, browsers_on, sign_in
+from tests.dashboard.test_live import next_event
 from tests.fake_rasa import FakeRasa
 from tickets import outbox
 from tickets.actors import SYSTEM
@@ -46,7 +48,9 @@ def photo_dir(tmp_path: Path) -> Path:
 async def chat_app(
     service: TicketService, clock: ManualClock, rasa: FakeRasa, photo_dir: Path
 ) -> web.Application:
-    config = ChatConfig(rasa_url=rasa.url, photo_dir=photo_dir, replay_every=3600, messages_per_minute=5)
+    config = ChatConfig(
+        rasa_url=rasa.url, photo_dir=photo_dir, replay_every=3600, messages_per_minute=5, news_every=0.05
+    )
     return make_app(service, secret=SECRET, clock=clock, live_every=0.05, chat_config=config)
 
 
@@ -246,6 +250,48 @@ async def test_the_feedback_waits_for_the_next_visit_and_unsatisfied_reopens(
 
 
 # ------------------------------------------------------------------------------------------ security
+
+
+async def test_a_message_under_a_cookie_without_consent_behind_it_is_refused_and_not_kept(
+    browser: Client, rasa: FakeRasa, service: TicketService
+) -> None:
+    token = await consent(browser)
+    async with service.sessions() as session:  # the consent withdrawn behind the page's back
+        resident = (await session.scalars(select(Resident))).one()
+        resident.consent_at = None
+        await session.commit()
+    status, body = await say(browser, token, "你好")
+    assert status == 403 and "同意" in body["error"]
+    assert rasa.received == [] and await count(service, InboundMessage) == 0
+
+
+async def test_the_live_stream_brings_what_waited_then_what_comes_once(
+    browser: Client, rasa: FakeRasa, chat_app: web.Application
+) -> None:
+    assert (await browser.get("/chat/live")).status == 403  # no consent, no stream (and nothing kept)
+    token = await consent(browser)
+    await say(browser, token, "你好")
+    relay = chat_app[RELAY]
+    sender = await sender_of(rasa)
+    await relay.keep_for_later(sender, [{"text": "您不在时的回复"}])
+    stream = await browser.get("/chat/live")
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    _, waited = await next_event(stream, "bubbles")
+    await next_event(stream, "ready")
+    await relay.keep_for_later(sender, [{"text": "后来的回复"}], "(回复您 10:00 的留言)")
+    _, later = await next_event(stream, "bubbles")  # the news poller saw it: pushed, not asked for
+    stream.close()
+    assert texts(waited) == ["您不在时的回复"] and texts(later) == ["(回复您 10:00 的留言)", "后来的回复"]
+    assert (await (await browser.get("/chat/updates")).json())["bubbles"] == []  # each shown once
+
+
+async def test_open_streams_end_when_the_server_stops(browser: Client, chat_app: web.Application) -> None:
+    await consent(browser)
+    stream = await browser.get("/chat/live")
+    await next_event(stream, "ready")
+    chat_app[NEWS].stop()  # on_shutdown: the server does not wait for the open pages
+    assert await asyncio.wait_for(stream.content.read(), 5) == b""
+    stream.close()
 
 
 async def test_a_post_without_the_csrf_token_is_refused(browser: Client, rasa: FakeRasa) -> None:
