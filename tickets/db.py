@@ -57,6 +57,14 @@ def _ping_when_idle(engine: AsyncEngine, after: float) -> None:
             raise exc.DisconnectionError(f"stale pooled connection: {type(error).__name__}") from error
 
 
+def server_away(error: exc.DBAPIError) -> bool:
+    """The server turned the connection away or dropped it: PostgreSQL's SQLSTATE class 57 (shutting down,
+    starting up: "the database system is shutting down", which asyncpg raises as a plain DBAPIError when a
+    connection is made during a crash) or class 08 (connection exception)."""
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return isinstance(state, str) and state[:2] in ("57", "08")
+
+
 async def retry_if_dropped(work: Callable[[], Awaitable[T]]) -> T:
     """`work` (one transaction, safe to run again when it did not commit), run once more when its connection
     turned out dead: after a database restart the pool still hands out connections that were checked in
@@ -66,9 +74,10 @@ async def retry_if_dropped(work: Callable[[], Awaitable[T]]) -> T:
         try:
             return await work()
         except exc.DBAPIError as error:
-            if attempt == 1 and error.connection_invalidated:
+            dropped = error.connection_invalidated or server_away(error)
+            if attempt == 1 and dropped:
                 continue
-            if error.connection_invalidated or isinstance(error, exc.OperationalError | exc.InterfaceError):
+            if dropped or isinstance(error, exc.OperationalError | exc.InterfaceError):
                 raise DatabaseUnavailable() from error
             raise
         except OSError as error:  # the driver's connect refused: the server is not there (yet)

@@ -149,7 +149,13 @@ async def run_with_fault(
             await asyncio.sleep(at)
             await fault()
 
-        await asyncio.gather(inject(), *(one(i, r) for i, r in enumerate(people)))
+        # Every task to its end (a resident's error must not leave the fault half done: the server stopped
+        # and never started again fails every later test), then the first error, if any.
+        done = await asyncio.gather(
+            inject(), *(one(i, r) for i, r in enumerate(people)), return_exceptions=True
+        )
+        if errors := [result for result in done if isinstance(result, BaseException)]:
+            raise errors[0]
         deadline = time.monotonic() + SETTLE_S
         while True:
             found = await outcome(core, people)
