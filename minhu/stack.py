@@ -48,11 +48,6 @@ GUARD = Path(__file__).resolve().with_name("guard.py")
 HAVE_PROC = Path("/proc/net/tcp").exists()  # Linux: who holds a port, which processes are in a group
 TRACKER_SCHEMA = "rasa"  # Rasa's `events` table, beside (not among) the app's tables on PostgreSQL
 TRACKER_POOL = {"SQL_POOL_SIZE": "2", "SQL_MAX_OVERFLOW": "3"}  # Rasa's defaults: 50 + 100 connections
-# How long a Rasa process's hold on one conversation lasts if it dies holding it (Rasa's default is 60 s). It
-# must end well inside the relays' 60 s wait for an answer (app/relay.RasaClient): with 60 s, a turn replayed
-# after a replica was killed waited the whole minute for the dead hold, the relay gave up and sent it again,
-# and both tries were taken at once (Rasa Open Source's Redis lock is not atomic; found by tests/faults).
-LOCK_LIFETIME = {"TICKET_LOCK_LIFETIME": "20"}
 # The kernel sends the guard its parent-death signal when the *thread* that started it ends (prctl(2)), and
 # threads such as asyncio.to_thread's come and go: every server is started from this one thread, which lasts
 # as long as the process.
@@ -416,7 +411,6 @@ def server_env(settings: Settings, action_port: int) -> dict[str, str]:
         "DATABASE_URL": settings.db_url,
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "PYTHONWARNINGS": "ignore",
-        **LOCK_LIFETIME,
         **tracker_store_env(settings),
     }
 
