@@ -38,13 +38,10 @@ from tickets.models import InboundMessage
 log = structlog.get_logger("app.relay")
 
 # Both end with the emergency numbers: the assistant's life-safety reply cannot be given while it is away.
-STORED_NOTICE = (
-    "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。"
-    "情况紧急请直接拨打 110 / 119 / 120。"
-)
-KEPT_NOTICE = (  # Rasa answered, but the answer could not be recorded: it comes with the stored replay
-    "系统有点忙,您的消息已经保存,稍后会按顺序回复您,不用重复发送。情况紧急请直接拨打 110 / 119 / 120。"
-)
+EMERGENCY_LINE = "情况紧急请直接拨打 110 / 119 / 120。"
+STORED_NOTICE = "助手暂时联系不上,您的消息已经保存,恢复后会按顺序处理并回复您,不用重复发送。" + EMERGENCY_LINE
+# Rasa answered, but the answer could not be recorded: it comes with the stored replay.
+KEPT_NOTICE = "系统有点忙,您的消息已经保存,稍后会按顺序回复您,不用重复发送。" + EMERGENCY_LINE
 WAIT_NOTICE = "收到,正在为您处理,请稍候……"
 # Rasa's REST channel (nlu/channels.py) keeps a `telegram:`/`web:` sender only from a relay sending this
 # header with the secret `minhu run` generates (minhu/stack.py); others are answered as `rest:<sender>`.

@@ -261,8 +261,7 @@ class ChannelStore:
                         select(Notification.recipient_id)
                         .where(
                             Notification.delivered_at.is_(None),
-                            Notification.recipient_type == Recipient.RESIDENT,
-                            Notification.recipient_id.in_(ids[start : start + 500]),
+                            *outbox.to_residents(ids[start : start + 500]),
                         )
                         .distinct()
                     )

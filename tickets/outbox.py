@@ -8,7 +8,7 @@ whose only account is on a pull channel (a volunteer on the web page, dashboard/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -240,8 +240,13 @@ async def take_for_resident(
     sessions: async_sessionmaker[AsyncSession], resident_id: int, now: datetime, ref: str, limit: int = 50
 ) -> list[Claimed]:
     """The web chat's delivery: what waits for the resident (see `_take`)."""
-    mine = [Notification.recipient_type == Recipient.RESIDENT, Notification.recipient_id == resident_id]
-    return await _take(sessions, mine, now, ref, limit)
+    return await _take(sessions, to_residents([resident_id]), now, ref, limit)
+
+
+def to_residents(resident_ids: Collection[int]) -> list[ColumnElement[bool]]:
+    """Notifications to these residents (what the web chat takes for them, and what its live stream looks
+    for, with `delivered_at` unset)."""
+    return [Notification.recipient_type == Recipient.RESIDENT, Notification.recipient_id.in_(resident_ids)]
 
 
 async def take_for_responder(
