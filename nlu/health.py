@@ -91,6 +91,8 @@ def _checks(agent: Any) -> dict[str, Callable[[], Awaitable[None]]]:
     from rasa.core.lock_store import RedisLockStore
     from rasa.core.tracker_store import FailSafeTrackerStore, SQLTrackerStore
 
+    from nlu.lock_store import LeasedRedisLockStore
+
     async def model() -> None:
         if agent is None or not agent.is_ready():
             raise RuntimeError("no model")
@@ -111,7 +113,9 @@ def _checks(agent: Any) -> dict[str, Callable[[], Awaitable[None]]]:
 
         checks["tracker_store"] = lambda: asyncio.to_thread(select_one)
     locks = agent.lock_store
-    if isinstance(locks, RedisLockStore):
+    if isinstance(locks, LeasedRedisLockStore):
+        checks["lock_store"] = locks.ping
+    elif isinstance(locks, RedisLockStore):
         checks["lock_store"] = lambda: asyncio.to_thread(locks.red.ping)
     endpoint = agent.action_endpoint
     if endpoint is not None and endpoint.url:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -36,6 +37,18 @@ async def restart(child: Child, wait_s: float = 120.0) -> None:
         await asyncio.sleep(0.1)
     child.start()
     await asyncio.to_thread(child.wait_healthy, wait_s)
+
+
+def pause(child: Child) -> None:
+    """SIGSTOP to the server's process group: it holds every request it has, answering nothing (the kernel
+    still accepts connections), until `resume`."""
+    assert child.process is not None
+    os.killpg(child.process.pid, signal.SIGSTOP)
+
+
+def resume(child: Child) -> None:
+    assert child.process is not None
+    os.killpg(child.process.pid, signal.SIGCONT)
 
 
 def required(problem: str | None) -> None:

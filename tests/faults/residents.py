@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Resident:
     told: str | None = None  # the ticket number they were told
     saved: bool = False  # told their request was saved for later (database away)
     stuck: str | None = None  # why the conversation did not end
+    waits: list[float] = field(default_factory=list)  # seconds from "kept for later" to the late answer
 
     def shown(self, text: str) -> None:
         self.seen.append(text)
@@ -121,12 +123,14 @@ class Residents:
         said = "\n".join(str(b.get("text") or "") for b in answer.bubbles)
         resident.shown(said)
         if answer.stored:  # kept for later: the page polls for the late answer
+            kept = time.monotonic()
             for _ in range(120):
                 await asyncio.sleep(0.5)
                 late = await self._waiting(resident)
                 if late:
                     said = "\n".join(late)
                     resident.shown(said)
+                    resident.waits.append(time.monotonic() - kept)
                     break
         return said
 
@@ -232,8 +236,9 @@ def report(fault: str, people: list[Resident], found: Outcome) -> str:
     for r in people:
         marks = ", ".join(r.notices())
         end = r.told or ("saved" if r.saved else f"STUCK {r.stuck}")
+        waited = f"; late answers after {', '.join(f'{w:.1f}' for w in r.waits)} s" if r.waits else ""
         lines.append(
-            f"  {r.sender}: {end}; tickets {found.tickets[r.sender]}{'; saw: ' + marks if marks else ''}"
+            f"  {r.sender}: {end}; tickets {found.tickets[r.sender]}{'; saw: ' + marks if marks else ''}{waited}"
         )
     return "\n".join(lines)
 
