@@ -34,6 +34,33 @@ from tickets.org import load_org, parse_org
 from tickets.service import TicketService
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def run_in_rasa_venv(
+    rasa: Path, script: str, env: dict[str, str] | None = None, *, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run tests/e2e/rasa_venv/`script` with the Rasa venv's Python from the repository's root (telemetry
+    off, the repository importable, `env` added to this process's environment); fails with its output when
+    it exits non-zero."""
+    done = subprocess.run(
+        [str(rasa.with_name("python")), str(REPO / "tests" / "e2e" / "rasa_venv" / script)],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "PYTHONPATH": str(REPO),
+            "PYTHONWARNINGS": "ignore",
+            **(env or {}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 ORG = REPO / "tests" / "fixtures" / "org.yml"
 STARTUP_TIMEOUT = float(os.environ.get("MINHU_E2E_STARTUP_TIMEOUT", "240"))
 

@@ -5,11 +5,9 @@ lock lifetime, and without Redis a turn fails at once."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import run_in_rasa_venv
 from tests.faults.conftest import (
     PrivateRedis,
     redis_server,  # noqa: F401 (the private redis-server fixture)
@@ -17,21 +15,5 @@ from tests.faults.conftest import (
 
 
 def test_the_replicas_conversation_lock(rasa: Path, redis_server: PrivateRedis) -> None:  # noqa: F811
-    env = {
-        **os.environ,
-        "MINHU_CHECK_REDIS_PORT": str(redis_server.port),
-        "RASA_TELEMETRY_ENABLED": "false",
-        "PYTHONPATH": str(REPO),
-        "PYTHONWARNINGS": "ignore",
-    }
-    done = subprocess.run(
-        [str(rasa.with_name("python")), str(REPO / "tests" / "e2e" / "rasa_venv" / "check_lock_store.py")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_in_rasa_venv(rasa, "check_lock_store.py", {"MINHU_CHECK_REDIS_PORT": str(redis_server.port)})
     assert done.stdout.count(": ok") == 8, done.stdout

@@ -5,15 +5,13 @@ a conversation saved by one store is read back by the next, as after a restart o
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.settings import Settings
 from minhu.stack import prepare_tracker_store, tracker_store_env
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import run_in_rasa_venv
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,24 +22,11 @@ def test_a_conversation_outlives_the_tracker_store_that_saved_it(
     settings = Settings(MINHU_DATA_DIR=tmp_path, DATABASE_URL=url)
     asyncio.run(prepare_tracker_store(settings))
     env = {
-        **os.environ,
         **tracker_store_env(settings),
         "MINHU_ACTION_PORT": "5055",  # read by endpoints.yml; nothing is called
-        "RASA_TELEMETRY_ENABLED": "false",
-        "PYTHONPATH": str(REPO),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        "PYTHONWARNINGS": "ignore",
     }
-    done = subprocess.run(
-        [str(rasa.with_name("python")), str(REPO / "tests" / "e2e" / "rasa_venv" / "check_tracker_store.py")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_in_rasa_venv(rasa, "check_tracker_store.py", env)
     assert done.stdout.count(": ok") == (7 if database == "postgres" else 5), done.stdout
     if database == "sqlite":
         assert (tmp_path / "rasa-tracker.db").exists()
