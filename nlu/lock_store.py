@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 LEASE_S = 15.0  # how long a dead replica's hold can outlive it (`lease_s` in the endpoints file)
 POLL_S = 0.05  # a waiting try asks again this often (a turn takes tens of milliseconds)
-KEY_PREFIX = "lock:"
+KEY_PREFIX = "lease:"  # not Rasa's "lock:": its JSON queues have no expiry and must not be taken for a hold
 
 
 class LeasedRedisLockStore(LockStore):
