@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import json
 import os
@@ -70,6 +71,7 @@ STATS_PATH = "/bench-stats"
 # The live poll's interval in the web process, when --live-every is given (else make_app's default).
 LIVE_EVERY_ENV = "MINHU_BENCH_LIVE_EVERY"
 PROFILE_ENV = "MINHU_BENCH_PROFILE"  # the web process runs under cProfile and writes its stats there
+WARMUP_OFFSET = 40_000  # the warm-up residents' addresses (address()), apart from the timed phases'
 OFFER_TEXT = "家里老人独居,腿脚不便,想预约上门助餐(压测 {i})"
 
 
@@ -103,6 +105,10 @@ def serve() -> None:
 
     handler_s: list[float] = []
     rasa_s: list[float] = []
+    # The Rasa calls made for the request being handled (the relay's task inherits the handler's context), so
+    # each handler's own share is its time minus its own Rasa call, not another message's.
+    in_request: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("rasa", default=None)
+    rasa_in_handler_s: list[float] = []
     real_send = RasaClient.send
 
     async def timed_send(
@@ -113,22 +119,31 @@ def serve() -> None:
             return await real_send(self, sender, message, message_id)
         finally:
             rasa_s.append(time.perf_counter() - started)
+            calls = in_request.get()
+            if calls is not None:
+                calls.append(rasa_s[-1])
 
     @web.middleware
     async def timing(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        started = time.perf_counter()
+        started, calls = time.perf_counter(), []
+        in_request.set(calls)
         try:
             return await handler(request)
         finally:
             if request.path == "/chat/messages":
                 handler_s.append(time.perf_counter() - started)
+                rasa_in_handler_s.append(sum(calls))
 
     async def stats(request: web.Request) -> web.Response:
-        body = {"handler_s": list(handler_s), "rasa_s": list(rasa_s)}
-        handler_s.clear()
-        rasa_s.clear()
+        body = {
+            "handler_s": list(handler_s),
+            "rasa_s": list(rasa_s),
+            "rasa_in_handler_s": list(rasa_in_handler_s),
+        }
+        for kept in (handler_s, rasa_s, rasa_in_handler_s):
+            kept.clear()
         return web.json_response(body)
 
     def make_app(*args: Any, **kwargs: Any) -> web.Application:
@@ -354,10 +369,22 @@ async def chat(
     def phase_pids(path: str) -> dict[str, list[int]]:  # "web": the process of the phase's path
         return {**pids, "web": [webs.get(path, webs["web"])[1]]}
 
-    # Warm-up, not counted: the model's first predictions, the web process's pools and templates.
-    await chat_phase("rest", webs["web"][0], rasa_url, 2, 0.0, 900, phase_pids("rest"))
-    for n, (path, (url, _)) in enumerate(webs.items()):
-        await chat_phase("web", url, rasa_url, 2, 0.0, 950 + 20 * n, phase_pids(path))
+    # Warm-up, not timed: every path (REST, then each web process) at the run's concurrency, a whole
+    # conversation per resident (think --warmup-think), so Rasa (its predictions at every step of the form,
+    # its tracker store), the action server and each web process (its pools, templates, the database's pages)
+    # are warm before the first timed phase, whichever path that is. (2 residents without think time were not
+    # enough: the first timed phase was the slowest of its run whatever its code.)
+    for n, path in enumerate([*webs, "rest"] * args.warmup_rounds):
+        url = webs.get(path, webs["web"])[0]
+        kind = "rest" if path == "rest" else "web"
+        warm = await chat_phase(
+            kind, url, rasa_url, args.residents, args.warmup_think, WARMUP_OFFSET + n * 1000, phase_pids(path)
+        )
+        print(
+            f"  {time.strftime('%H:%M:%S')} warm-up {path:<7} {len(warm['seconds'])} messages, "
+            f"p95 {summary(warm['seconds'])['p95']:.1f} ms (not counted), {load_line()}",
+            flush=True,
+        )
     async with aiohttp.ClientSession() as http:
         for url, _ in webs.values():
             await (await http.get(f"{url}{STATS_PATH}")).read()  # reset
@@ -380,6 +407,14 @@ async def chat(
         for path, (url, _) in webs.items():
             servers[path] = await (await http.get(f"{url}{STATS_PATH}")).json()
     return {"phases": phases, "server": servers["web"], "servers": servers}
+
+
+def own_share(server: dict[str, list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """A web process's handler times, its Rasa calls, and each handler's time without its own Rasa call (an
+    older code's process pairs them by order only)."""
+    handler, rasa = server["handler_s"], server["rasa_s"]
+    paired = server.get("rasa_in_handler_s") or rasa
+    return handler, rasa, [h - r for h, r in zip(handler, paired, strict=False)]
 
 
 def print_chat(result: dict[str, Any], args: argparse.Namespace) -> bool:
@@ -407,15 +442,13 @@ def print_chat(result: dict[str, Any], args: argparse.Namespace) -> bool:
             f"{s['max']:>7.1f}  {cpu.get('web', 0):.1f} / {cpu.get('rasa', 0):.1f} / {cpu.get('actions', 0):.1f}"
         )
     for path, server in result.get("servers", {"web": result["server"]}).items():
-        handler, rasa = server["handler_s"], server["rasa_s"]
-        inside = [h - r for h, r in zip(handler, rasa, strict=False)]
+        handler, rasa, inside = own_share(server)
         print(
             f"in the {path} process: handler p50/p95 {pct(handler, 0.5) * 1000:.1f}/{pct(handler, 0.95) * 1000:.1f} "
             f"ms, its Rasa call {pct(rasa, 0.5) * 1000:.1f}/{pct(rasa, 0.95) * 1000:.1f} ms, the rest (cookie, "
             f"resident, stored and marked, JSON) {pct(inside, 0.5) * 1000:.1f}/{pct(inside, 0.95) * 1000:.1f} ms"
         )
-    handler, rasa = result["server"]["handler_s"], result["server"]["rasa_s"]
-    inside = [h - r for h, r in zip(handler, rasa, strict=False)]
+    inside = own_share(result["server"])[2]
     errors = [e for p in phases for e in p["errors"]]
     if errors:
         print(f"web errors or stored answers: {len(errors)}, e.g. {errors[:3]}")
@@ -755,6 +788,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--residents", type=int, default=50, help="concurrent web residents (50)")
     p.add_argument(
         "--think", type=float, default=3.0, help="mean seconds a resident pauses before answering (3)"
+    )
+    p.add_argument(
+        "--warmup-think", type=float, default=2.0, help="the warm-up's mean think time, s (2; not timed)"
+    )
+    p.add_argument(
+        "--warmup-rounds", type=int, default=1, help="warm-up conversations per path and resident (1)"
     )
     p.add_argument(
         "--rounds", type=int, default=2, help="web/REST phase pairs, alternating (2: web rest rest web)"

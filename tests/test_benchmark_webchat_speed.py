@@ -36,7 +36,7 @@ async def run(rasa: FakeRasa, db: str, figures: Path) -> tuple[str, int | None]:
             sys.executable,
             str(SCRIPT),
             *("--db", db, "--pg", PG_SERVER, "--rasa-url", rasa.url, "--json", str(figures)),
-            *("--residents", "3", "--think", "0", "--rounds", "1"),
+            *("--residents", "3", "--think", "0", "--warmup-think", "0", "--rounds", "1"),
             *("--pages", "5", "--offers", "1", "--offer-gap", "0.2", "--wait", "20"),
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -66,9 +66,13 @@ def test_the_webchat_benchmark_runs_at_a_tiny_size(
     assert [p["path"] for p in phases] == ["web", "rest"]
     for phase in phases:  # each resident: the request, the question answered, the ticket
         assert phase["tickets"] == 3 and len(phase["seconds"]) == 6 and not phase["errors"], phase
-    assert len(result["chat"]["server"]["handler_s"]) == 6  # the web process timed each message
+    server = result["chat"]["server"]
+    assert len(server["handler_s"]) == 6  # the web process timed each message, and the Rasa call inside it
+    assert len(server["rasa_in_handler_s"]) == 6 and all(
+        0 < r < h for r, h in zip(server["rasa_in_handler_s"], server["handler_s"], strict=True)
+    )
     (offer,) = result["offers"]["rounds"]
     assert offer["offered"] >= 5 and offer["shown"]["n"] == 5 and offer["lost"] == 0, offer
     # The web chat's messages reached the fake Rasa as a relay sends them: web senders, the sender header.
     assert all(sender.startswith("web:") for sender, _ in rasa.received)
-    assert len(rasa.received) == 12 + 8  # the 2 phases, and the warm-up (2 residents a path, 2 messages each)
+    assert len(rasa.received) == 12 + 12  # the 2 phases, and the warm-up (as many residents, a path each)
