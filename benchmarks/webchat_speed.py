@@ -369,16 +369,17 @@ async def chat(
     def phase_pids(path: str) -> dict[str, list[int]]:  # "web": the process of the phase's path
         return {**pids, "web": [webs.get(path, webs["web"])[1]]}
 
-    # Warm-up, not timed: every path (REST, then each web process) at the run's concurrency, a whole
-    # conversation per resident (think --warmup-think), so Rasa (its predictions at every step of the form,
-    # its tracker store), the action server and each web process (its pools, templates, the database's pages)
-    # are warm before the first timed phase, whichever path that is. (2 residents without think time were not
-    # enough: the first timed phase was the slowest of its run whatever its code.)
+    # Warm-up, not timed: every path (each web process, then REST) at the run's concurrency and think time, a
+    # whole conversation per resident, so Rasa (its predictions at every step of the form, its tracker store),
+    # the action server and each web process (its pools, templates, the database's pages) are warm before the
+    # first timed phase, whichever path that is. (2 residents without think time were not enough, nor one
+    # conversation each at think 2 s: the first timed phase was still the slowest of its run; README.)
     for n, path in enumerate([*webs, "rest"] * args.warmup_rounds):
         url = webs.get(path, webs["web"])[0]
         kind = "rest" if path == "rest" else "web"
+        think = args.think if args.warmup_think is None else args.warmup_think
         warm = await chat_phase(
-            kind, url, rasa_url, args.residents, args.warmup_think, WARMUP_OFFSET + n * 1000, phase_pids(path)
+            kind, url, rasa_url, args.residents, think, WARMUP_OFFSET + n * 1000, phase_pids(path)
         )
         print(
             f"  {time.strftime('%H:%M:%S')} warm-up {path:<7} {len(warm['seconds'])} messages, "
@@ -790,7 +791,7 @@ def parser() -> argparse.ArgumentParser:
         "--think", type=float, default=3.0, help="mean seconds a resident pauses before answering (3)"
     )
     p.add_argument(
-        "--warmup-think", type=float, default=2.0, help="the warm-up's mean think time, s (2; not timed)"
+        "--warmup-think", type=float, help="the warm-up's mean think time, s (default: --think; not timed)"
     )
     p.add_argument(
         "--warmup-rounds", type=int, default=1, help="warm-up conversations per path and resident (1)"
