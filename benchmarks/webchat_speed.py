@@ -19,6 +19,9 @@ chat — residents are browsers: each has its own cookie jar, opens /chat, conse
     concurrency. The relay's overhead is the difference; the web process also times, per message, its
     handler and the Rasa call inside it (so the server's own share is measured, not inferred).
     Targets: web p95 <= 100 ms; web p95 - REST p95 <= 10 ms.
+    --together: each phase has --residents on the web and as many on REST at the same time instead, so both
+    paths meet the same Rasa queue at the same moments (phases apart, the REST phases of one run differ by
+    more than the 10 ms asked of the relay: benchmarks/README.md).
     --old REF: an older commit's web process too (`git archive`, same database, same Rasa), its phases
     ("web-old") interleaved with the new one's, so old and new are compared in the same minutes.
 
@@ -331,6 +334,8 @@ async def chat_phase(
     offset: int,
     pids: dict[str, list[int]],
 ) -> dict[str, Any]:
+    """One path's residents, each a whole conversation; the processes' CPU over the phase per message (for
+    phases run side by side, `together` divides it between them afterwards)."""
     samples: list[tuple[str, float]] = []
     errors: list[str] = []
     cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
@@ -358,7 +363,27 @@ async def chat_phase(
         "seconds": seconds,
         "elapsed": elapsed,
         "cpu_ms_per_msg": {k: v * 1000 / max(1, len(seconds)) for k, v in cpu.items()},
+        "cpu_s": cpu,
     }
+
+
+async def together(
+    web_url: str, rasa_url: str, args: argparse.Namespace, offset: int, pids: dict[str, list[int]]
+) -> list[dict[str, Any]]:
+    """A web phase and a REST phase at the same time (`--together`): the same number of residents on each
+    path, side by side, so both meet the same Rasa queue at the same moments and the difference of their
+    figures is the relay's. CPU per message: the web process's over the web messages, Rasa's and the action
+    server's over both paths' messages."""
+    web, rest = await asyncio.gather(
+        chat_phase("web", web_url, rasa_url, args.residents, args.think, offset, pids),
+        chat_phase("rest", web_url, rasa_url, args.residents, args.think, offset + 500, pids),
+    )
+    messages = len(web["seconds"]) + len(rest["seconds"])
+    for phase in (web, rest):
+        shared = {k: v * 1000 / max(1, messages) for k, v in phase["cpu_s"].items() if k != "web"}
+        web_ms = phase["cpu_s"].get("web", 0.0) * 1000 / max(1, len(web["seconds"]))
+        phase["cpu_ms_per_msg"] = {**shared, "web": web_ms if phase is web else 0.0}
+    return [web, rest]
 
 
 async def chat(
@@ -390,6 +415,18 @@ async def chat(
         for url, _ in webs.values():
             await (await http.get(f"{url}{STATS_PATH}")).read()  # reset
     phases: list[dict[str, Any]] = []
+    if args.together:
+        for n in range(args.rounds):
+            pair = await together(webs["web"][0], rasa_url, args, n * 1000, phase_pids("web"))
+            for phase in pair:
+                print(
+                    f"  {time.strftime('%H:%M:%S')} {phase['path']:<7} {len(phase['seconds'])} messages, "
+                    f"{phase['tickets']} tickets, p95 {summary(phase['seconds'])['p95']:.1f} ms (side by side), "
+                    f"{load_line()}",
+                    flush=True,
+                )
+            phases.extend(pair)
+        return {"phases": phases, **await server_stats(webs)}
     paths = [*(reversed(webs) if args.old_first else webs), "rest"]
     order = [paths if r % 2 == 0 else paths[::-1] for r in range(args.rounds)]
     for n, path in enumerate(p for pair in order for p in pair):
@@ -403,11 +440,16 @@ async def chat(
             flush=True,
         )
         phases.append(phase)
+    return {"phases": phases, **await server_stats(webs)}
+
+
+async def server_stats(webs: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """What each web process timed (its handlers and their Rasa calls)."""
     servers = {}
     async with aiohttp.ClientSession() as http:
         for path, (url, _) in webs.items():
             servers[path] = await (await http.get(f"{url}{STATS_PATH}")).json()
-    return {"phases": phases, "server": servers["web"], "servers": servers}
+    return {"server": servers["web"], "servers": servers}
 
 
 def own_share(server: dict[str, list[float]]) -> tuple[list[float], list[float], list[float]]:
@@ -423,8 +465,14 @@ def print_chat(result: dict[str, Any], args: argparse.Namespace) -> bool:
     by_path: dict[str, list[float]] = {}
     for phase in phases:
         by_path.setdefault(phase["path"], []).extend(phase["seconds"])
+    side = (
+        f", each phase {args.residents} on the web and {args.residents} on REST at once"
+        if args.together
+        else ""
+    )
     print(
-        f"\nweb chat, {args.residents} concurrent residents, think {args.think} s, {args.rounds} rounds ({load_line()})"
+        f"\nweb chat, {args.residents} concurrent residents{side}, think {args.think} s, {args.rounds} rounds "
+        f"({load_line()})"
     )
     header = f"{'path':<32} {'messages':>8} {'tickets':>7} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}  CPU ms/msg (web / rasa / actions)"
     print(header)
@@ -458,8 +506,9 @@ def print_chat(result: dict[str, Any], args: argparse.Namespace) -> bool:
     own = pct(inside, 0.95) * 1000
     met = web["p95"] <= 100 and overhead <= 10 and own <= 10 and not errors
     print(
-        f"relay overhead: web - REST p50 {web['p50'] - rest['p50']:+.1f} ms, p95 {overhead:+.1f} ms (phases apart: "
-        f"Rasa's own queueing differs between them); the web process's own share p95 {own:.1f} ms. "
+        f"relay overhead: web - REST p50 {web['p50'] - rest['p50']:+.1f} ms, p95 {overhead:+.1f} ms "
+        f"({'side by side: the same Rasa queue' if args.together else 'phases apart: Rasa own queueing differs between them'}); "
+        f"the web process's own share p95 {own:.1f} ms. "
         f"target web p95 <= 100 ms: {'met' if web['p95'] <= 100 else 'NOT met'} ({web['p95']:.1f} ms); "
         f"overhead <= 10 ms: {'met' if max(overhead, own) <= 10 else 'NOT met'}"
     )
@@ -808,6 +857,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="a model file (default: scripts/rasa-train.sh's for the current inputs)")
     p.add_argument("--rasa-url", help="a running Rasa (REST channel) instead of starting the stack")
+    p.add_argument(
+        "--together",
+        action="store_true",
+        help="each phase runs --residents on the web and as many on REST at the same time (not with --old)",
+    )
     p.add_argument("--old", help="also an older commit's web process, its phases interleaved (web-old)")
     p.add_argument("--old-first", action="store_true", help="web-old's phase first in each round (not web's)")
     p.add_argument("--profile", action="store_true", help="print the web process's CPU profile (cProfile)")
@@ -818,6 +872,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = parser().parse_args()
+    if args.together and args.old:
+        parser().error("--together compares the web with REST side by side: not with --old")
     if args.serve:
         serve()
         return 0

@@ -28,7 +28,7 @@ def form(sender: str, message: str) -> list[dict[str, Any]]:
     return [{"text": "已受理,工单号 MH-20261129-0001"}] if message == "不急" else [{"text": "急不急?"}]
 
 
-async def run(rasa: FakeRasa, db: str, figures: Path) -> tuple[str, int | None]:
+async def run(rasa: FakeRasa, db: str, figures: Path, *extra: str) -> tuple[str, int | None]:
     """The script against the fake Rasa: what it printed, its exit code."""
     await rasa.start()
     try:
@@ -38,6 +38,7 @@ async def run(rasa: FakeRasa, db: str, figures: Path) -> tuple[str, int | None]:
             *("--db", db, "--pg", PG_SERVER, "--rasa-url", rasa.url, "--json", str(figures)),
             *("--residents", "3", "--think", "0", "--warmup-think", "0", "--rounds", "1"),
             *("--pages", "5", "--offers", "1", "--offer-gap", "0.2", "--wait", "20"),
+            *extra,
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             stdout=asyncio.subprocess.PIPE,
@@ -76,3 +77,18 @@ def test_the_webchat_benchmark_runs_at_a_tiny_size(
     # The web chat's messages reached the fake Rasa as a relay sends them: web senders, the sender header.
     assert all(sender.startswith("web:") for sender, _ in rasa.received)
     assert len(rasa.received) == 12 + 12  # the 2 phases, and the warm-up (as many residents, a path each)
+
+
+def test_the_web_and_rest_side_by_side(tmp_path: Path) -> None:
+    """--together: each phase runs the web residents and as many REST ones at the same time."""
+    figures = tmp_path / "figures.json"
+    rasa = FakeRasa(script=form)
+    printed, code = asyncio.run(run(rasa, "sqlite", figures, "--parts", "chat", "--together"))
+    assert code == 0, printed[-3000:]
+    assert "side by side: the same Rasa queue" in printed, printed[-3000:]
+    phases = json.loads(figures.read_text())["chat"]["phases"]
+    assert [p["path"] for p in phases] == ["web", "rest"]
+    for phase in phases:
+        assert phase["tickets"] == 3 and len(phase["seconds"]) == 6 and not phase["errors"], phase
+    assert phases[1]["cpu_ms_per_msg"]["web"] == 0.0  # the web process's CPU is the web messages'
+    assert len(rasa.received) == 12 + 12
