@@ -8,8 +8,7 @@
 # volumes and all. The result is appended to
 # data/logs/docker-topology.log, and its last line is what the README quotes.
 #
-# Env: MINHU_DOCKER_ENV (default docker/.env; without one, a throwaway file of fresh secrets in a temporary
-# folder, deleted at the end), BIN (the app venv's bin, default .venv/bin).
+# Env: BIN (the app venv's bin, default .venv/bin). Secrets: docker/.env, made with fresh ones when missing.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -57,9 +56,12 @@ wait $rasa
 build_s=$((SECONDS - build_started))
 
 # --- the deployment ---------------------------------------------------------------------------------------
-ENV_FILE="${MINHU_DOCKER_ENV:-docker/.env}"
+# The services read their secrets from docker/.env itself (compose.yaml's env_file), so without one it is made
+# here with fresh secrets, as the README asks (owner-only; .gitignore keeps it out of git), and kept.
+ENV_FILE=docker/.env
 if [[ ! -f "$ENV_FILE" ]]; then
-  ENV_FILE="$WORK/minhu.env"
+  log "making $ENV_FILE with fresh secrets (never committed)"
+  touch "$ENV_FILE" && chmod 600 "$ENV_FILE"
   "$BIN/python" - "$ENV_FILE" <<'EOF'
 import base64, re, secrets, sys
 key = lambda: base64.b64encode(secrets.token_bytes(32)).decode()
