@@ -495,7 +495,7 @@ def print_chat(result: dict[str, Any], args: argparse.Namespace) -> bool:
         print(
             f"in the {path} process: handler p50/p95 {pct(handler, 0.5) * 1000:.1f}/{pct(handler, 0.95) * 1000:.1f} "
             f"ms, its Rasa call {pct(rasa, 0.5) * 1000:.1f}/{pct(rasa, 0.95) * 1000:.1f} ms, the rest (cookies, "
-            f"consent and storing, JSON; the mark too before 89afb89) {pct(inside, 0.5) * 1000:.1f}/{pct(inside, 0.95) * 1000:.1f} ms"
+            f"consent and storing, marking it answered, JSON) {pct(inside, 0.5) * 1000:.1f}/{pct(inside, 0.95) * 1000:.1f} ms"
         )
     inside = own_share(result["server"])[2]
     errors = [e for p in phases for e in p["errors"]]
