@@ -406,11 +406,7 @@ async def chat(
         warm = await chat_phase(
             kind, url, rasa_url, args.residents, think, WARMUP_OFFSET + n * 1000, phase_pids(path)
         )
-        print(
-            f"  {time.strftime('%H:%M:%S')} warm-up {path:<7} {len(warm['seconds'])} messages, "
-            f"p95 {summary(warm['seconds'])['p95']:.1f} ms (not counted), {load_line()}",
-            flush=True,
-        )
+        print_phase(f"warm-up {path:<7}", warm, "(not counted)")
     async with aiohttp.ClientSession() as http:
         for url, _ in webs.values():
             await (await http.get(f"{url}{STATS_PATH}")).read()  # reset
@@ -419,12 +415,7 @@ async def chat(
         for n in range(args.rounds):
             pair = await together(webs["web"][0], rasa_url, args, n * 1000, phase_pids("web"))
             for phase in pair:
-                print(
-                    f"  {time.strftime('%H:%M:%S')} {phase['path']:<7} {len(phase['seconds'])} messages, "
-                    f"{phase['tickets']} tickets, p95 {summary(phase['seconds'])['p95']:.1f} ms (side by side), "
-                    f"{load_line()}",
-                    flush=True,
-                )
+                print_phase(f"{phase['path']:<7}", phase, "(side by side)")
             phases.extend(pair)
         return {"phases": phases, **await server_stats(webs)}
     paths = [*(reversed(webs) if args.old_first else webs), "rest"]
@@ -434,13 +425,18 @@ async def chat(
         kind = "rest" if path == "rest" else "web"
         phase = await chat_phase(kind, url, rasa_url, args.residents, args.think, n * 1000, phase_pids(path))
         phase["path"] = path
-        print(
-            f"  {time.strftime('%H:%M:%S')} {path:<7} {len(phase['seconds'])} messages, {phase['tickets']} tickets, "
-            f"p95 {summary(phase['seconds'])['p95']:.1f} ms, {load_line()}",
-            flush=True,
-        )
+        print_phase(f"{path:<7}", phase)
         phases.append(phase)
     return {"phases": phases, **await server_stats(webs)}
+
+
+def print_phase(name: str, phase: dict[str, Any], note: str = "") -> None:
+    """One line as a phase ends: its messages and tickets, its p95, the load."""
+    print(
+        f"  {time.strftime('%H:%M:%S')} {name} {len(phase['seconds'])} messages, {phase['tickets']} tickets, "
+        f"p95 {summary(phase['seconds'])['p95']:.1f} ms{' ' + note if note else ''}, {load_line()}",
+        flush=True,
+    )
 
 
 async def server_stats(webs: dict[str, tuple[str, int]]) -> dict[str, Any]:
@@ -871,9 +867,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main() -> int:
-    args = parser().parse_args()
+    options = parser()
+    args = options.parse_args()
     if args.together and args.old:
-        parser().error("--together compares the web with REST side by side: not with --old")
+        options.error("--together compares the web with REST side by side: not with --old")
     if args.serve:
         serve()
         return 0

@@ -49,6 +49,7 @@ class LeasedRedisLockStore(LockStore):
         self.lease_s = float(options.get("lease_s", LEASE_S))
         prefix = str(options.get("key_prefix") or "")
         self.key_prefix = f"{prefix}:{KEY_PREFIX}" if prefix.isalnum() else KEY_PREFIX
+        timeout = float(options.get("socket_timeout", 10))  # connecting and each command
         self.red = aioredis.Redis(
             host=endpoint_config.url or "localhost",
             port=int(options.get("port", 6379)),
@@ -59,8 +60,8 @@ class LeasedRedisLockStore(LockStore):
             ssl_certfile=options.get("ssl_certfile"),
             ssl_keyfile=options.get("ssl_keyfile"),
             ssl_ca_certs=options.get("ssl_ca_certs"),
-            socket_timeout=float(options.get("socket_timeout", 10)),
-            socket_connect_timeout=float(options.get("socket_timeout", 10)),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         super().__init__()
 

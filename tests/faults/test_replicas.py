@@ -222,17 +222,17 @@ async def test_a_turn_in_flight_when_its_rasa_replica_is_killed(
     keeps the message ("暂时联系不上…已经保存") and replays it on replica 2, which must take it once and answer
     it well within the minute a resident waits before saying it again."""
     victim = deployment.replicas[0]
-    in_flight: asyncio.Queue[Resident] = asyncio.Queue()
+    in_flight = asyncio.Event()
     chosen: list[Resident] = []
 
     async def before(resident: Resident, text: str) -> None:
         if text != resident.problem and deployment.replica_of(resident.sender) is victim and not chosen:
             chosen.append(resident)
             pause(victim.actions)  # Rasa calls it to validate this answer, and waits
-            in_flight.put_nowait(resident)
+            in_flight.set()
 
     async def kill_in_flight() -> None:
-        await asyncio.wait_for(in_flight.get(), 120)
+        await asyncio.wait_for(in_flight.wait(), 120)
         await asyncio.sleep(1.0)  # the turn is in Rasa 1, waiting for its action server
         victim.rasa.kill()
         resume(victim.actions)
